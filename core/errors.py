@@ -1,0 +1,164 @@
+"""Every error cairnflow raises, in one tree.
+
+This module imports nothing outside the standard library, so that any code
+(including the cloud adapters) can catch cairnflow's errors without importing
+a cloud SDK. Backends translate their SDK's exceptions into these in exactly
+one place each, and always ``raise ... from`` the original, so the SDK error
+stays available as ``__cause__``.
+
+::
+
+    CairnflowError
+    ├── StoreError                      the object store refused or failed a request
+    │   ├── AlreadyExistsError          create-only write found the key taken
+    │   ├── PreconditionFailedError     update-if-match found another version (or none)
+    │   ├── NotFoundError               no object under that key
+    │   ├── TransientStoreError         try again later (5xx, throttling, timeouts)
+    │   ├── StoreAccessError            credentials, permissions, missing bucket: do not retry
+    │   └── ConditionalWritesUnsupportedError   the store ignores conditional headers
+    ├── ConflictError                   another writer advanced the thread first
+    ├── NondeterminismError             replay diverged from the recorded history
+    ├── CorruptCheckpointError          an object failed its checksum or format checks
+    │   └── UnsupportedFormatError      written by a newer (or unknown) format version
+    ├── SerializationError              a value cannot be stored (or loaded) safely
+    ├── InvalidThreadIdError            (also a ValueError)
+    ├── ThreadNotFoundError             no checkpoint for that thread
+    └── ResumeError                     resume() called in a state that cannot take it
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExistsError",
+    "CairnflowError",
+    "ConditionalWritesUnsupportedError",
+    "ConflictError",
+    "CorruptCheckpointError",
+    "InvalidThreadIdError",
+    "NondeterminismError",
+    "NotFoundError",
+    "PreconditionFailedError",
+    "ResumeError",
+    "SerializationError",
+    "StoreAccessError",
+    "StoreError",
+    "ThreadNotFoundError",
+    "TransientStoreError",
+    "UnsupportedFormatError",
+]
+
+
+class CairnflowError(Exception):
+    """Base class of every error raised by cairnflow."""
+
+
+# --------------------------------------------------------------------------- store
+
+
+class StoreError(CairnflowError):
+    """An object-store request failed.
+
+    ``key`` names the object (or prefix) involved, ``store`` the store's URL;
+    neither ever holds object bodies or credentials.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, store: str | None = None) -> None:
+        parts = [message]
+        if key is not None:
+            parts.append(f"key={key!r}")
+        if store is not None:
+            parts.append(f"store={store}")
+        super().__init__(" ".join(parts) if len(parts) == 1 else f"{message} ({', '.join(parts[1:])})")
+        self.key = key
+        self.store = store
+
+
+class AlreadyExistsError(StoreError):
+    """A create-only write found an object already under the key."""
+
+
+class PreconditionFailedError(StoreError):
+    """An update-if-match write (or delete) found a different version of the object."""
+
+
+class NotFoundError(StoreError):
+    """No object exists under the key."""
+
+
+class TransientStoreError(StoreError):
+    """The request may succeed if tried again later.
+
+    ``ambiguous`` is true when the request may have been applied even though
+    no success was seen (a timeout or dropped connection after the body was
+    sent). Callers must then verify, never assume, the outcome of a write.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str | None = None,
+        store: str | None = None,
+        ambiguous: bool = True,
+    ) -> None:
+        super().__init__(message, key=key, store=store)
+        self.ambiguous = ambiguous
+
+
+class StoreAccessError(StoreError):
+    """Credentials, permissions or the bucket itself are wrong; retrying will not help."""
+
+
+class ConditionalWritesUnsupportedError(StoreError):
+    """The store accepted a write that its condition should have refused.
+
+    Running on such a store would silently lose cairnflow's guarantees, so it
+    is refused.
+    """
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+class ConflictError(CairnflowError):
+    """Another writer advanced the thread since this writer loaded it.
+
+    Nothing was written by the losing writer. Load the thread again to see
+    the winner's state.
+    """
+
+    def __init__(self, message: str, *, thread_id: str | None = None) -> None:
+        super().__init__(message)
+        self.thread_id = thread_id
+
+
+class NondeterminismError(CairnflowError):
+    """On replay, a workflow made a call that differs from the recorded one at that position."""
+
+
+class CorruptCheckpointError(CairnflowError):
+    """A stored object is truncated, fails its checksum, or is not a cairnflow checkpoint."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(f"{message} (key={key!r})" if key is not None else message)
+        self.key = key
+
+
+class UnsupportedFormatError(CorruptCheckpointError):
+    """An object was written in a format version this release cannot read."""
+
+
+class SerializationError(CairnflowError):
+    """A value cannot be serialised safely, or a stored value cannot be loaded safely."""
+
+
+class InvalidThreadIdError(CairnflowError, ValueError):
+    """The thread id is empty, too long, or not a string."""
+
+
+class ThreadNotFoundError(CairnflowError):
+    """No checkpoint exists for the thread."""
+
+
+class ResumeError(CairnflowError):
+    """``resume()`` was called on a thread whose state cannot take it."""

@@ -1,0 +1,116 @@
+"""Key layout of the checkpoint log (format version 1).
+
+::
+
+    {prefix}v1/threads/{thread}/{inverted seq}
+
+* ``{thread}`` is the thread id, percent-encoded byte by byte: lowercase
+  ASCII letters, digits, ``-`` and ``_`` stay as they are, every other byte
+  becomes ``%XX`` with uppercase hex. The encoding is injective, contains no
+  ``/`` or ``.``, so no id can escape its prefix (``..``, ``a/b``) or collide
+  with another (``a`` vs ``a/b``, ``a%2F`` vs ``a/``), and it stays
+  injective on case-insensitive file systems (letters that could fold only
+  ever appear as escapes, escapes are always uppercase).
+* ``{inverted seq}`` is ``MAX_SEQ - seq`` as 12 decimal digits, so that an
+  ascending listing of a thread's prefix yields its newest checkpoint first:
+  finding the head of a thread is one ``LIST`` with a limit of 1, whatever
+  the history length.
+"""
+
+from __future__ import annotations
+
+from cairnflow.core.errors import InvalidThreadIdError
+
+__all__ = [
+    "FORMAT_PREFIX",
+    "MAX_ENCODED_THREAD_ID",
+    "MAX_SEQ",
+    "checkpoint_key",
+    "decode_thread_id",
+    "encode_thread_id",
+    "parse_checkpoint_key",
+    "thread_prefix",
+    "threads_prefix",
+]
+
+FORMAT_PREFIX = "v1/"
+MAX_SEQ = 10**12 - 1
+_SEQ_DIGITS = 12
+#: Longest encoded thread id: it must fit one file name (255 bytes) in the local store.
+MAX_ENCODED_THREAD_ID = 240
+_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
+_HEX = "0123456789ABCDEF"
+
+
+def encode_thread_id(thread_id: str) -> str:
+    """Encode a thread id as one key segment; raise InvalidThreadIdError if it cannot be one."""
+    if not isinstance(thread_id, str):
+        raise InvalidThreadIdError(f"thread id must be a str, not {type(thread_id).__name__}")
+    if not thread_id:
+        raise InvalidThreadIdError("thread id must not be empty")
+    try:
+        raw = thread_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidThreadIdError("thread id is not valid unicode (lone surrogate)") from None
+    out = []
+    for byte in raw:
+        if byte in _SAFE:
+            out.append(chr(byte))
+        else:
+            out.append(f"%{_HEX[byte >> 4]}{_HEX[byte & 15]}")
+    encoded = "".join(out)
+    if len(encoded) > MAX_ENCODED_THREAD_ID:
+        raise InvalidThreadIdError(
+            f"thread id too long: it encodes to {len(encoded)} characters, the limit is "
+            f"{MAX_ENCODED_THREAD_ID} (240 lowercase letters, digits, '-' or '_'; "
+            "other bytes take three characters each)"
+        )
+    return encoded
+
+
+def decode_thread_id(segment: str) -> str:
+    """Invert :func:`encode_thread_id`; ValueError if ``segment`` is not an encoding."""
+    raw = bytearray()
+    i = 0
+    while i < len(segment):
+        ch = segment[i]
+        if ch == "%":
+            hex_pair = segment[i + 1 : i + 3]
+            if len(hex_pair) != 2 or not all(c in _HEX for c in hex_pair):
+                raise ValueError(f"bad escape in encoded thread id {segment!r}")
+            raw.append(int(hex_pair, 16))
+            i += 3
+        elif ord(ch) < 128 and ord(ch) in _SAFE:
+            raw.append(ord(ch))
+            i += 1
+        else:
+            raise ValueError(f"not an encoded thread id: {segment!r}")
+    thread_id = raw.decode("utf-8")
+    if encode_thread_id(thread_id) != segment:  # e.g. "%61" for "a": not canonical
+        raise ValueError(f"not a canonical thread id encoding: {segment!r}")
+    return thread_id
+
+
+def threads_prefix(prefix: str) -> str:
+    return f"{prefix}{FORMAT_PREFIX}threads/"
+
+
+def thread_prefix(prefix: str, thread_id: str) -> str:
+    return f"{threads_prefix(prefix)}{encode_thread_id(thread_id)}/"
+
+
+def checkpoint_key(prefix: str, thread_id: str, seq: int) -> str:
+    if not 0 <= seq <= MAX_SEQ:
+        raise ValueError(f"sequence number out of range: {seq}")
+    return f"{thread_prefix(prefix, thread_id)}{MAX_SEQ - seq:0{_SEQ_DIGITS}d}"
+
+
+def parse_checkpoint_key(prefix: str, key: str) -> tuple[str, int]:
+    """Return (thread id, seq) for a checkpoint key; ValueError for anything else."""
+    base = threads_prefix(prefix)
+    if not key.startswith(base):
+        raise ValueError(f"not under {base!r}: {key!r}")
+    segment, sep, inverted = key[len(base) :].partition("/")
+    if not sep or len(inverted) != _SEQ_DIGITS or not inverted.isdigit() or not inverted.isascii():
+        raise ValueError(f"not a checkpoint key: {key!r}")
+    return decode_thread_id(segment), MAX_SEQ - int(inverted)

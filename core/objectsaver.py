@@ -1,0 +1,377 @@
+"""The checkpoint log on any object store with conditional writes.
+
+Layout (see :mod:`cairnflow.core.keys`)::
+
+    {prefix}v1/threads/{encoded thread}/{999999999999 - seq}
+
+Every checkpoint object is written once, create-only, and never modified.
+
+**Snapshot + tail.** A checkpoint is either a *snapshot* (its body holds
+every record of the state) or a *delta* (its body holds the records added
+since its base snapshot, i.e. the whole tail, and names the base). So the
+state at any checkpoint is at most two objects: the checkpoint and its base.
+A writer turns an append into a snapshot when the tail would exceed
+``snapshot_every`` records or ``snapshot_bytes`` bytes, which bounds the size
+of a delta independently of the history length.
+
+**Costs** (requests to the store):
+
+===========================  ===============================================
+operation                    requests
+===========================  ===============================================
+``latest(thread)``           1 LIST (limit 1) + 1 GET, + 1 GET if a delta
+``append`` (common case)     1 PUT (create-only)
+``append`` lost race         1 PUT + 1 GET (to tell our own write from theirs)
+``get(thread, id)``          1 GET, + 1 GET if a delta
+``history(limit=n)``         1 LIST + n GETs
+``threads()``                1 LIST per thread (skip-scan)
+===========================  ===============================================
+
+**Ambiguous writes.** Every checkpoint body carries a fresh random writer
+token. When a create-only PUT is refused because the key exists, the saver
+reads the object back: if its bytes are ours (an earlier attempt, or the
+SDK's own retry, landed after all) the append succeeded; otherwise another
+writer won and the append raises :class:`ConflictError`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar, cast
+
+from cairnflow.core import codec, keys
+from cairnflow.core.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    CorruptCheckpointError,
+    NotFoundError,
+    SerializationError,
+    ThreadNotFoundError,
+    TransientStoreError,
+)
+from cairnflow.core.retry import RetryPolicy, call_with_retry
+from cairnflow.core.saver import Checkpoint, CheckpointInfo, CheckpointSaver, Kind, Status
+from cairnflow.core.serde import Serializer, default_serializer
+from cairnflow.core.store import CREATE, ObjectStore, StoredObject
+
+__all__ = ["ObjectStoreSaver"]
+
+T = TypeVar("T")
+
+_KINDS = ("snapshot", "delta", "fork", "tombstone")
+_STATUSES = ("running", "interrupted", "suspended", "completed", "failed", "deleted")
+#: Retries of the protocol's own store requests: transient errors only.
+DEFAULT_STORE_RETRY = RetryPolicy(
+    max_attempts=5, initial_interval=0.05, max_interval=2.0, retry_on=(TransientStoreError,)
+)
+
+
+class ObjectStoreSaver(CheckpointSaver):
+    """A :class:`CheckpointSaver` on an :class:`ObjectStore`.
+
+    ``prefix`` scopes every key (use one prefix per application or tenant).
+    ``serializer`` turns records into bytes (default: safe JSON).
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        prefix: str = "",
+        serializer: Serializer | None = None,
+        snapshot_every: int = 16,
+        snapshot_bytes: int = 64 * 1024,
+        store_retry: RetryPolicy = DEFAULT_STORE_RETRY,
+    ) -> None:
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        self.store = store
+        self.prefix = prefix
+        self.serializer: Serializer = serializer or default_serializer
+        self.snapshot_every = snapshot_every
+        self.snapshot_bytes = snapshot_bytes
+        self.store_retry = store_retry
+
+    def __repr__(self) -> str:
+        return f"ObjectStoreSaver({self.store.url!r}, prefix={self.prefix!r})"
+
+    # ------------------------------------------------------------------ low level
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        return call_with_retry(fn, self.store_retry)
+
+    def _head_key(self, thread_id: str) -> str | None:
+        prefix = keys.thread_prefix(self.prefix, thread_id)
+        found = self._retry(lambda: next(iter(self.store.list(prefix, limit=1)), None))
+        return found.key if found else None
+
+    def _decode(self, thread_id: str, seq: int, key: str, obj: StoredObject) -> tuple[dict[str, Any], list[Any]]:
+        env = codec.decode(obj.data, key=key)
+        header = env.header
+        if header.get("thread") != thread_id or header.get("seq") != seq:
+            raise CorruptCheckpointError(
+                "object does not belong at this key (copied from another thread or position?)", key=key
+            )
+        if header.get("kind") not in _KINDS or header.get("status") not in _STATUSES:
+            raise CorruptCheckpointError("unknown checkpoint kind or status", key=key)
+        if env.flags & codec.FLAG_ENCRYPTED:
+            raise CorruptCheckpointError("object is encrypted and this saver has no key", key=key)
+        serde_name = header.get("serde")
+        if serde_name != self.serializer.name:
+            raise SerializationError(
+                f"checkpoint {key!r} was written with serializer {serde_name!r}, this saver uses "
+                f"{self.serializer.name!r}; refusing to load it"
+            )
+        records = self.serializer.loads(env.body)
+        if not isinstance(records, list):
+            raise CorruptCheckpointError("checkpoint body is not a list of records", key=key)
+        return header, records
+
+    def _read(self, thread_id: str, seq: int) -> tuple[dict[str, Any], list[Any]]:
+        key = keys.checkpoint_key(self.prefix, thread_id, seq)
+        try:
+            obj = self._retry(lambda: self.store.get(key))
+        except NotFoundError:
+            raise ThreadNotFoundError(f"no checkpoint {seq} in thread {thread_id!r}") from None
+        return self._decode(thread_id, seq, key, obj)
+
+    @staticmethod
+    def _info(header: dict[str, Any]) -> CheckpointInfo:
+        return CheckpointInfo(
+            thread_id=header["thread"],
+            seq=header["seq"],
+            kind=header["kind"],
+            status=header["status"],
+            created_at=float(header.get("time", 0.0)),
+            new_records=int(header.get("new", 0)),
+            total_records=int(header.get("total", 0)),
+            parent=header.get("parent"),
+            workflow=header.get("workflow"),
+        )
+
+    def _load(self, thread_id: str, seq: int, header: dict[str, Any], body: list[Any]) -> Checkpoint:
+        """Build the full state at ``seq`` from its object and, for a delta, its base."""
+        info = self._info(header)
+        if info.kind != "delta":
+            return Checkpoint(info, tuple(body), seq, len(body))
+        base_seq = header.get("base")
+        key = keys.checkpoint_key(self.prefix, thread_id, seq)
+        if not isinstance(base_seq, int) or not 0 <= base_seq < seq:
+            raise CorruptCheckpointError("delta names no valid base", key=key)
+        try:
+            base_header, base_body = self._read(thread_id, base_seq)
+        except ThreadNotFoundError:
+            raise CorruptCheckpointError(
+                f"history has a gap: base checkpoint {base_seq} is missing", key=key
+            ) from None
+        if base_header["kind"] == "delta":
+            raise CorruptCheckpointError(f"base checkpoint {base_seq} is not a snapshot", key=key)
+        records = tuple(base_body) + tuple(body)
+        if len(records) != info.total_records:
+            raise CorruptCheckpointError("record count does not match the header", key=key)
+        return Checkpoint(info, records, base_seq, len(base_body))
+
+    def _create(self, thread_id: str, key: str, data: bytes) -> None:
+        """Create-only write that recognises its own earlier attempts; ConflictError otherwise."""
+        try:
+            self._retry(lambda: self.store.put(key, data, CREATE))
+        except AlreadyExistsError:
+            existing = self._retry(lambda: self.store.get(key))
+            if existing.data != data:
+                raise ConflictError(
+                    f"thread {thread_id!r} was advanced by another writer (checkpoint key {key!r} "
+                    "exists); reload the thread and try again",
+                    thread_id=thread_id,
+                ) from None
+            # Our own write landed on an earlier (ambiguous) attempt.
+
+    # ------------------------------------------------------------------ reads
+
+    def latest(self, thread_id: str) -> Checkpoint | None:
+        key = self._head_key(thread_id)
+        if key is None:
+            return None
+        try:
+            found_thread, seq = keys.parse_checkpoint_key(self.prefix, key)
+        except ValueError:
+            raise CorruptCheckpointError("foreign object under the thread's prefix", key=key) from None
+        if found_thread != thread_id:  # cannot happen with a sound encoding; refuse rather than guess
+            raise CorruptCheckpointError("object under the wrong thread prefix", key=key)
+        obj = self._retry(lambda: self.store.get(key))
+        header, body = self._decode(thread_id, seq, key, obj)
+        return self._load(thread_id, seq, header, body)
+
+    def get(self, thread_id: str, checkpoint_id: str | int) -> Checkpoint:
+        seq = _parse_id(checkpoint_id)
+        header, body = self._read(thread_id, seq)
+        return self._load(thread_id, seq, header, body)
+
+    def history(
+        self, thread_id: str, *, limit: int | None = None, before: str | int | None = None
+    ) -> Iterator[CheckpointInfo]:
+        prefix = keys.thread_prefix(self.prefix, thread_id)
+        start_after = keys.checkpoint_key(self.prefix, thread_id, _parse_id(before)) if before is not None else None
+        listing = self._retry(lambda: list(self.store.list(prefix, start_after=start_after, limit=limit)))
+        for entry in listing:
+            try:
+                _, seq = keys.parse_checkpoint_key(self.prefix, entry.key)
+            except ValueError:
+                raise CorruptCheckpointError("foreign object under the thread's prefix", key=entry.key) from None
+            header, _ = self._read(thread_id, seq)
+            yield self._info(header)
+
+    def threads(self, *, limit: int | None = None) -> Iterator[str]:
+        base = keys.threads_prefix(self.prefix)
+        cursor: str | None = None
+        count = 0
+        while limit is None or count < limit:
+            after = cursor
+            found = self._retry(lambda: next(iter(self.store.list(base, start_after=after, limit=1)), None))
+            if found is None:
+                return
+            segment = found.key[len(base) :].partition("/")[0]
+            # '0' is the byte after '/': skip every key of this thread in one step.
+            cursor = f"{base}{segment}0"
+            try:
+                thread_id = keys.decode_thread_id(segment)
+            except ValueError:
+                continue  # a foreign object, not a thread of ours
+            yield thread_id
+            count += 1
+
+    # ------------------------------------------------------------------ writes
+
+    def _write(
+        self,
+        thread_id: str,
+        seq: int,
+        *,
+        kind: Kind,
+        status: Status,
+        body_records: Sequence[Any],
+        new: int,
+        total: int,
+        base: int,
+        workflow: str | None,
+        parent: int | None = None,
+        body: bytes | None = None,
+    ) -> Checkpoint | None:
+        header: dict[str, Any] = {
+            "thread": thread_id,
+            "seq": seq,
+            "kind": kind,
+            "status": status,
+            "base": base,
+            "new": new,
+            "total": total,
+            "time": time.time(),
+            "writer": uuid.uuid4().hex,
+            "serde": self.serializer.name,
+        }
+        if workflow is not None:
+            header["workflow"] = workflow
+        if parent is not None:
+            header["parent"] = parent
+        if body is None:
+            body = self.serializer.dumps(list(body_records))
+        key = keys.checkpoint_key(self.prefix, thread_id, seq)
+        self._create(thread_id, key, codec.encode(header, body))
+        return None
+
+    def append(
+        self,
+        thread_id: str,
+        head: Checkpoint | None,
+        records: Sequence[Any],
+        *,
+        status: Status,
+        workflow: str | None = None,
+    ) -> Checkpoint:
+        keys.encode_thread_id(thread_id)  # validate early, before any request
+        new = list(records)
+        seq = 0 if head is None else head.seq + 1
+        previous: tuple[Any, ...] = () if head is None else head.records
+        everything = previous + tuple(new)
+        if head is not None and head.info.workflow is not None and workflow is None:
+            workflow = head.info.workflow
+        if head is not None and head.info.kind != "tombstone":
+            tail = list(previous[head.base_len :]) + new
+            if len(tail) <= self.snapshot_every:
+                body = self.serializer.dumps(tail)
+                if len(body) <= self.snapshot_bytes or len(tail) == len(new):
+                    self._write(
+                        thread_id, seq, kind="delta", status=status, body_records=tail, new=len(new),
+                        total=len(everything), base=head.base_seq, workflow=workflow, body=body,
+                    )
+                    info = self._header_info(thread_id, seq, "delta", status, len(new), len(everything), workflow)
+                    return Checkpoint(info, everything, head.base_seq, head.base_len)
+        if head is not None and head.info.kind == "tombstone":
+            everything = tuple(new)  # a deleted thread starts afresh
+        self._write(
+            thread_id, seq, kind="snapshot", status=status, body_records=everything, new=len(new),
+            total=len(everything), base=seq, workflow=workflow,
+        )
+        info = self._header_info(thread_id, seq, "snapshot", status, len(new), len(everything), workflow)
+        return Checkpoint(info, everything, seq, len(everything))
+
+    @staticmethod
+    def _header_info(
+        thread_id: str, seq: int, kind: Kind, status: Status, new: int, total: int, workflow: str | None,
+        parent: int | None = None,
+    ) -> CheckpointInfo:
+        return CheckpointInfo(thread_id, seq, kind, status, time.time(), new, total, parent, workflow)
+
+    def fork(self, thread_id: str, checkpoint_id: str | int) -> Checkpoint:
+        source = self.get(thread_id, checkpoint_id)
+        head = self.latest(thread_id)
+        assert head is not None  # source exists, so the thread has a head
+        seq = head.seq + 1
+        status = cast(Status, source.status)
+        self._write(
+            thread_id, seq, kind="fork", status=status, body_records=source.records, new=0,
+            total=len(source.records), base=seq, workflow=source.info.workflow, parent=source.seq,
+        )
+        info = self._header_info(
+            thread_id, seq, "fork", status, 0, len(source.records), source.info.workflow, source.seq
+        )
+        return Checkpoint(info, source.records, seq, len(source.records))
+
+    def delete_thread(self, thread_id: str, *, purge: bool = False) -> None:
+        prefix = keys.thread_prefix(self.prefix, thread_id)
+        while True:
+            head_key = self._head_key(thread_id)
+            if head_key is None:
+                return
+            _, head_seq = keys.parse_checkpoint_key(self.prefix, head_key)
+            obj = self._retry(lambda: self.store.get(head_key))
+            header = codec.decode(obj.data, key=head_key).header
+            if header.get("kind") == "tombstone":
+                tomb_seq = head_seq
+                break
+            tomb_seq = head_seq + 1
+            try:
+                self._write(
+                    thread_id, tomb_seq, kind="tombstone", status="deleted", body_records=[], new=0,
+                    total=0, base=tomb_seq, workflow=header.get("workflow"),
+                )
+                break
+            except ConflictError:
+                continue  # a writer advanced the thread meanwhile: fence again above it
+        tomb_key = keys.checkpoint_key(self.prefix, thread_id, tomb_seq)
+        doomed = [o.key for o in self._retry(lambda: list(self.store.list(prefix))) if o.key != tomb_key]
+        for key in reversed(doomed):  # oldest first
+            self._retry(lambda k=key: self.store.delete(k))  # type: ignore[misc]
+        if purge:
+            self._retry(lambda: self.store.delete(tomb_key))
+
+
+def _parse_id(checkpoint_id: str | int) -> int:
+    try:
+        seq = int(checkpoint_id)
+    except (TypeError, ValueError):
+        raise ThreadNotFoundError(f"not a checkpoint id: {checkpoint_id!r}") from None
+    if not 0 <= seq <= keys.MAX_SEQ:
+        raise ThreadNotFoundError(f"checkpoint id out of range: {checkpoint_id!r}")
+    return seq

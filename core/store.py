@@ -1,0 +1,132 @@
+"""The store seam: the few object-store operations every backend implements.
+
+The checkpoint protocol (:mod:`cairnflow.core.objectsaver`) needs only this:
+
+* ``put(key, data, mode)`` with one of three modes, modelled on Rust's
+  ``object_store``:
+
+  - :data:`CREATE` -- write only if no object exists under ``key``
+    (S3/Azure ``If-None-Match: *``, GCS ``ifGenerationMatch=0``);
+    otherwise :class:`~cairnflow.core.errors.AlreadyExistsError`;
+  - :class:`Update` ``(etag)`` -- write only if the current object's version
+    is ``etag`` (S3/Azure ``If-Match``, GCS ``ifGenerationMatch=<gen>``);
+    otherwise :class:`~cairnflow.core.errors.PreconditionFailedError`
+    (also when the object is gone);
+  - :data:`OVERWRITE` -- unconditional; the protocol never uses it for
+    checkpoints, it exists for tools and tests.
+
+* ``get(key)`` returning the body and its version (ETag or generation);
+* ``list(prefix, start_after=, limit=)`` in ascending byte order of keys;
+* ``delete(key, etag=None)``.
+
+Backends must not emulate a conditional write with a read followed by a
+write, and must not blindly retry a conditional write: the protocol layer
+decides what to retry and verifies the outcome of ambiguous writes. Each
+backend maps its SDK's errors to :mod:`cairnflow.core.errors` in one place.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final, Union
+
+__all__ = [
+    "CREATE",
+    "OVERWRITE",
+    "Create",
+    "ObjectInfo",
+    "ObjectStore",
+    "Overwrite",
+    "PutMode",
+    "StoredObject",
+    "Update",
+]
+
+
+@dataclass(frozen=True)
+class Create:
+    """Put mode: create only; fail with ``AlreadyExistsError`` if the key exists."""
+
+
+@dataclass(frozen=True)
+class Overwrite:
+    """Put mode: write unconditionally."""
+
+
+@dataclass(frozen=True)
+class Update:
+    """Put mode: replace only the version named by ``etag``; else ``PreconditionFailedError``."""
+
+    etag: str
+
+
+PutMode = Union[Create, Overwrite, Update]
+CREATE: Final = Create()
+OVERWRITE: Final = Overwrite()
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object's body and the version it was read at."""
+
+    data: bytes
+    etag: str
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One entry of a listing."""
+
+    key: str
+    size: int
+    etag: str | None = None
+
+
+class ObjectStore(abc.ABC):
+    """A bucket (or directory, or dict) seen through the store seam.
+
+    Keys are ``/``-separated strings of printable ASCII produced by the
+    checkpoint protocol; backends may refuse other keys with ``ValueError``.
+    Implementations must be safe to call from several threads at once.
+    """
+
+    #: A URL naming the store, used in error messages (never holds credentials).
+    url: str = "store://"
+
+    @abc.abstractmethod
+    def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
+        """Write ``data`` under ``key`` according to ``mode``; return the new version (ETag)."""
+
+    @abc.abstractmethod
+    def get(self, key: str) -> StoredObject:
+        """Read the object under ``key``; ``NotFoundError`` if there is none."""
+
+    @abc.abstractmethod
+    def list(
+        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
+    ) -> Iterator[ObjectInfo]:
+        """Yield objects whose key starts with ``prefix``, in ascending key order.
+
+        Only keys strictly greater than ``start_after`` are returned; at most
+        ``limit`` of them. Backends page internally and lazily.
+        """
+
+    @abc.abstractmethod
+    def delete(self, key: str, *, etag: str | None = None) -> None:
+        """Delete ``key``.
+
+        Without ``etag`` this is idempotent: deleting a missing key succeeds.
+        With ``etag``, delete only that version: ``PreconditionFailedError``
+        if the object changed, ``NotFoundError`` if it is gone.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release clients and connections (optional)."""
+
+    def __enter__(self) -> ObjectStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

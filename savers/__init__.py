@@ -1,0 +1,128 @@
+"""cairnflow.savers: one backend per object store, and a registry from URL scheme to backend.
+
+Backends import their cloud SDK only when used: ``open_store("s3://...")``
+imports boto3, ``open_store("file://...")`` imports nothing but the
+standard library. A missing SDK raises :class:`MissingDependencyError`
+naming the pip extra to install.
+
+=========  ===========================  ==================  ==================
+scheme     example                      backend module      pip extra
+=========  ===========================  ==================  ==================
+file       ``file://./.cairnflow``      ``local``           (none)
+memory     ``memory://name``            ``memory``          (none)
+s3         ``s3://bucket/prefix``       ``s3``              ``cairnflow[s3]``
+gs         ``gs://bucket/prefix``       ``gcs``             ``cairnflow[gcs]``
+az         ``az://container/prefix``    ``azure``           ``cairnflow[azure]``
+=========  ===========================  ==================  ==================
+
+Every backend module defines ``store_from_url(bucket, prefix, **options)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import urllib.parse
+from typing import TYPE_CHECKING, Any
+
+from cairnflow.core.errors import CairnflowError
+
+if TYPE_CHECKING:
+    from cairnflow.core.objectsaver import ObjectStoreSaver
+    from cairnflow.core.serde import Serializer
+    from cairnflow.core.store import ObjectStore
+
+__all__ = ["MissingDependencyError", "open_saver", "open_store", "parse_url"]
+
+
+class MissingDependencyError(CairnflowError, ImportError):
+    """A backend's SDK is not installed; the message names the pip extra."""
+
+
+# scheme -> (module, pip extra or None, SDK top-level modules it needs)
+_SCHEMES: dict[str, tuple[str, str | None]] = {
+    "file": ("cairnflow.savers.local", None),
+    "memory": ("cairnflow.savers.memory", None),
+    "s3": ("cairnflow.savers.s3", "s3"),
+    "gs": ("cairnflow.savers.gcs", "gcs"),
+    "az": ("cairnflow.savers.azure", "azure"),
+}
+
+_memory_stores: dict[str, ObjectStore] = {}
+_memory_lock = threading.Lock()
+
+
+def parse_url(url: str) -> tuple[str, str, str]:
+    """Split a store URL into (scheme, bucket or location, key prefix).
+
+    The prefix is normalised to end with ``/`` (or to be empty).
+    """
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        known = ", ".join(f"{s}://" for s in _SCHEMES)
+        raise ValueError(f"unknown store URL scheme in {url!r}; known: {known}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"store URLs take no query or fragment: {url!r}")
+    if scheme == "file":
+        location = parts.netloc + parts.path
+        if not location:
+            raise ValueError(f"file URL names no directory: {url!r}")
+        return scheme, location, ""
+    if not parts.netloc:
+        raise ValueError(f"store URL names no bucket: {url!r}")
+    prefix = parts.path.strip("/")
+    return scheme, parts.netloc, f"{prefix}/" if prefix else ""
+
+
+def _backend(scheme: str) -> Any:
+    module_name, extra = _SCHEMES[scheme]
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        if extra is None or (exc.name or "").startswith("cairnflow"):
+            raise
+        raise MissingDependencyError(
+            f"{scheme}:// needs the {exc.name!r} package: pip install 'cairnflow[{extra}]'"
+        ) from exc
+
+
+def open_store(url: str, **options: Any) -> tuple[ObjectStore, str]:
+    """Open the object store named by ``url``; return it and the key prefix to use.
+
+    ``options`` go to the backend (for example ``client=`` for S3, GCS and Azure).
+    """
+    scheme, location, prefix = parse_url(url)
+    if scheme == "memory":
+        # Named memory stores are shared within the process, so that two
+        # open_saver("memory://x") calls see the same threads.
+        from cairnflow.savers.memory import MemoryStore
+
+        with _memory_lock:
+            store = _memory_stores.get(location)
+            if store is None:
+                store = _memory_stores[location] = MemoryStore(location)
+        return store, prefix
+    if scheme == "file":
+        from cairnflow.savers.local import LocalStore
+
+        return LocalStore(location, **options), prefix
+    store = _backend(scheme).store_from_url(location, prefix, **options)
+    return store, prefix
+
+
+def open_saver(
+    url: str,
+    *,
+    serializer: Serializer | None = None,
+    **store_options: Any,
+) -> ObjectStoreSaver:
+    """Open a checkpoint saver on the store named by ``url``.
+
+    >>> saver = open_saver("file://./.cairnflow")        # doctest: +SKIP
+    >>> saver = open_saver("s3://my-bucket/workflows")   # doctest: +SKIP
+    """
+    from cairnflow.core.objectsaver import ObjectStoreSaver
+
+    store, prefix = open_store(url, **store_options)
+    return ObjectStoreSaver(store, prefix=prefix, serializer=serializer)

@@ -1,0 +1,254 @@
+"""The embedded default: objects as files under one directory.
+
+Guarantees, across any number of processes on one machine sharing the
+directory (a local file system, not NFS):
+
+* **create-only is atomic**: the body goes to a hidden temporary file, is
+  fsynced, then published with ``os.link`` (which fails if the name exists);
+  no reader ever sees a half-written object, and of two racing creators
+  exactly one wins.
+* **compare-and-swap is atomic**: an update takes an exclusive ``flock`` on a
+  per-key lock file, checks the current version, then publishes with
+  ``os.replace``. Readers take no lock: ``os.replace`` swaps whole files.
+* **a crash mid-write leaves nothing visible**: at worst a hidden temporary
+  file, which listings skip.
+
+A key cannot also be the "directory" of other keys here (``a`` and ``a/b``);
+the checkpoint protocol never makes such pairs, and the local store refuses
+them with ``AlreadyExistsError``/``ValueError`` rather than guessing.
+
+The version (ETag) of an object is a digest of its content, so it cannot
+repeat for different content (no ABA through recycled inode numbers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from cairnflow.core.errors import (
+    AlreadyExistsError,
+    NotFoundError,
+    PreconditionFailedError,
+    StoreAccessError,
+)
+from cairnflow.core.store import (
+    CREATE,
+    Create,
+    ObjectInfo,
+    ObjectStore,
+    Overwrite,
+    PutMode,
+    StoredObject,
+    Update,
+)
+
+__all__ = ["LocalStore"]
+
+_LOCK_DIR = ".locks"
+_TMP_PREFIX = ".tmp-"
+_ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.%~+=")
+
+
+def _etag(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+class LocalStore(ObjectStore):
+    """Objects stored as files below ``root`` (created if missing)."""
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.root = Path(root).absolute()
+        self.url = f"file://{self.root}"
+        self._fsync = fsync
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreAccessError(f"cannot create store directory: {exc.strerror}", store=self.url) from exc
+
+    # ------------------------------------------------------------------ keys
+
+    def _path(self, key: str) -> Path:
+        """Map a key to a path, refusing anything that could leave the root."""
+        segments = key.split("/")
+        for seg in segments:
+            if (
+                not seg
+                or seg.startswith(".")
+                or len(seg.encode()) > 255
+                or not _ALLOWED.issuperset(seg)
+            ):
+                raise ValueError(f"key not allowed in a local store: {key!r}")
+        return self.root.joinpath(*segments)
+
+    # ------------------------------------------------------------------ write
+
+    def _write_temp(self, directory: Path, data: bytes) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if self._fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        return tmp
+
+    def _sync_dir(self, directory: Path) -> None:
+        if not self._fsync or os.name == "nt":
+            return
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
+        path = self._path(key)
+        data = bytes(data)
+        # A concurrent delete may remove the (empty) directory between our
+        # mkdir and our link/replace; try again a few times in that case.
+        for _ in range(5):
+            tmp: Path | None = None
+            try:
+                tmp = self._write_temp(path.parent, data)
+                if isinstance(mode, Create):
+                    try:
+                        os.link(tmp, path)
+                    except FileExistsError:
+                        raise AlreadyExistsError("object exists", key=key, store=self.url) from None
+                elif isinstance(mode, Update):
+                    with self._key_lock(key):
+                        try:
+                            current = _etag(path.read_bytes())
+                        except FileNotFoundError:
+                            raise PreconditionFailedError(
+                                "object does not exist", key=key, store=self.url
+                            ) from None
+                        if current != mode.etag:
+                            raise PreconditionFailedError(
+                                "object version changed", key=key, store=self.url
+                            )
+                        os.replace(tmp, path)
+                elif isinstance(mode, Overwrite):
+                    with self._key_lock(key):
+                        os.replace(tmp, path)
+                else:
+                    raise TypeError(f"unknown put mode {mode!r}")
+            except FileNotFoundError:
+                continue
+            finally:
+                if tmp is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+            self._sync_dir(path.parent)
+            return _etag(data)
+        raise StoreAccessError("directory kept vanishing during write", key=key, store=self.url)
+
+    @contextlib.contextmanager
+    def _key_lock(self, key: str) -> Iterator[None]:
+        lock_dir = self.root / _LOCK_DIR
+        lock_dir.mkdir(exist_ok=True)
+        lock_path = lock_dir / hashlib.sha256(key.encode()).hexdigest()[:40]
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.name == "nt":  # pragma: no cover - exercised on Windows only
+                import msvcrt
+
+                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    # ------------------------------------------------------------------ read
+
+    def get(self, key: str) -> StoredObject:
+        try:
+            data = self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError("no such object", key=key, store=self.url) from None
+        return StoredObject(data, _etag(data))
+
+    def list(
+        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
+    ) -> Iterator[ObjectInfo]:
+        if limit is not None and limit <= 0:
+            return
+        dir_part, _, _ = prefix.rpartition("/")
+        start = self._path(dir_part) if dir_part else self.root
+        count = 0
+        for key, size in self._walk(start, f"{dir_part}/" if dir_part else "", prefix, start_after):
+            yield ObjectInfo(key, size)
+            count += 1
+            if limit is not None and count >= limit:
+                return
+
+    def _walk(
+        self, directory: Path, key_prefix: str, prefix: str, start_after: str | None
+    ) -> Iterator[tuple[str, int]]:
+        """Yield (key, size) below ``directory`` in byte order of keys, lazily."""
+        try:
+            with os.scandir(directory) as it:
+                entries = [e for e in it if not e.name.startswith(".")]
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        # Sorting a directory's name as "name/" puts it where its keys sort.
+        ordered = sorted(
+            ((key_prefix + e.name + ("/" if e.is_dir(follow_symlinks=False) else ""), e) for e in entries),
+            key=lambda pair: pair[0],
+        )
+        for sort_key, entry in ordered:
+            if sort_key.endswith("/"):
+                # Descend only where the subtree can hold matching keys.
+                if not (sort_key.startswith(prefix) or prefix.startswith(sort_key)):
+                    continue
+                if start_after is not None and start_after >= sort_key and not start_after.startswith(sort_key):
+                    continue
+                yield from self._walk(Path(entry.path), sort_key, prefix, start_after)
+            else:
+                if not sort_key.startswith(prefix):
+                    continue
+                if start_after is not None and sort_key <= start_after:
+                    continue
+                try:
+                    size = entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:
+                    continue
+                yield sort_key, size
+
+    # ------------------------------------------------------------------ delete
+
+    def delete(self, key: str, *, etag: str | None = None) -> None:
+        path = self._path(key)
+        if etag is None:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                os.unlink(path)
+        else:
+            with self._key_lock(key):
+                try:
+                    current = _etag(path.read_bytes())
+                except FileNotFoundError:
+                    raise NotFoundError("no such object", key=key, store=self.url) from None
+                if current != etag:
+                    raise PreconditionFailedError("object version changed", key=key, store=self.url)
+                os.unlink(path)
+        self._prune_empty_dirs(path.parent)
+
+    def _prune_empty_dirs(self, directory: Path) -> None:
+        while directory != self.root and self.root in directory.parents:
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+            directory = directory.parent

@@ -1,0 +1,66 @@
+"""Shared fixtures.
+
+``store`` is parametrized over every backend. Each cloud backend's emulator
+fixture lives in ``tests/emulators/<name>.py`` and provides ``<name>_store``
+(a store on a fresh, empty bucket) and ``<name>_store_factory`` (a callable
+making more stores on the same fresh bucket, for tests that need several
+clients, e.g. several processes' views of one bucket).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cairnflow.core.store import ObjectStore
+from cairnflow.savers.local import LocalStore
+from cairnflow.savers.memory import MemoryStore
+
+from tests.emulators.azure import azure_store, azure_store_factory  # noqa: F401
+from tests.emulators.gcs import gcs_store, gcs_store_factory  # noqa: F401
+from tests.emulators.s3 import s3_store, s3_store_factory  # noqa: F401
+
+#: Every backend the contract suites run against. A new backend adds its name here
+#: and an emulator fixture module; the suites themselves do not change.
+BACKENDS = ["memory", "local", "s3", "gcs", "azure"]
+
+
+@pytest.fixture
+def memory_store() -> ObjectStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+def memory_store_factory(memory_store: ObjectStore) -> Callable[[], ObjectStore]:
+    # A memory store is one process's dict: every "client" shares the same one.
+    return lambda: memory_store
+
+
+@pytest.fixture
+def local_store_factory(tmp_path: Path) -> Callable[[], ObjectStore]:
+    root = tmp_path / "store"
+    return lambda: LocalStore(root)
+
+
+@pytest.fixture
+def local_store(local_store_factory: Callable[[], ObjectStore]) -> ObjectStore:
+    return local_store_factory()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store(backend: str, request: pytest.FixtureRequest) -> ObjectStore:
+    result: ObjectStore = request.getfixturevalue(f"{backend}_store")
+    return result
+
+
+@pytest.fixture
+def store_factory(backend: str, request: pytest.FixtureRequest) -> Callable[[], ObjectStore]:
+    result: Callable[[], ObjectStore] = request.getfixturevalue(f"{backend}_store_factory")
+    return result
