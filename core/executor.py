@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import builtins
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import hashlib
@@ -137,10 +138,8 @@ def _rebuild_error(task_name: str, error: dict[str, str]) -> BaseException:
     message = error.get("message", "")
     candidate = getattr(builtins, name, None) if module == "builtins" else None
     if isinstance(candidate, type) and issubclass(candidate, Exception):
-        try:
+        with contextlib.suppress(Exception):  # an odd constructor signature: fall back
             return candidate(message)
-        except Exception:  # noqa: BLE001 - odd constructor signature: fall back
-            pass
     return TaskFailedError(task_name, error.get("type", "?"), message)
 
 
@@ -186,7 +185,12 @@ class _Committer:
     """
 
     def __init__(
-        self, saver: CheckpointSaver, thread_id: str, head: Checkpoint | None, mode: Durability, workflow: str
+        self,
+        saver: CheckpointSaver,
+        thread_id: str,
+        head: Checkpoint | None,
+        mode: Durability,
+        workflow: str,
     ) -> None:
         self.saver = saver
         self.thread_id = thread_id
@@ -271,8 +275,10 @@ class _Committer:
         error: BaseException | None = None
         new_head: Checkpoint | None = None
         try:
-            new_head = self.saver.append(self.thread_id, self.head, batch, status=status, workflow=self.workflow)
-        except BaseException as exc:
+            new_head = self.saver.append(
+                self.thread_id, self.head, batch, status=status, workflow=self.workflow
+            )
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller below
             error = exc
         finally:
             self._cv.acquire()
@@ -332,7 +338,9 @@ class TaskFuture(Generic[T]):
 class Task(Generic[P, T]):
     """A function whose result is recorded. Call it inside a workflow to get a TaskFuture."""
 
-    def __init__(self, fn: Callable[P, T], *, name: str | None = None, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, fn: Callable[P, T], *, name: str | None = None, retry: RetryPolicy | None = None
+    ) -> None:
         self.fn = fn
         self.name = name or fn.__qualname__
         self.retry = retry or _NO_RETRY
@@ -351,9 +359,15 @@ class Task(Generic[P, T]):
 @overload
 def task(fn: Callable[P, T], /) -> Task[P, T]: ...
 @overload
-def task(*, name: str | None = None, retry: RetryPolicy | None = None) -> Callable[[Callable[P, T]], Task[P, T]]: ...
 def task(
-    fn: Callable[P, T] | None = None, /, *, name: str | None = None, retry: RetryPolicy | None = None
+    *, name: str | None = None, retry: RetryPolicy | None = None
+) -> Callable[[Callable[P, T]], Task[P, T]]: ...
+def task(
+    fn: Callable[P, T] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Task[P, T] | Callable[[Callable[P, T]], Task[P, T]]:
     """Declare a task: ``@task`` or ``@task(retry=RetryPolicy(...), name="charge")``.
 
@@ -408,7 +422,9 @@ class _RunContext:
         self.deadline = deadline
         self.reserve = reserve
         self.workflow = workflow
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="cairnflow-task")
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="cairnflow-task"
+        )
         self._pos = 0
         self.tasks_run = 0
 
@@ -448,12 +464,27 @@ class _RunContext:
         self.tasks_run += 1
         return TaskFuture(self.pool.submit(self._execute, task, pos, digest, args, kwargs))
 
-    def _execute(self, task: Task[Any, T], pos: int, digest: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    def _execute(
+        self,
+        task: Task[Any, T],
+        pos: int,
+        digest: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> T:
         try:
             value = call_with_retry(lambda: task.fn(*args, **kwargs), task.retry)
         except Exception as exc:
             self.committer.commit(
-                [{"op": "task_error", "pos": pos, "name": task.name, "args": digest, "error": _error_record(exc)}]
+                [
+                    {
+                        "op": "task_error",
+                        "pos": pos,
+                        "name": task.name,
+                        "args": digest,
+                        "error": _error_record(exc),
+                    }
+                ]
             )
             raise
         record = {"op": "task", "pos": pos, "name": task.name, "args": digest, "value": value}
@@ -462,7 +493,15 @@ class _RunContext:
         except SerializationError as exc:
             error = SerializationError(f"task {task.name!r} returned a value that cannot be stored: {exc}")
             self.committer.commit(
-                [{"op": "task_error", "pos": pos, "name": task.name, "args": digest, "error": _error_record(error)}]
+                [
+                    {
+                        "op": "task_error",
+                        "pos": pos,
+                        "name": task.name,
+                        "args": digest,
+                        "error": _error_record(error),
+                    }
+                ]
             )
             raise error from exc
         self.committer.commit([record])
@@ -473,7 +512,8 @@ class _RunContext:
         recorded = self.replay.ops.get(pos)
         if recorded is not None and recorded["op"] != "interrupt":
             raise NondeterminismError(
-                f"at position {pos} the workflow called interrupt(), but the history records {_describe(recorded)}"
+                f"at position {pos} the workflow called interrupt(), "
+                f"but the history records {_describe(recorded)}"
             )
         if pos in self.replay.answers:
             return self.replay.answers[pos]
@@ -511,7 +551,7 @@ class Workflow(Generic[T]):
 
     def run(
         self,
-        input: Any = None,  # noqa: A002 - mirrors LangGraph's API
+        input: Any = None,
         *,
         thread_id: str,
         saver: CheckpointSaver,
@@ -552,9 +592,22 @@ class Workflow(Generic[T]):
             if done is not None:
                 return done
         return self._execute(
-            saver, thread_id, head, replay, durability, deadline, reserve, max_workers,
-            first=None if not fresh else {"op": "start", "workflow": self.name, "input": input,
-                                          "input_digest": _digest(saver, input)},
+            saver,
+            thread_id,
+            head,
+            replay,
+            durability,
+            deadline,
+            reserve,
+            max_workers,
+            first=None
+            if not fresh
+            else {
+                "op": "start",
+                "workflow": self.name,
+                "input": input,
+                "input_digest": _digest(saver, input),
+            },
             answer=None,
         )
 
@@ -599,7 +652,16 @@ class Workflow(Generic[T]):
         elif value is not MISSING:
             raise ResumeError(f"thread {thread_id!r} is {head.status}, not waiting for an answer")
         return self._execute(
-            saver, thread_id, head, replay, durability, deadline, reserve, max_workers, first=None, answer=answer
+            saver,
+            thread_id,
+            head,
+            replay,
+            durability,
+            deadline,
+            reserve,
+            max_workers,
+            first=None,
+            answer=answer,
         )
 
     def get_run(self, *, thread_id: str, saver: CheckpointSaver) -> Run | None:
@@ -639,8 +701,11 @@ class Workflow(Generic[T]):
             pending = replay.pending_interrupt()
             if pending is not None:
                 return Run(
-                    thread_id, "interrupted", head.checkpoint_id,
-                    interrupt=pending["value"], interrupt_id=str(pending["pos"]),
+                    thread_id,
+                    "interrupted",
+                    head.checkpoint_id,
+                    interrupt=pending["value"],
+                    interrupt_id=str(pending["pos"]),
                 )
         return None
 
@@ -675,9 +740,14 @@ class Workflow(Generic[T]):
                 # concurrent resume of the same interrupt fail before doing any work.
                 committer.commit([answer])
             ctx = _RunContext(
-                saver=saver, committer=committer, replay=replay,
+                saver=saver,
+                committer=committer,
+                replay=replay,
                 retry_failed=head is not None and head.status == "failed",
-                deadline=deadline, reserve=reserve, max_workers=max_workers, workflow=self.name,
+                deadline=deadline,
+                reserve=reserve,
+                max_workers=max_workers,
+                workflow=self.name,
             )
             token = _current_run.set(ctx)
             outcome: tuple[str, Any]
@@ -689,7 +759,7 @@ class Workflow(Generic[T]):
                 outcome = ("interrupted", stop)
             except _Suspended:
                 outcome = ("suspended", None)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - recorded as the run's failure, then re-raised
                 outcome = ("failed", exc)
             finally:
                 _current_run.reset(token)
@@ -699,7 +769,9 @@ class Workflow(Generic[T]):
             committer.abandon()
             raise
 
-    def _finish(self, committer: _Committer, thread_id: str, outcome: tuple[str, Any], ctx: _RunContext) -> Run:
+    def _finish(
+        self, committer: _Committer, thread_id: str, outcome: tuple[str, Any], ctx: _RunContext
+    ) -> Run:
         kind, payload = outcome
         if committer.error is not None:
             # The thread was lost to another writer (or the store failed): record nothing more.
@@ -708,27 +780,39 @@ class Workflow(Generic[T]):
             try:
                 ctx.dumps(payload)
             except SerializationError as exc:
-                error = SerializationError(f"workflow {self.name!r} returned a value that cannot be stored: {exc}")
+                error = SerializationError(
+                    f"workflow {self.name!r} returned a value that cannot be stored: {exc}"
+                )
                 committer.finish([{"op": "end", "status": "failed", "error": _error_record(error)}], "failed")
                 raise error from exc
             head = committer.finish([{"op": "end", "status": "completed", "value": payload}], "completed")
             return Run(thread_id, "completed", head.checkpoint_id if head else None, result=payload)
         if kind == "interrupted":
             stop = cast(_Interrupted, payload)
-            records = [] if stop.pos in ctx.replay.ops else [{"op": "interrupt", "pos": stop.pos, "value": stop.value}]
+            records = (
+                []
+                if stop.pos in ctx.replay.ops
+                else [{"op": "interrupt", "pos": stop.pos, "value": stop.value}]
+            )
             head = committer.finish(records, "interrupted")
             return Run(
-                thread_id, "interrupted", head.checkpoint_id if head else None,
-                interrupt=stop.value, interrupt_id=str(stop.pos),
+                thread_id,
+                "interrupted",
+                head.checkpoint_id if head else None,
+                interrupt=stop.value,
+                interrupt_id=str(stop.pos),
             )
         if kind == "suspended":
             head = committer.finish([{"op": "suspend"}], "suspended")
             return Run(thread_id, "suspended", head.checkpoint_id if head else None)
-        exc = cast(Exception, payload)
-        if isinstance(exc, ConflictError):
-            raise exc
-        committer.finish([{"op": "end", "status": "failed", "error": _error_record(exc)}], "failed")
-        raise exc
+        failure = cast(Exception, payload)
+        if isinstance(failure, (ConflictError, NondeterminismError)):
+            # Lost the thread, or this code does not match its history: either way the
+            # history must stay as it is (the right code can still resume it).
+            committer.finish([], "running")
+            raise failure
+        committer.finish([{"op": "end", "status": "failed", "error": _error_record(failure)}], "failed")
+        raise failure
 
 
 def _digest(saver: CheckpointSaver, value: Any) -> str:

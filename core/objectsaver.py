@@ -36,10 +36,12 @@ writer won and the append raises :class:`ConflictError`.
 
 from __future__ import annotations
 
+import functools
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from cairnflow.core import codec, keys
 from cairnflow.core.errors import (
@@ -54,7 +56,7 @@ from cairnflow.core.errors import (
 from cairnflow.core.retry import RetryPolicy, call_with_retry
 from cairnflow.core.saver import Checkpoint, CheckpointInfo, CheckpointSaver, Kind, Status
 from cairnflow.core.serde import Serializer, default_serializer
-from cairnflow.core.store import CREATE, ObjectStore, StoredObject
+from cairnflow.core.store import CREATE, ObjectInfo, ObjectStore, StoredObject
 
 __all__ = ["ObjectStoreSaver"]
 
@@ -102,17 +104,25 @@ class ObjectStoreSaver(CheckpointSaver):
     def _retry(self, fn: Callable[[], T]) -> T:
         return call_with_retry(fn, self.store_retry)
 
+    def _first(self, prefix: str, *, start_after: str | None = None) -> ObjectInfo | None:
+        """The first key under ``prefix`` (after ``start_after``): one LIST request."""
+        listing = functools.partial(self.store.list, prefix, start_after=start_after, limit=1)
+        return self._retry(lambda: next(iter(listing()), None))
+
     def _head_key(self, thread_id: str) -> str | None:
-        prefix = keys.thread_prefix(self.prefix, thread_id)
-        found = self._retry(lambda: next(iter(self.store.list(prefix, limit=1)), None))
+        found = self._first(keys.thread_prefix(self.prefix, thread_id))
         return found.key if found else None
 
-    def _decode(self, thread_id: str, seq: int, key: str, obj: StoredObject) -> tuple[dict[str, Any], list[Any]]:
+    def _decode(
+        self, thread_id: str, seq: int, key: str, obj: StoredObject
+    ) -> tuple[dict[str, Any], list[Any], int]:
+        """Check an object and return its header, its records and its body's size."""
         env = codec.decode(obj.data, key=key)
         header = env.header
         if header.get("thread") != thread_id or header.get("seq") != seq:
             raise CorruptCheckpointError(
-                "object does not belong at this key (copied from another thread or position?)", key=key
+                "object does not belong at this key (copied from another thread or position?)",
+                key=key,
             )
         if header.get("kind") not in _KINDS or header.get("status") not in _STATUSES:
             raise CorruptCheckpointError("unknown checkpoint kind or status", key=key)
@@ -127,9 +137,9 @@ class ObjectStoreSaver(CheckpointSaver):
         records = self.serializer.loads(env.body)
         if not isinstance(records, list):
             raise CorruptCheckpointError("checkpoint body is not a list of records", key=key)
-        return header, records
+        return header, records, len(env.body)
 
-    def _read(self, thread_id: str, seq: int) -> tuple[dict[str, Any], list[Any]]:
+    def _read(self, thread_id: str, seq: int) -> tuple[dict[str, Any], list[Any], int]:
         key = keys.checkpoint_key(self.prefix, thread_id, seq)
         try:
             obj = self._retry(lambda: self.store.get(key))
@@ -151,17 +161,19 @@ class ObjectStoreSaver(CheckpointSaver):
             workflow=header.get("workflow"),
         )
 
-    def _load(self, thread_id: str, seq: int, header: dict[str, Any], body: list[Any]) -> Checkpoint:
+    def _load(
+        self, thread_id: str, seq: int, header: dict[str, Any], body: list[Any], body_bytes: int
+    ) -> Checkpoint:
         """Build the full state at ``seq`` from its object and, for a delta, its base."""
         info = self._info(header)
         if info.kind != "delta":
-            return Checkpoint(info, tuple(body), seq, len(body))
+            return Checkpoint(info, tuple(body), seq, len(body), body_bytes)
         base_seq = header.get("base")
         key = keys.checkpoint_key(self.prefix, thread_id, seq)
         if not isinstance(base_seq, int) or not 0 <= base_seq < seq:
             raise CorruptCheckpointError("delta names no valid base", key=key)
         try:
-            base_header, base_body = self._read(thread_id, base_seq)
+            base_header, base_body, base_bytes = self._read(thread_id, base_seq)
         except ThreadNotFoundError:
             raise CorruptCheckpointError(
                 f"history has a gap: base checkpoint {base_seq} is missing", key=key
@@ -171,7 +183,7 @@ class ObjectStoreSaver(CheckpointSaver):
         records = tuple(base_body) + tuple(body)
         if len(records) != info.total_records:
             raise CorruptCheckpointError("record count does not match the header", key=key)
-        return Checkpoint(info, records, base_seq, len(base_body))
+        return Checkpoint(info, records, base_seq, len(base_body), base_bytes)
 
     def _create(self, thread_id: str, key: str, data: bytes) -> None:
         """Create-only write that recognises its own earlier attempts; ConflictError otherwise."""
@@ -200,35 +212,35 @@ class ObjectStoreSaver(CheckpointSaver):
         if found_thread != thread_id:  # cannot happen with a sound encoding; refuse rather than guess
             raise CorruptCheckpointError("object under the wrong thread prefix", key=key)
         obj = self._retry(lambda: self.store.get(key))
-        header, body = self._decode(thread_id, seq, key, obj)
-        return self._load(thread_id, seq, header, body)
+        return self._load(thread_id, seq, *self._decode(thread_id, seq, key, obj))
 
     def get(self, thread_id: str, checkpoint_id: str | int) -> Checkpoint:
         seq = _parse_id(checkpoint_id)
-        header, body = self._read(thread_id, seq)
-        return self._load(thread_id, seq, header, body)
+        return self._load(thread_id, seq, *self._read(thread_id, seq))
 
     def history(
         self, thread_id: str, *, limit: int | None = None, before: str | int | None = None
     ) -> Iterator[CheckpointInfo]:
         prefix = keys.thread_prefix(self.prefix, thread_id)
-        start_after = keys.checkpoint_key(self.prefix, thread_id, _parse_id(before)) if before is not None else None
+        start_after = (
+            keys.checkpoint_key(self.prefix, thread_id, _parse_id(before)) if before is not None else None
+        )
         listing = self._retry(lambda: list(self.store.list(prefix, start_after=start_after, limit=limit)))
         for entry in listing:
             try:
                 _, seq = keys.parse_checkpoint_key(self.prefix, entry.key)
             except ValueError:
-                raise CorruptCheckpointError("foreign object under the thread's prefix", key=entry.key) from None
-            header, _ = self._read(thread_id, seq)
-            yield self._info(header)
+                raise CorruptCheckpointError(
+                    "foreign object under the thread's prefix", key=entry.key
+                ) from None
+            yield self._info(self._read(thread_id, seq)[0])
 
     def threads(self, *, limit: int | None = None) -> Iterator[str]:
         base = keys.threads_prefix(self.prefix)
         cursor: str | None = None
         count = 0
         while limit is None or count < limit:
-            after = cursor
-            found = self._retry(lambda: next(iter(self.store.list(base, start_after=after, limit=1)), None))
+            found = self._first(base, start_after=cursor)
             if found is None:
                 return
             segment = found.key[len(base) :].partition("/")[0]
@@ -298,27 +310,64 @@ class ObjectStoreSaver(CheckpointSaver):
             workflow = head.info.workflow
         if head is not None and head.info.kind != "tombstone":
             tail = list(previous[head.base_len :]) + new
-            if len(tail) <= self.snapshot_every:
-                body = self.serializer.dumps(tail)
-                if len(body) <= self.snapshot_bytes or len(tail) == len(new):
-                    self._write(
-                        thread_id, seq, kind="delta", status=status, body_records=tail, new=len(new),
-                        total=len(everything), base=head.base_seq, workflow=workflow, body=body,
-                    )
-                    info = self._header_info(thread_id, seq, "delta", status, len(new), len(everything), workflow)
-                    return Checkpoint(info, everything, head.base_seq, head.base_len)
+            body = self.serializer.dumps(tail)
+            if len(tail) == len(new) or not self._snapshot_due(head, len(tail), len(body), len(everything)):
+                self._write(
+                    thread_id,
+                    seq,
+                    kind="delta",
+                    status=status,
+                    body_records=tail,
+                    new=len(new),
+                    total=len(everything),
+                    base=head.base_seq,
+                    workflow=workflow,
+                    body=body,
+                )
+                info = self._header_info(thread_id, seq, "delta", status, len(new), len(everything), workflow)
+                return Checkpoint(info, everything, head.base_seq, head.base_len, head.base_bytes)
         if head is not None and head.info.kind == "tombstone":
             everything = tuple(new)  # a deleted thread starts afresh
+        body = self.serializer.dumps(list(everything))
         self._write(
-            thread_id, seq, kind="snapshot", status=status, body_records=everything, new=len(new),
-            total=len(everything), base=seq, workflow=workflow,
+            thread_id,
+            seq,
+            kind="snapshot",
+            status=status,
+            body_records=everything,
+            new=len(new),
+            total=len(everything),
+            base=seq,
+            workflow=workflow,
+            body=body,
         )
         info = self._header_info(thread_id, seq, "snapshot", status, len(new), len(everything), workflow)
-        return Checkpoint(info, everything, seq, len(everything))
+        return Checkpoint(info, everything, seq, len(everything), len(body))
+
+    def _snapshot_due(self, head: Checkpoint, tail_len: int, tail_bytes: int, total: int) -> bool:
+        """Should this append write a full snapshot instead of a delta?
+
+        A delta rewrites the tail (records since the snapshot); a snapshot
+        rewrites everything. Letting the tail grow to about sqrt(2 * total)
+        records (and its bytes in proportion) minimises the bytes written
+        over a run to O(N * sqrt(N)) instead of the O(N^2) of a fixed cap,
+        while a read still touches at most two objects.
+        """
+        max_len = max(self.snapshot_every, math.isqrt(2 * total))
+        max_bytes = self.snapshot_bytes
+        if head.base_len:
+            max_bytes = max(max_bytes, head.base_bytes * max_len // head.base_len)
+        return tail_len > max_len or tail_bytes > max_bytes
 
     @staticmethod
     def _header_info(
-        thread_id: str, seq: int, kind: Kind, status: Status, new: int, total: int, workflow: str | None,
+        thread_id: str,
+        seq: int,
+        kind: Kind,
+        status: Status,
+        new: int,
+        total: int,
+        workflow: str | None,
         parent: int | None = None,
     ) -> CheckpointInfo:
         return CheckpointInfo(thread_id, seq, kind, status, time.time(), new, total, parent, workflow)
@@ -328,10 +377,18 @@ class ObjectStoreSaver(CheckpointSaver):
         head = self.latest(thread_id)
         assert head is not None  # source exists, so the thread has a head
         seq = head.seq + 1
-        status = cast(Status, source.status)
+        status = source.status
         self._write(
-            thread_id, seq, kind="fork", status=status, body_records=source.records, new=0,
-            total=len(source.records), base=seq, workflow=source.info.workflow, parent=source.seq,
+            thread_id,
+            seq,
+            kind="fork",
+            status=status,
+            body_records=source.records,
+            new=0,
+            total=len(source.records),
+            base=seq,
+            workflow=source.info.workflow,
+            parent=source.seq,
         )
         info = self._header_info(
             thread_id, seq, "fork", status, 0, len(source.records), source.info.workflow, source.seq
@@ -345,7 +402,7 @@ class ObjectStoreSaver(CheckpointSaver):
             if head_key is None:
                 return
             _, head_seq = keys.parse_checkpoint_key(self.prefix, head_key)
-            obj = self._retry(lambda: self.store.get(head_key))
+            obj = self._retry(functools.partial(self.store.get, head_key))
             header = codec.decode(obj.data, key=head_key).header
             if header.get("kind") == "tombstone":
                 tomb_seq = head_seq
@@ -353,8 +410,15 @@ class ObjectStoreSaver(CheckpointSaver):
             tomb_seq = head_seq + 1
             try:
                 self._write(
-                    thread_id, tomb_seq, kind="tombstone", status="deleted", body_records=[], new=0,
-                    total=0, base=tomb_seq, workflow=header.get("workflow"),
+                    thread_id,
+                    tomb_seq,
+                    kind="tombstone",
+                    status="deleted",
+                    body_records=[],
+                    new=0,
+                    total=0,
+                    base=tomb_seq,
+                    workflow=header.get("workflow"),
                 )
                 break
             except ConflictError:
@@ -362,7 +426,7 @@ class ObjectStoreSaver(CheckpointSaver):
         tomb_key = keys.checkpoint_key(self.prefix, thread_id, tomb_seq)
         doomed = [o.key for o in self._retry(lambda: list(self.store.list(prefix))) if o.key != tomb_key]
         for key in reversed(doomed):  # oldest first
-            self._retry(lambda k=key: self.store.delete(k))  # type: ignore[misc]
+            self._retry(functools.partial(self.store.delete, key))
         if purge:
             self._retry(lambda: self.store.delete(tomb_key))
 

@@ -33,9 +33,7 @@ class RetryPolicy:
     backoff_factor: float = 2.0
     max_interval: float = 30.0
     jitter: bool = True
-    retry_on: tuple[type[BaseException], ...] | Callable[[BaseException], bool] = field(
-        default=(Exception,)
-    )
+    retry_on: tuple[type[BaseException], ...] | Callable[[BaseException], bool] = field(default=(Exception,))
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:

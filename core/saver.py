@@ -67,6 +67,8 @@ class Checkpoint:
     """The snapshot this checkpoint's state was built on (itself, for a snapshot)."""
     base_len: int
     """How many of ``records`` come from that snapshot."""
+    base_bytes: int = 0
+    """Size of that snapshot's serialised records (drives the snapshot policy)."""
 
     @property
     def thread_id(self) -> str:

@@ -105,10 +105,12 @@ class JsonSerializer:
                     return obj.model_dump(mode="python")
 
                 def decode(data: Any) -> Any:
-                    return cls.model_validate(data)  # type: ignore[attr-defined]
+                    return cls.model_validate(data)
 
             else:
-                raise TypeError(f"{cls!r} is neither a dataclass nor a pydantic model: give encode and decode")
+                raise TypeError(
+                    f"{cls!r} is neither a dataclass nor a pydantic model: give encode and decode"
+                )
         type_name = name or f"{cls.__module__}.{cls.__qualname__}"
         existing = self._by_name.get(type_name)
         if existing is not None and existing.cls is not cls:
@@ -135,13 +137,20 @@ class JsonSerializer:
         kind = type(value)
         registered = self._by_type.get(kind)
         if registered is not None:
-            return {_TAG: "type", "n": registered, "v": self._encode(self._by_name[registered].encode(value))}
+            return {
+                _TAG: "type",
+                "n": registered,
+                "v": self._encode(self._by_name[registered].encode(value)),
+            }
         if kind is list:
             return [self._encode(v) for v in value]
         if kind is dict:
             if all(type(k) is str for k in value) and _TAG not in value:
                 return {k: self._encode(v) for k, v in value.items()}
-            return {_TAG: "dict", "v": [[self._encode(k), self._encode(v)] for k, v in value.items()]}
+            return {
+                _TAG: "dict",
+                "v": [[self._encode(k), self._encode(v)] for k, v in value.items()],
+            }
         if kind is tuple:
             return {_TAG: "tuple", "v": [self._encode(v) for v in value]}
         if kind in (bytes, bytearray):
@@ -185,7 +194,7 @@ class JsonSerializer:
         tag = value.get(_TAG)
         if tag is None:
             return {k: self._decode(v) for k, v in value.items()}
-        payload = value.get("v")
+        payload: Any = value.get("v")
         if tag == "type":
             type_name = value.get("n")
             registered = self._by_name.get(type_name) if isinstance(type_name, str) else None
@@ -238,7 +247,7 @@ class UnsafePickleSerializer:
             raise SerializationError(f"value cannot be pickled: {exc}") from exc
 
     def loads(self, data: bytes) -> Any:
-        return pickle.loads(data)  # noqa: S301 - the user opted in explicitly
+        return pickle.loads(data)  # the user opted in explicitly
 
 
 #: The serializer savers use unless given another. Register your types on it.

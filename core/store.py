@@ -62,7 +62,7 @@ class Update:
     etag: str
 
 
-PutMode = Union[Create, Overwrite, Update]
+PutMode = Union[Create, Overwrite, Update]  # noqa: UP007 - a runtime alias must work on 3.10
 CREATE: Final = Create()
 OVERWRITE: Final = Overwrite()
 

@@ -67,7 +67,9 @@ def test_get_missing_raises_not_found(store: ObjectStore) -> None:
     assert info.value.key == "missing/key"
 
 
-@pytest.mark.parametrize("body", [b"", bytes(range(256)) * 3, b"x" * (1 << 20)], ids=["empty", "binary", "1MiB"])
+@pytest.mark.parametrize(
+    "body", [b"", bytes(range(256)) * 3, b"x" * (1 << 20)], ids=["empty", "binary", "1MiB"]
+)
 def test_bodies_round_trip_exactly(store: ObjectStore, body: bytes) -> None:
     store.put("blob", body, CREATE)
     assert store.get("blob").data == body

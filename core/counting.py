@@ -1,0 +1,74 @@
+"""A store wrapper that counts requests by kind (PUT, GET, LIST, DELETE) and bytes.
+
+Use it to see what an operation costs::
+
+    counting = CountingStore(store)
+    saver = ObjectStoreSaver(counting)
+    ...
+    counting.counts  # Counter({'PUT': 12, 'LIST': 1, 'GET': 2})
+
+A ``list()`` counts one LIST per page the wrapped store would fetch only if
+the wrapped store pages lazily; this wrapper counts one LIST per call plus
+one more for every ``page_size`` keys consumed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+from cairnflow.core.store import CREATE, ObjectInfo, ObjectStore, PutMode, StoredObject
+
+__all__ = ["CountingStore"]
+
+
+class CountingStore(ObjectStore):
+    """Counts the requests made through it; thread-safe."""
+
+    def __init__(self, inner: ObjectStore, *, page_size: int = 1000) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.page_size = page_size
+        self.counts: Counter[str] = Counter()
+        self.bytes_written = 0
+        self.bytes_read = 0
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+            self.bytes_written = self.bytes_read = 0
+
+    def _count(self, kind: str, *, written: int = 0, read: int = 0) -> None:
+        with self._lock:
+            self.counts[kind] += 1
+            self.bytes_written += written
+            self.bytes_read += read
+
+    def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
+        self._count("PUT", written=len(data))
+        return self.inner.put(key, data, mode)
+
+    def get(self, key: str) -> StoredObject:
+        self._count("GET")
+        obj = self.inner.get(key)
+        with self._lock:
+            self.bytes_read += len(obj.data)
+        return obj
+
+    def list(
+        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
+    ) -> Iterator[ObjectInfo]:
+        self._count("LIST")
+        for n, info in enumerate(self.inner.list(prefix, start_after=start_after, limit=limit), start=1):
+            if n > 1 and (n - 1) % self.page_size == 0:
+                self._count("LIST")
+            yield info
+
+    def delete(self, key: str, *, etag: str | None = None) -> None:
+        self._count("DELETE")
+        self.inner.delete(key, etag=etag)
+
+    def close(self) -> None:
+        self.inner.close()
