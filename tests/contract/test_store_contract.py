@@ -167,7 +167,14 @@ def test_racing_creators_exactly_one_wins(store_factory: Callable[[], ObjectStor
         winners: list[int] = []
         errors: list[BaseException] = []
 
-        def create(n: int, client: ObjectStore) -> None:
+        def create(
+            n: int,
+            client: ObjectStore,
+            key: str = key,
+            barrier: threading.Barrier = barrier,
+            winners: list[int] = winners,
+            errors: list[BaseException] = errors,
+        ) -> None:
             barrier.wait()
             try:
                 client.put(key, f"writer-{n}".encode(), CREATE)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs (Python packages
+# into .venv, Azurite from npm into .cache/), then lints, type-checks and runs pytest.
+# The emulators (moto server, Azurite, fake-gcs-server) are started and stopped by the
+# test fixtures, on 127.0.0.1 and free ports. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== setting up .venv and emulators"
+bash scripts/setup.sh
+bash scripts/install-emulators.sh
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check --quiet . || { echo "ruff format: run '.venv/bin/ruff format .'"; exit 1; }
+echo "== mypy --strict"
+bash scripts/typecheck.sh
+echo "== pytest"
+.venv/bin/python -m pytest "$@"
