@@ -4,8 +4,9 @@
 # a tree of symlinks with the package's real shape.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-shadow=.cache/typecheck
-rm -rf "$shadow" && mkdir -p "$shadow/cairnflow"
+shadow=$(mktemp -d)
+trap 'rm -rf "$shadow"' EXIT
+mkdir -p "$shadow/cairnflow"
 for entry in src/cairnflow/*; do ln -s "$PWD/$entry" "$shadow/cairnflow/$(basename "$entry")"; done
 ln -s "$PWD/core" "$shadow/cairnflow/core"
 ln -s "$PWD/savers" "$shadow/cairnflow/savers"

@@ -17,7 +17,6 @@ import pytest
 from cairnflow.core.store import ObjectStore
 from cairnflow.savers.local import LocalStore
 from cairnflow.savers.memory import MemoryStore
-
 from tests.emulators.azure import azure_store, azure_store_factory  # noqa: F401
 from tests.emulators.gcs import gcs_store, gcs_store_factory  # noqa: F401
 from tests.emulators.s3 import s3_store, s3_store_factory  # noqa: F401
@@ -25,6 +24,25 @@ from tests.emulators.s3 import s3_store, s3_store_factory  # noqa: F401
 #: Every backend the contract suites run against. A new backend adds its name here
 #: and an emulator fixture module; the suites themselves do not change.
 BACKENDS = ["memory", "local", "s3", "gcs", "azure"]
+
+
+#: Contract tests that an emulator cannot pass although the real cloud does. Each is run and
+#: marked as an expected failure (strict: if the emulator starts passing, we hear of it).
+EMULATOR_GAPS: dict[tuple[str, str], str] = {
+    ("gcs", "test_conditional_delete"): (
+        "fake-gcs-server ignores ifGenerationMatch on DELETE (real GCS refuses a stale delete with 412)"
+    ),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec else None
+        name = getattr(item, "originalname", item.name)
+        reason = EMULATOR_GAPS.get((str(backend), name))
+        if reason:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 @pytest.fixture

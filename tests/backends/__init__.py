@@ -1,0 +1,1 @@
+"""Backend-specific test suites (beyond the shared contract)."""
