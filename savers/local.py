@@ -76,12 +76,7 @@ class LocalStore(ObjectStore):
         """Map a key to a path, refusing anything that could leave the root."""
         segments = key.split("/")
         for seg in segments:
-            if (
-                not seg
-                or seg.startswith(".")
-                or len(seg.encode()) > 255
-                or not _ALLOWED.issuperset(seg)
-            ):
+            if not seg or seg.startswith(".") or len(seg.encode()) > 255 or not _ALLOWED.issuperset(seg):
                 raise ValueError(f"key not allowed in a local store: {key!r}")
         return self.root.joinpath(*segments)
 
@@ -133,9 +128,7 @@ class LocalStore(ObjectStore):
                                 "object does not exist", key=key, store=self.url
                             ) from None
                         if current != mode.etag:
-                            raise PreconditionFailedError(
-                                "object version changed", key=key, store=self.url
-                            )
+                            raise PreconditionFailedError("object version changed", key=key, store=self.url)
                         os.replace(tmp, path)
                 elif isinstance(mode, Overwrite):
                     with self._key_lock(key):
@@ -162,7 +155,7 @@ class LocalStore(ObjectStore):
             if os.name == "nt":  # pragma: no cover - exercised on Windows only
                 import msvcrt
 
-                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # type: ignore[attr-defined,unused-ignore]
             else:
                 import fcntl
 
@@ -187,10 +180,9 @@ class LocalStore(ObjectStore):
             return
         dir_part, _, _ = prefix.rpartition("/")
         start = self._path(dir_part) if dir_part else self.root
-        count = 0
-        for key, size in self._walk(start, f"{dir_part}/" if dir_part else "", prefix, start_after):
+        walk = self._walk(start, f"{dir_part}/" if dir_part else "", prefix, start_after)
+        for count, (key, size) in enumerate(walk, start=1):
             yield ObjectInfo(key, size)
-            count += 1
             if limit is not None and count >= limit:
                 return
 
@@ -213,7 +205,11 @@ class LocalStore(ObjectStore):
                 # Descend only where the subtree can hold matching keys.
                 if not (sort_key.startswith(prefix) or prefix.startswith(sort_key)):
                     continue
-                if start_after is not None and start_after >= sort_key and not start_after.startswith(sort_key):
+                if (
+                    start_after is not None
+                    and start_after >= sort_key
+                    and not start_after.startswith(sort_key)
+                ):
                     continue
                 yield from self._walk(Path(entry.path), sort_key, prefix, start_after)
             else:
