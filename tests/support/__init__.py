@@ -1,0 +1,1 @@
+"""Test helpers shared by the backend suites (fault-injection proxy, ...)."""
