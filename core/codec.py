@@ -44,10 +44,18 @@ class Envelope:
     header: dict[str, Any]
     body: bytes
     flags: int = 0
+    header_bytes: bytes = b""
+    """The header exactly as stored: the associated data of an encrypted body."""
 
 
-def encode(header: dict[str, Any], body: bytes, flags: int = 0) -> bytes:
-    head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+def encode_header(header: dict[str, Any]) -> bytes:
+    """The canonical bytes of a header (sorted keys, no spaces)."""
+    return json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+
+
+def encode(header: dict[str, Any] | bytes, body: bytes, flags: int = 0) -> bytes:
+    """Assemble an object; ``header`` may be given already encoded (see :func:`encode_header`)."""
+    head = header if isinstance(header, bytes) else encode_header(header)
     data = _FIXED.pack(MAGIC, FORMAT_VERSION, flags, len(head)) + head + body
     return data + hashlib.sha256(data).digest()
 
@@ -73,10 +81,11 @@ def decode(data: bytes, *, key: str | None = None) -> Envelope:
     end = _FIXED.size + head_len
     if end > len(payload):
         raise CorruptCheckpointError("header length exceeds object", key=key)
+    head = payload[_FIXED.size : end]
     try:
-        header = json.loads(payload[_FIXED.size : end])
+        header = json.loads(head)
     except ValueError as exc:
         raise CorruptCheckpointError(f"header is not JSON: {exc}", key=key) from None
     if not isinstance(header, dict):
         raise CorruptCheckpointError("header is not a JSON object", key=key)
-    return Envelope(header, payload[end:], flags)
+    return Envelope(header, payload[end:], flags, head)

@@ -19,7 +19,8 @@ stays available as ``__cause__``.
     ├── ConflictError                   another writer advanced the thread first
     ├── NondeterminismError             replay diverged from the recorded history
     ├── CorruptCheckpointError          an object failed its checksum or format checks
-    │   └── UnsupportedFormatError      written by a newer (or unknown) format version
+    │   ├── UnsupportedFormatError      written by a newer (or unknown) format version
+    │   └── DecryptionError             wrong key, unknown key id, or altered ciphertext
     ├── SerializationError              a value cannot be stored (or loaded) safely
     ├── InvalidThreadIdError            (also a ValueError)
     ├── ThreadNotFoundError             no checkpoint for that thread
@@ -34,6 +35,7 @@ __all__ = [
     "ConditionalWritesUnsupportedError",
     "ConflictError",
     "CorruptCheckpointError",
+    "DecryptionError",
     "InvalidThreadIdError",
     "NondeterminismError",
     "NotFoundError",
@@ -146,6 +148,10 @@ class CorruptCheckpointError(CairnflowError):
 
 class UnsupportedFormatError(CorruptCheckpointError):
     """An object was written in a format version this release cannot read."""
+
+
+class DecryptionError(CorruptCheckpointError):
+    """An encrypted object cannot be decrypted: wrong or unknown key, or it was altered or moved."""
 
 
 class SerializationError(CairnflowError):

@@ -44,10 +44,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from cairnflow.core import codec, keys
+from cairnflow.core.cipher import Cipher
 from cairnflow.core.errors import (
     AlreadyExistsError,
     ConflictError,
     CorruptCheckpointError,
+    DecryptionError,
     NotFoundError,
     SerializationError,
     ThreadNotFoundError,
@@ -75,6 +77,9 @@ class ObjectStoreSaver(CheckpointSaver):
 
     ``prefix`` scopes every key (use one prefix per application or tenant).
     ``serializer`` turns records into bytes (default: safe JSON).
+    ``cipher`` encrypts every body (see :mod:`cairnflow.encryption`); with a
+    cipher, unencrypted objects are refused unless ``require_encryption`` is
+    false (for migrating a store to encryption).
     """
 
     def __init__(
@@ -86,6 +91,8 @@ class ObjectStoreSaver(CheckpointSaver):
         snapshot_every: int = 16,
         snapshot_bytes: int = 64 * 1024,
         store_retry: RetryPolicy = DEFAULT_STORE_RETRY,
+        cipher: Cipher | None = None,
+        require_encryption: bool = True,
     ) -> None:
         if prefix and not prefix.endswith("/"):
             prefix += "/"
@@ -95,6 +102,8 @@ class ObjectStoreSaver(CheckpointSaver):
         self.snapshot_every = snapshot_every
         self.snapshot_bytes = snapshot_bytes
         self.store_retry = store_retry
+        self.cipher = cipher
+        self.require_encryption = require_encryption
 
     def __repr__(self) -> str:
         return f"ObjectStoreSaver({self.store.url!r}, prefix={self.prefix!r})"
@@ -126,18 +135,29 @@ class ObjectStoreSaver(CheckpointSaver):
             )
         if header.get("kind") not in _KINDS or header.get("status") not in _STATUSES:
             raise CorruptCheckpointError("unknown checkpoint kind or status", key=key)
+        body = env.body
         if env.flags & codec.FLAG_ENCRYPTED:
-            raise CorruptCheckpointError("object is encrypted and this saver has no key", key=key)
+            if self.cipher is None:
+                raise DecryptionError("object is encrypted and this saver has no cipher", key=key)
+            key_id = header.get("key")
+            if not isinstance(key_id, str):
+                raise DecryptionError("encrypted object names no key id", key=key)
+            body = self.cipher.decrypt(body, env.header_bytes, key_id)
+        elif self.cipher is not None and self.require_encryption:
+            raise DecryptionError(
+                "object is not encrypted but this saver requires encryption (planted or old object?)",
+                key=key,
+            )
         serde_name = header.get("serde")
         if serde_name != self.serializer.name:
             raise SerializationError(
                 f"checkpoint {key!r} was written with serializer {serde_name!r}, this saver uses "
                 f"{self.serializer.name!r}; refusing to load it"
             )
-        records = self.serializer.loads(env.body)
+        records = self.serializer.loads(body)
         if not isinstance(records, list):
             raise CorruptCheckpointError("checkpoint body is not a list of records", key=key)
-        return header, records, len(env.body)
+        return header, records, len(body)
 
     def _read(self, thread_id: str, seq: int) -> tuple[dict[str, Any], list[Any], int]:
         key = keys.checkpoint_key(self.prefix, thread_id, seq)
@@ -289,7 +309,15 @@ class ObjectStoreSaver(CheckpointSaver):
         if body is None:
             body = self.serializer.dumps(list(body_records))
         key = keys.checkpoint_key(self.prefix, thread_id, seq)
-        self._create(thread_id, key, codec.encode(header, body))
+        if self.cipher is None:
+            data = codec.encode(header, body)
+        else:
+            # The header (thread, seq, kind, key id...) is the associated data: an object
+            # moved to another key, or whose header was edited, fails to decrypt.
+            header["key"] = self.cipher.key_id
+            head = codec.encode_header(header)
+            data = codec.encode(head, self.cipher.encrypt(body, head), codec.FLAG_ENCRYPTED)
+        self._create(thread_id, key, data)
         return None
 
     def append(

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from cairnflow.core.errors import CairnflowError
 
 if TYPE_CHECKING:
+    from cairnflow.core.cipher import Cipher
     from cairnflow.core.objectsaver import ObjectStoreSaver
     from cairnflow.core.serde import Serializer
     from cairnflow.core.store import ObjectStore
@@ -115,14 +116,17 @@ def open_saver(
     url: str,
     *,
     serializer: Serializer | None = None,
+    cipher: Cipher | None = None,
     **store_options: Any,
 ) -> ObjectStoreSaver:
     """Open a checkpoint saver on the store named by ``url``.
 
     >>> saver = open_saver("file://./.cairnflow")        # doctest: +SKIP
     >>> saver = open_saver("s3://my-bucket/workflows")   # doctest: +SKIP
+
+    ``serializer`` and ``cipher`` go to the saver; every other keyword to the store.
     """
     from cairnflow.core.objectsaver import ObjectStoreSaver
 
     store, prefix = open_store(url, **store_options)
-    return ObjectStoreSaver(store, prefix=prefix, serializer=serializer)
+    return ObjectStoreSaver(store, prefix=prefix, serializer=serializer, cipher=cipher)
