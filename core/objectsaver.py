@@ -257,19 +257,14 @@ class ObjectStoreSaver(CheckpointSaver):
 
     def threads(self, *, limit: int | None = None) -> Iterator[str]:
         base = keys.threads_prefix(self.prefix)
-        cursor: str | None = None
         count = 0
-        while limit is None or count < limit:
-            found = self._first(base, start_after=cursor)
-            if found is None:
+        for folder in self._retry(lambda: iter(list(self.store.list_prefixes(base)))):
+            if limit is not None and count >= limit:
                 return
-            segment = found.key[len(base) :].partition("/")[0]
-            # '0' is the byte after '/': skip every key of this thread in one step.
-            cursor = f"{base}{segment}0"
             try:
-                thread_id = keys.decode_thread_id(segment)
+                thread_id = keys.decode_thread_id(folder[len(base) : -1])
             except ValueError:
-                continue  # a foreign object, not a thread of ours
+                continue  # a foreign folder, not a thread of ours
             yield thread_id
             count += 1
 

@@ -113,6 +113,26 @@ class ObjectStore(abc.ABC):
         ``limit`` of them. Backends page internally and lazily.
         """
 
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        """Yield each ``prefix + segment + "/"`` that has keys below it, in key order.
+
+        This is a delimiter listing's "common prefixes" (S3 ``Delimiter='/'``):
+        the folders directly under ``prefix``, not the objects. The default
+        finds them with one ``list(limit=1)`` per folder (a skip-scan);
+        backends with a native delimiter listing override it.
+        """
+        cursor: str | None = None
+        while True:
+            found = next(iter(self.list(prefix, start_after=cursor, limit=1)), None)
+            if found is None:
+                return
+            segment, sep, _ = found.key[len(prefix) :].partition("/")
+            if not sep:  # an object directly under the prefix, not a folder
+                cursor = found.key
+                continue
+            yield f"{prefix}{segment}/"
+            cursor = f"{prefix}{segment}0"  # '0' is the byte after '/': skips the whole folder
+
     @abc.abstractmethod
     def delete(self, key: str, *, etag: str | None = None) -> None:
         """Delete ``key``.

@@ -125,7 +125,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import BlobPrefix, BlobServiceClient, ContainerClient
 
 from cairnflow.core.errors import (
     AlreadyExistsError,
@@ -403,6 +403,23 @@ class AzureBlobStore(ObjectStore):
                 count += 1
                 if limit is not None and count >= limit:
                     return
+
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        """Blob prefixes under ``prefix`` with delimiter ``/``: one request per page."""
+        pages = self._container.walk_blobs(
+            name_starts_with=prefix or None, delimiter="/", results_per_page=self.page_size
+        ).by_page()
+        while True:
+            try:
+                page = next(pages, None)
+                items = [] if page is None else list(page)
+            except AzureError as exc:
+                raise self._error(exc, "list", prefix) from exc
+            if page is None:
+                return
+            for item in items:
+                if isinstance(item, BlobPrefix):
+                    yield str(item.name)
 
     def delete(self, key: str, *, etag: str | None = None) -> None:
         self._check_key(key)

@@ -460,6 +460,29 @@ class GCSStore(ObjectStore):
                 if limit is not None and count >= limit:
                     return
 
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        """Common prefixes under ``prefix`` with ``delimiter='/'``: one request per page."""
+        iterator = self._client.list_blobs(
+            self._bucket,
+            prefix=prefix or None,
+            delimiter="/",
+            page_size=self.page_size,
+            fields="prefixes,nextPageToken",
+            retry=self._retry,
+            timeout=self._timeout,
+        )
+        pages = iterator.pages
+        while True:
+            try:
+                page = next(pages, None)
+                if page is not None:
+                    list(page)  # consuming the page fills page.prefixes
+            except _SDK_ERRORS as exc:
+                _raise_mapped(exc, op="list", store=self, key=prefix)
+            if page is None:
+                return
+            yield from sorted(page.prefixes)
+
     # ------------------------------------------------------------------ delete
 
     def delete(self, key: str, *, etag: str | None = None) -> None:

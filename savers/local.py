@@ -223,6 +223,26 @@ class LocalStore(ObjectStore):
                     continue
                 yield sort_key, size
 
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        dir_part, _, name_start = prefix.rpartition("/")
+        directory = self._path(dir_part) if dir_part else self.root
+        base = f"{dir_part}/" if dir_part else ""
+        try:
+            with os.scandir(directory) as it:
+                names = sorted(
+                    (
+                        e.name
+                        for e in it
+                        if not e.name.startswith(".") and e.name.startswith(name_start) and e.is_dir()
+                    ),
+                    key=lambda name: name + "/",  # key order of "name/...", not of "name"
+                )
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for name in names:
+            if any(True for _ in self._walk(directory / name, f"{base}{name}/", prefix, None)):
+                yield f"{base}{name}/"  # only folders that still hold objects
+
     # ------------------------------------------------------------------ delete
 
     def delete(self, key: str, *, etag: str | None = None) -> None:

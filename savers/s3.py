@@ -725,6 +725,29 @@ class S3Store(ObjectStore):
             if not page.get("IsTruncated") or not token:
                 return
 
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        """Common prefixes under ``prefix`` with ``Delimiter='/'``: one request per page."""
+        token: str | None = None
+        while True:
+            args: dict[str, Any] = {
+                "Bucket": self.bucket,
+                "Prefix": prefix,
+                "Delimiter": "/",
+                "MaxKeys": self.page_size,
+            }
+            if token is not None:
+                args["ContinuationToken"] = token
+            with _attempts() as trace:
+                try:
+                    page = self._client.list_objects_v2(**args)
+                except _SDK_ERRORS as exc:
+                    raise self._map_error(exc, kind="list", key=prefix, trace=trace) from exc
+            for common in page.get("CommonPrefixes", []):
+                yield common["Prefix"]
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+
     # ------------------------------------------------------------------ delete
 
     def delete(self, key: str, *, etag: str | None = None) -> None:

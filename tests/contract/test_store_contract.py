@@ -215,3 +215,14 @@ def test_compare_and_swap_loses_no_update(store_factory: Callable[[], ObjectStor
     for t in threads:
         t.join()
     assert int(store.get("counter").data) == workers * increments
+
+
+def test_list_prefixes_yields_folders_in_key_order(store: ObjectStore) -> None:
+    for key in ["f/a/1", "f/a/2", "f/a-b/1", "f/b/x/1", "f/c", "g/z/1", "f/%41/1"]:
+        store.put(key, b"", CREATE)
+    # Folders only (not the object "f/c"), each once, in key order ("f/a-b/" < "f/a/").
+    assert list(store.list_prefixes("f/")) == ["f/%41/", "f/a-b/", "f/a/", "f/b/"]
+    assert list(store.list_prefixes("f/b/")) == ["f/b/x/"]
+    assert list(store.list_prefixes("nothing/")) == []
+    store.delete("f/b/x/1")
+    assert list(store.list_prefixes("f/")) == ["f/%41/", "f/a-b/", "f/a/"]  # emptied folders vanish
