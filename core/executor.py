@@ -215,16 +215,20 @@ class _Committer:
         return self._error
 
     def stage(self, records: Sequence[Any]) -> None:
-        """Queue records to go out with the next write, without waiting."""
+        """Queue records to go out with the next write, without causing one."""
         with self._cv:
             self._check()
             self._pending.extend(records)
             self._enqueued += len(records)
-            if self.mode == "async" and self._pending:
-                self._cv.notify_all()
 
-    def commit(self, records: Sequence[Any]) -> None:
-        """Queue records; in sync mode, return once they are stored."""
+    def commit(self, records: Sequence[Any], *, wait: bool | None = None) -> None:
+        """Queue records and, if ``wait`` (default: in sync mode), return once they are stored.
+
+        ``wait=True`` in async mode waits for the background writer; in exit mode
+        nothing is written before :meth:`finish`, so it cannot wait.
+        """
+        if wait is None:
+            wait = self.mode == "sync"
         with self._cv:
             self._check()
             self._pending.extend(records)
@@ -232,6 +236,9 @@ class _Committer:
             ticket = self._enqueued
             if self.mode == "async":
                 self._cv.notify_all()
+                while wait and self._durable < ticket:
+                    self._check()
+                    self._cv.wait()
             elif self.mode == "sync":
                 while self._durable < ticket:
                     self._check()
@@ -736,9 +743,11 @@ class Workflow(Generic[T]):
                 committer.stage([first])
             if answer is not None:
                 replay.answers[answer["pos"]] = answer["value"]
-                # The answer is written first: it is the fence that makes a second,
-                # concurrent resume of the same interrupt fail before doing any work.
-                committer.commit([answer])
+                # The answer is written first, and waited for even in async mode: it is
+                # the fence that makes a second, concurrent resume of the same interrupt
+                # fail before running anything with its (rejected) answer. In exit mode
+                # nothing is written before the end, so racing resumers both run.
+                committer.commit([answer], wait=True)
             ctx = _RunContext(
                 saver=saver,
                 committer=committer,

@@ -1,0 +1,1 @@
+"""Acceptance tests of the core: crash recovery, concurrent resume, request counts, imports, wheel."""

@@ -1,0 +1,48 @@
+"""Helpers for the core tests: child processes running tests.workloads modules."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tests.emulators import StoreLocation
+
+REPO = Path(__file__).resolve().parents[2]
+#: Backends the process-level tests run on (each has a ``<name>_location`` fixture).
+LOCATION_BACKENDS = ["local", "s3", "gcs", "azure"]
+
+
+def child_env(location: StoreLocation) -> dict[str, str]:
+    return {**os.environ, **location.env}
+
+
+def workload(name: str, args: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", f"tests.workloads.{name}", *args]
+
+
+def run_child(
+    cmd: Sequence[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(cmd), cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def start_child(cmd: Sequence[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        list(cmd), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def outcome_of(stdout: str) -> dict[str, Any] | None:
+    """The child's ``OUTCOME {json}`` line, parsed (None if it printed none)."""
+    for line in stdout.splitlines():
+        if line.startswith("OUTCOME "):
+            parsed: dict[str, Any] = json.loads(line[len("OUTCOME ") :])
+            return parsed
+    return None

@@ -1,0 +1,226 @@
+"""What the executor and the checkpoint log cost, counted request by request.
+
+Every test wraps a :class:`MemoryStore` in a :class:`CountingStore` and runs
+an :class:`ObjectStoreSaver` on it, so the counts are those the saver would
+send to S3, GCS or Azure.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from cairnflow.core import ObjectStoreSaver, interrupt, task, workflow
+from cairnflow.core.counting import CountingStore
+from cairnflow.savers.memory import MemoryStore
+
+N = 10
+
+calls: Counter[str] = Counter()
+_calls_lock = threading.Lock()
+
+
+def _count(name: str) -> None:
+    with _calls_lock:
+        calls[name] += 1
+
+
+@task
+def step(i: int, acc: int) -> int:
+    _count(f"step:{i}")
+    return acc * 3 + i
+
+
+@task
+def slow_square(i: int) -> int:
+    _count(f"square:{i}")
+    time.sleep(0.01)  # the task's work: lets the parallel tasks overlap
+    return i * i
+
+
+@workflow(name="sequential")
+def sequential(n: int) -> int:
+    acc = 1
+    for i in range(n):
+        acc = step(i, acc).result()
+    return acc
+
+
+@workflow(name="fan_out")
+def fan_out(n: int) -> int:
+    futures = [slow_square(i) for i in range(n)]
+    return sum(f.result() for f in futures)
+
+
+@workflow(name="mixed")
+def mixed(n: int) -> int:
+    acc = sequential.fn(n)  # the same sequential tasks, inline
+    futures = [slow_square(i) for i in range(n)]
+    return acc + sum(f.result() for f in futures)
+
+
+@workflow(name="approval")
+def approval(n: int) -> int:
+    acc = 1
+    for i in range(n):
+        acc = step(i, acc).result()
+    factor = interrupt("factor?")
+    for i in range(n, n + 3):
+        acc = step(i, acc * factor).result()
+    return acc
+
+
+def _expected_sequential(n: int, start: int = 1) -> int:
+    acc = start
+    for i in range(n):
+        acc = acc * 3 + i
+    return acc
+
+
+@pytest.fixture
+def counting() -> CountingStore:
+    calls.clear()
+    return CountingStore(MemoryStore())
+
+
+@pytest.fixture
+def saver(counting: CountingStore) -> ObjectStoreSaver:
+    return ObjectStoreSaver(counting)
+
+
+def _task_positions(saver: ObjectStoreSaver, thread: str) -> list[int]:
+    head = saver.latest(thread)
+    assert head is not None
+    return sorted(r["pos"] for r in head.records if r.get("op") == "task")
+
+
+@pytest.mark.parametrize("n", [1, 3, N])
+def test_sync_sequential_run_costs_one_put_per_task_plus_end(
+    counting: CountingStore, saver: ObjectStoreSaver, n: int
+) -> None:
+    run = sequential.run(n, thread_id="t", saver=saver, durability="sync")
+    assert run.result == _expected_sequential(n)
+    # One PUT per task (the start record rides with the first task's write) plus the end.
+    assert counting.counts["PUT"] == n + 1
+    assert counting.counts["DELETE"] == 0
+    assert [info.seq for info in saver.history("t")] == list(range(n, -1, -1))
+
+
+def test_replayed_tasks_cost_no_put(counting: CountingStore, saver: ObjectStoreSaver) -> None:
+    first = approval.run(N, thread_id="t", saver=saver, durability="sync")
+    assert first.status == "interrupted"
+    assert counting.counts["PUT"] == N + 1  # N task writes (start included) + the interrupt
+    assert sum(calls.values()) == N
+
+    counting.reset()
+    calls.clear()
+    done = approval.resume(2, thread_id="t", saver=saver, durability="sync")
+    assert done.status == "completed"
+    acc = _expected_sequential(N)
+    for i in range(N, N + 3):
+        acc = acc * 2 * 3 + i
+    assert done.result == acc
+    # The N recorded tasks are replayed from the log: not run, not written.
+    assert sorted(calls) == [f"step:{i}" for i in range(N, N + 3)]
+    # The answer (the fence), the 3 new tasks, the end: nothing for the replayed tasks.
+    assert counting.counts["PUT"] == 1 + 3 + 1
+
+    counting.reset()
+    calls.clear()
+    again = approval.run(N, thread_id="t", saver=saver, durability="sync")
+    assert again.result == acc
+    assert counting.counts["PUT"] == 0
+    assert not calls
+
+
+def test_exit_mode_makes_one_put_for_the_whole_run(counting: CountingStore, saver: ObjectStoreSaver) -> None:
+    run = mixed.run(N, thread_id="t", saver=saver, durability="exit")
+    assert run.result == _expected_sequential(N) + sum(i * i for i in range(N))
+    assert counting.counts["PUT"] == 1
+    assert _task_positions(saver, "t") == list(range(2 * N))
+
+
+def test_async_mode_makes_at_most_one_put_per_task_plus_end(
+    counting: CountingStore, saver: ObjectStoreSaver
+) -> None:
+    run = sequential.run(N, thread_id="t", saver=saver, durability="async")
+    assert run.result == _expected_sequential(N)
+    assert 1 <= counting.counts["PUT"] <= N + 1
+    assert _task_positions(saver, "t") == list(range(N))
+    head = saver.latest("t")
+    assert head is not None and head.status == "completed"
+
+
+def test_sync_parallel_fan_out_makes_at_most_one_put_per_task_plus_end(
+    counting: CountingStore, saver: ObjectStoreSaver
+) -> None:
+    run = fan_out.run(N, thread_id="t", saver=saver, durability="sync", max_workers=N)
+    assert run.result == sum(i * i for i in range(N))
+    assert counting.counts["PUT"] <= N + 1
+    assert _task_positions(saver, "t") == list(range(N))
+    assert sorted(calls) == sorted(f"square:{i}" for i in range(N))
+
+
+def _synthetic_task(pos: int) -> dict[str, Any]:
+    return {"op": "task", "pos": pos, "name": "synthetic", "args": f"{pos:032x}", "value": pos * 7}
+
+
+def test_latest_costs_the_same_for_10_and_10000_records(
+    counting: CountingStore, saver: ObjectStoreSaver
+) -> None:
+    small = sequential.run(N, thread_id="small", saver=saver, durability="sync")
+    assert small.status == "completed"
+
+    start = {"op": "start", "workflow": "synthetic", "input": None, "input_digest": "0" * 32}
+    everything: list[Any] = [start]
+    head = saver.append("big", None, [start], status="running", workflow="synthetic")
+    for batch_start in range(0, 10_000, 500):
+        batch = [_synthetic_task(p) for p in range(batch_start, batch_start + 500)]
+        head = saver.append("big", head, batch, status="running")
+        everything.extend(batch)
+    tail = [{"op": "end", "status": "completed", "value": None}]
+    head = saver.append("big", head, tail, status="completed")
+    everything.extend(tail)
+
+    costs = {}
+    states = {}
+    for thread in ("small", "big"):
+        counting.reset()
+        states[thread] = saver.latest(thread)
+        costs[thread] = dict(counting.counts)
+    # Both heads are deltas (the most expensive case): 1 LIST + 2 GETs, whatever the length.
+    assert states["small"] is not None and states["small"].info.kind == "delta"
+    assert states["big"] is not None and states["big"].info.kind == "delta"
+    assert costs["small"] == costs["big"] == {"LIST": 1, "GET": 2}
+
+    big = states["big"]
+    assert len(big.records) == 10_002
+    assert list(big.records) == everything
+    assert big.info.total_records == 10_002
+    assert big.status == "completed"
+    assert [r["pos"] for r in big.records if r.get("op") == "task"] == list(range(10_000))
+
+
+def test_get_of_an_old_checkpoint_and_history_costs(counting: CountingStore, saver: ObjectStoreSaver) -> None:
+    run = sequential.run(40, thread_id="t", saver=saver, durability="sync")
+    assert run.status == "completed"
+    latest = saver.latest("t")
+    assert latest is not None and latest.seq == 40
+
+    for seq in (0, 3, 17, 25, 39):
+        counting.reset()
+        old = saver.get("t", str(seq))
+        assert counting.counts["GET"] <= 2 and counting.counts["LIST"] == 0 and counting.counts["PUT"] == 0
+        assert counting.counts["GET"] == (2 if old.info.kind == "delta" else 1)
+        assert old.seq == seq
+        # Checkpoint k holds the start record plus the results of tasks 0..k.
+        assert old.records == latest.records[: seq + 2]
+
+    counting.reset()
+    infos = list(saver.history("t", limit=5))
+    assert [i.seq for i in infos] == [40, 39, 38, 37, 36]
+    assert dict(counting.counts) == {"LIST": 1, "GET": 5}
