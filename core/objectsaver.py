@@ -418,13 +418,31 @@ class ObjectStoreSaver(CheckpointSaver):
         )
         return Checkpoint(info, source.records, seq, len(source.records))
 
-    def delete_thread(self, thread_id: str, *, purge: bool = False) -> None:
-        prefix = keys.thread_prefix(self.prefix, thread_id)
+    def delete_thread(
+        self, thread_id: str, *, purge: bool = False, expected_head: int | None = None
+    ) -> int | None:
+        """Tombstone the thread, then delete every checkpoint below the tombstone.
+
+        Returns the tombstone's sequence number (None if there was no thread).
+        With ``expected_head``, the tombstone goes exactly above that checkpoint
+        and ``ConflictError`` is raised if the thread has moved on meanwhile
+        (so that an operator deleting "the old thread" never deletes new work);
+        without it, the tombstone goes above whatever the head is. Only
+        checkpoints *below* the tombstone are deleted: a run started on the same
+        id right after the tombstone keeps its checkpoints.
+        """
         while True:
             head_key = self._head_key(thread_id)
             if head_key is None:
-                return
+                if expected_head is not None:
+                    raise ConflictError(f"thread {thread_id!r} is gone", thread_id=thread_id)
+                return None
             _, head_seq = keys.parse_checkpoint_key(self.prefix, head_key)
+            if expected_head is not None and head_seq != expected_head:
+                raise ConflictError(
+                    f"thread {thread_id!r} is at checkpoint {head_seq}, not {expected_head}",
+                    thread_id=thread_id,
+                )
             obj = self._retry(functools.partial(self.store.get, head_key))
             header = codec.decode(obj.data, key=head_key).header
             if header.get("kind") == "tombstone":
@@ -445,13 +463,23 @@ class ObjectStoreSaver(CheckpointSaver):
                 )
                 break
             except ConflictError:
+                if expected_head is not None:
+                    raise
                 continue  # a writer advanced the thread meanwhile: fence again above it
         tomb_key = keys.checkpoint_key(self.prefix, thread_id, tomb_seq)
-        doomed = [o.key for o in self._retry(lambda: list(self.store.list(prefix))) if o.key != tomb_key]
-        for key in reversed(doomed):  # oldest first
-            self._retry(functools.partial(self.store.delete, key))
+        # Newest-first keys: every checkpoint below the tombstone sorts after its key.
+        older = self._retry(
+            lambda: list(self.store.list(keys.thread_prefix(self.prefix, thread_id), start_after=tomb_key))
+        )
+        for info in reversed(older):  # oldest first
+            try:
+                keys.parse_checkpoint_key(self.prefix, info.key)
+            except ValueError:
+                continue  # not ours: leave foreign objects alone
+            self._retry(functools.partial(self.store.delete, info.key))
         if purge:
             self._retry(lambda: self.store.delete(tomb_key))
+        return tomb_seq
 
 
 def _parse_id(checkpoint_id: str | int) -> int:

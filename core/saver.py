@@ -134,10 +134,14 @@ class CheckpointSaver(abc.ABC):
         """Every thread id with at least one checkpoint (deleted ones included), in key order."""
 
     @abc.abstractmethod
-    def delete_thread(self, thread_id: str, *, purge: bool = False) -> None:
+    def delete_thread(
+        self, thread_id: str, *, purge: bool = False, expected_head: int | None = None
+    ) -> int | None:
         """Delete a thread's checkpoints, fencing out any writer still holding it.
 
         A small tombstone stays as the thread's head so that a writer that
         loaded the thread before the delete cannot resurrect it; ``purge``
-        removes the tombstone as well.
+        removes the tombstone as well. With ``expected_head``, delete only if
+        the thread's newest checkpoint is still that one (else ``ConflictError``).
+        Returns the tombstone's sequence number, or None if there was no thread.
         """

@@ -330,3 +330,45 @@ def test_unknown_registered_type_is_refused_not_constructed(store: ObjectStore) 
     store.put(keys.checkpoint_key(PREFIX, "u", 0), codec.encode(header, body), CREATE)
     with pytest.raises(SerializationError, match="not registered"):
         saver.latest("u")
+
+
+class BeforeFullListing(FlakyStore):
+    """Runs ``hook`` once, just before the first unbounded listing (a delete's sweep)."""
+
+    def __init__(self, inner: ObjectStore, hook: Callable[[], None]) -> None:
+        super().__init__(inner, land=False)
+        self.hook: Callable[[], None] | None = hook
+
+    def list(
+        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
+    ) -> Iterator[ObjectInfo]:
+        if limit is None and self.hook is not None:
+            hook, self.hook = self.hook, None
+            hook()
+        return self.inner.list(prefix, start_after=start_after, limit=limit)
+
+
+def test_delete_spares_a_run_started_above_the_tombstone(store: ObjectStore) -> None:
+    other = ObjectStoreSaver(store, prefix=PREFIX)
+
+    def new_run_on_the_same_id() -> None:
+        tomb = other.latest("r")
+        assert tomb is not None and tomb.info.kind == "tombstone"
+        other.append("r", tomb, [rec(5)], status="running")
+
+    saver = ObjectStoreSaver(BeforeFullListing(store, new_run_on_the_same_id), prefix=PREFIX)
+    head = saver.append("r", None, [rec(0)], status="completed")
+    assert saver.delete_thread("r", expected_head=head.seq) == 1
+    latest = other.latest("r")
+    assert latest is not None and latest.seq == 2 and [r["pos"] for r in latest.records] == [5]
+    assert [i.seq for i in other.history("r")] == [2, 1]  # seq 0 deleted, the new run kept
+
+
+def test_delete_with_expected_head_refuses_a_thread_that_moved(store: ObjectStore) -> None:
+    saver = ObjectStoreSaver(store, prefix=PREFIX)
+    h0 = saver.append("m", None, [rec(0)], status="completed")
+    saver.append("m", h0, [rec(1)], status="running")
+    with pytest.raises(ConflictError, match="not 0"):
+        saver.delete_thread("m", expected_head=0)
+    latest = saver.latest("m")
+    assert latest is not None and latest.seq == 1  # nothing deleted

@@ -2,7 +2,8 @@
 
 Each round starts ``tests.workloads.pipeline`` (20 tasks, each appending one
 line to a side-effect ledger before it returns) in a child process, kills it
-with SIGKILL after a random delay drawn from the duration of a normal run,
+with SIGKILL after a random number of task executions (watched in the ledger)
+plus a random part of one task's duration,
 reads the checkpoint log as the kill left it, then continues the thread in a
 fresh child process (``run()`` if nothing was stored yet, else ``resume()``)
 and checks:
@@ -53,6 +54,18 @@ def _wait_started(proc: subprocess.Popen[str], started: Path, timeout: float = 6
             return started.exists()
         if time.monotonic() > deadline:
             raise AssertionError(f"child did not start within {timeout}s")
+        time.sleep(0.001)
+    return True
+
+
+def _wait_ledger(proc: subprocess.Popen[str], ledger: Path, lines: int, timeout: float = 60) -> bool:
+    """Poll until the ledger holds ``lines`` lines (True) or the child exited first (False)."""
+    deadline = time.monotonic() + timeout
+    while not ledger.exists() or len(read_ledger(ledger)) < lines:
+        if proc.poll() is not None:
+            return False
+        if time.monotonic() > deadline:
+            raise AssertionError(f"child wrote {lines} ledger lines not within {timeout}s")
         time.sleep(0.001)
     return True
 
@@ -130,14 +143,18 @@ def test_sigkill_at_random_moment_then_resume(
         thread = f"crash-{durability}-{attempts}-{uuid.uuid4().hex[:8]}"
         ledger = tmp_path / f"ledger-{attempts}"
         started = tmp_path / f"started-{attempts}"
-        delay = rng.uniform(0, duration)
-        ctx = f"seed={seed} attempt={attempts} thread={thread} delay={delay:.4f}s of {duration:.4f}s"
+        # The crash point: after a random number of task executions, plus a random
+        # part of one task's time. Triggering on progress (not on a clock) keeps the
+        # kills mid-run however loaded the machine is.
+        after_lines = rng.randrange(TASK_COUNT)
+        delay = rng.uniform(0, duration / TASK_COUNT)
+        ctx = f"seed={seed} attempt={attempts} thread={thread} kill after {after_lines} tasks + {delay:.4f}s"
 
         proc = reap(
             start_child(_pipeline_args(location, thread, ledger, durability, "--started", str(started)), env)
         )
-        if _wait_started(proc, started):
-            time.sleep(delay)  # the random moment of the crash (not a synchronisation)
+        if _wait_started(proc, started) and _wait_ledger(proc, ledger, after_lines):
+            time.sleep(delay)  # the random moment within a task (not a synchronisation)
         proc.kill()
         out, err = proc.communicate(timeout=60)
         was_killed = proc.returncode == -signal.SIGKILL

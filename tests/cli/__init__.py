@@ -1,0 +1,1 @@
+"""Tests of the ``cairnflow`` command and :mod:`cairnflow.ops` (issue 11)."""

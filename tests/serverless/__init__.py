@@ -1,0 +1,1 @@
+"""The serverless examples (examples/aws_lambda, cloud_run, azure_functions) against the emulators."""
