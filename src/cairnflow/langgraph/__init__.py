@@ -1,0 +1,9 @@
+"""LangGraph checkpointer on any cairnflow store: ``from cairnflow.langgraph import LangGraphSaver``.
+
+Importing this package imports LangGraph (``pip install "cairnflow[langgraph]"``);
+nothing else in cairnflow does.
+"""
+
+from cairnflow.langgraph.saver import FENCE_KEY, LangGraphSaver, PruneRefusedError
+
+__all__ = ["FENCE_KEY", "LangGraphSaver", "PruneRefusedError"]
