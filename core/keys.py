@@ -28,6 +28,7 @@ __all__ = [
     "checkpoint_key",
     "decode_thread_id",
     "encode_thread_id",
+    "escape_bytes",
     "parse_checkpoint_key",
     "thread_prefix",
     "threads_prefix",
@@ -42,6 +43,15 @@ _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
 _HEX = "0123456789ABCDEF"
 
 
+def escape_bytes(raw: bytes) -> str:
+    """Percent-encode every byte outside ``a-z 0-9 - _`` as ``%XX`` (uppercase hex).
+
+    The one escaping used by every key layout (executor log, LangGraph): no ``/``
+    or ``.`` survives, and the result is injective even on case-insensitive file systems.
+    """
+    return "".join(chr(b) if b in _SAFE else f"%{_HEX[b >> 4]}{_HEX[b & 15]}" for b in raw)
+
+
 def encode_thread_id(thread_id: str) -> str:
     """Encode a thread id as one key segment; raise InvalidThreadIdError if it cannot be one."""
     if not isinstance(thread_id, str):
@@ -52,13 +62,7 @@ def encode_thread_id(thread_id: str) -> str:
         raw = thread_id.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidThreadIdError("thread id is not valid unicode (lone surrogate)") from None
-    out = []
-    for byte in raw:
-        if byte in _SAFE:
-            out.append(chr(byte))
-        else:
-            out.append(f"%{_HEX[byte >> 4]}{_HEX[byte & 15]}")
-    encoded = "".join(out)
+    encoded = escape_bytes(raw)
     if len(encoded) > MAX_ENCODED_THREAD_ID:
         raise InvalidThreadIdError(
             f"thread id too long: it encodes to {len(encoded)} characters, the limit is "

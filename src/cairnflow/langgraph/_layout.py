@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 
-from cairnflow.core.keys import FORMAT_PREFIX, encode_thread_id
+from cairnflow.core.keys import FORMAT_PREFIX, encode_thread_id, escape_bytes
 
 __all__ = [
     "MAX_SEQ",
@@ -66,13 +66,10 @@ _WRITE_DIGITS = 6
 #: Longest literal segment; longer names are stored as a hash (local file names stop at 255 bytes).
 SEGMENT_LIMIT = 200
 ROOT_NS = "="
-_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
-_HEX = "0123456789ABCDEF"
 
 
 def _encode(value: str) -> str:
-    raw = value.encode("utf-8", "surrogatepass")
-    return "".join(chr(b) if b in _SAFE else f"%{_HEX[b >> 4]}{_HEX[b & 15]}" for b in raw)
+    return escape_bytes(value.encode("utf-8", "surrogatepass"))
 
 
 def segment(value: str) -> str:

@@ -65,9 +65,9 @@ from cairnflow.core.errors import (
     ConflictError,
     CorruptCheckpointError,
     NotFoundError,
-    TransientStoreError,
 )
 from cairnflow.core.keys import decode_thread_id
+from cairnflow.core.objectsaver import DEFAULT_STORE_RETRY as CORE_STORE_RETRY
 from cairnflow.core.retry import RetryPolicy, call_with_retry
 from cairnflow.core.store import CREATE, ObjectInfo, ObjectStore
 from cairnflow.langgraph import _layout as lay
@@ -80,11 +80,9 @@ T = TypeVar("T")
 #: LangGraph (``get_checkpoint_metadata``) nor langchain-core copy it into metadata.
 FENCE_KEY = "__cairnflow_fence"
 
-#: Retries of store requests: transient errors only (a conditional write is retried
-#: only together with a read-back that recognises our own landed attempt).
-DEFAULT_STORE_RETRY = RetryPolicy(
-    max_attempts=5, initial_interval=0.05, max_interval=2.0, retry_on=(TransientStoreError,)
-)
+#: Retries of store requests: the core's policy (transient errors only; a conditional
+#: write is retried only together with a read-back that recognises our own landed attempt).
+DEFAULT_STORE_RETRY = CORE_STORE_RETRY
 
 _APPEND_ATTEMPTS = 64
 _SEQ_CACHE_SIZE = 4096
