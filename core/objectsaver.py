@@ -186,10 +186,12 @@ class ObjectStoreSaver(CheckpointSaver):
     ) -> Checkpoint:
         """Build the full state at ``seq`` from its object and, for a delta, its base."""
         info = self._info(header)
+        key = keys.checkpoint_key(self.prefix, thread_id, seq)
         if info.kind != "delta":
+            if len(body) != info.total_records:
+                raise CorruptCheckpointError("record count does not match the header", key=key)
             return Checkpoint(info, tuple(body), seq, len(body), body_bytes)
         base_seq = header.get("base")
-        key = keys.checkpoint_key(self.prefix, thread_id, seq)
         if not isinstance(base_seq, int) or not 0 <= base_seq < seq:
             raise CorruptCheckpointError("delta names no valid base", key=key)
         try:

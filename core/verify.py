@@ -55,6 +55,7 @@ from cairnflow.core.errors import (
     ThreadNotFoundError,
     UnsupportedFormatError,
 )
+from cairnflow.core.probe import PROBE_SUFFIX
 from cairnflow.core.retry import call_with_retry
 
 if TYPE_CHECKING:
@@ -240,6 +241,8 @@ def _groups(
     segment: str | None = None
     group: list[str] = []
     for key in _iter_keys(saver):
+        if key.endswith(PROBE_SUFFIX):
+            continue  # a store's conditional-write probe object (any client's), not foreign
         if not key.startswith(base) or "/" not in key[len(base) :]:
             problems.append(Problem("foreign_object", "not a cairnflow checkpoint key of format v1", key=key))
             state.tick(objects=1)

@@ -135,6 +135,7 @@ from cairnflow.core.errors import (
     StoreError,
     TransientStoreError,
 )
+from cairnflow.core.probe import CreateOnlyProbe
 from cairnflow.core.store import (
     CREATE,
     Create,
@@ -277,6 +278,8 @@ class AzureBlobStore(ObjectStore):
         page_size: int = 1000,
         retry_total: int = DEFAULT_RETRY_TOTAL,
         client_options: Mapping[str, Any] | None = None,
+        verify_conditional_writes: bool = True,
+        probe_prefix: str = "",
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
@@ -320,6 +323,7 @@ class AzureBlobStore(ObjectStore):
         self.account: str | None = client.account_name
         self.page_size = page_size
         self.url = f"az://{self.container}"
+        self._probe = CreateOnlyProbe(probe_prefix, enabled=verify_conditional_writes)
 
     # ------------------------------------------------------------------ helpers
 
@@ -336,6 +340,11 @@ class AzureBlobStore(ObjectStore):
     # ------------------------------------------------------------------ ObjectStore
 
     def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
+        # Before the first write: make sure the service really refuses a second create.
+        self._probe.ensure(lambda k, b: self._put(k, b, CREATE), store=self.url)
+        return self._put(key, data, mode)
+
+    def _put(self, key: str, data: bytes, mode: PutMode) -> str:
         self._check_key(key)
         blob = self._container.get_blob_client(key)
         data = bytes(data)
@@ -383,7 +392,8 @@ class AzureBlobStore(ObjectStore):
                 return  # it sorts after every name with the prefix
         per_page = self.page_size
         if limit is not None and start_after is None:
-            per_page = min(per_page, limit)
+            # Room for the hidden probe object, so that skipping it costs no extra request.
+            per_page = min(per_page, limit + self._probe.key.startswith(prefix))
         pages = self._container.list_blobs(
             name_starts_with=prefix or None, results_per_page=per_page
         ).by_page()
@@ -397,7 +407,7 @@ class AzureBlobStore(ObjectStore):
             if page is None:
                 return
             for name, size, etag in items:
-                if start_after is not None and name <= start_after:
+                if (start_after is not None and name <= start_after) or self._probe.hides(name):
                     continue
                 yield ObjectInfo(name, int(size or 0), _quoted(etag) if etag else None)
                 count += 1
@@ -459,7 +469,6 @@ def store_from_url(bucket: str, prefix: str, **options: Any) -> AzureBlobStore:
 
     ``prefix`` is not needed here: keys arrive already prefixed.
     """
-    del prefix
     options = dict(options)
     if not any(
         options.get(name) is not None
@@ -480,6 +489,7 @@ def store_from_url(bucket: str, prefix: str, **options: Any) -> AzureBlobStore:
                 "AZURE_STORAGE_ACCOUNT_URL or AZURE_STORAGE_ACCOUNT, or pass service_client=",
                 store=f"az://{bucket}",
             )
+    options.setdefault("probe_prefix", prefix)
     return AzureBlobStore(bucket, **options)
 
 

@@ -131,6 +131,7 @@ from cairnflow.core.errors import (
     StoreError,
     TransientStoreError,
 )
+from cairnflow.core.probe import CreateOnlyProbe
 from cairnflow.core.store import (
     CREATE,
     Create,
@@ -349,6 +350,8 @@ class GCSStore(ObjectStore):
         page_size: int = MAX_PAGE_SIZE,
         retry: Retry | None = DEFAULT_RETRY,
         timeout: float | tuple[float, float] = _DEFAULT_TIMEOUT,
+        verify_conditional_writes: bool = True,
+        probe_prefix: str = "",
     ) -> None:
         if not bucket:
             raise ValueError("GCSStore needs a bucket name")
@@ -366,10 +369,16 @@ class GCSStore(ObjectStore):
         self._bucket: storage.Bucket = self._client.bucket(bucket)
         self._retry = retry
         self._timeout = timeout
+        self._probe = CreateOnlyProbe(probe_prefix, enabled=verify_conditional_writes)
 
     # ------------------------------------------------------------------ write
 
     def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
+        # Before the first write: make sure the service really refuses a second create.
+        self._probe.ensure(lambda k, b: self._put(k, b, CREATE), store=self.url)
+        return self._put(key, data, mode)
+
+    def _put(self, key: str, data: bytes, mode: PutMode) -> str:
         if not key:
             raise ValueError("empty key")
         if isinstance(mode, Create):
@@ -426,9 +435,14 @@ class GCSStore(ObjectStore):
         start_offset = start_after if start_after is not None and start_after >= prefix else None
         max_results = None
         page_size = self.page_size
+        # The probe object is this store's own business: hidden from listings, with room
+        # asked for it so that skipping it never costs another request.
+        probe_in_range = self._probe.key.startswith(prefix) and (
+            start_after is None or self._probe.key > start_after
+        )
         if limit is not None:
             # startOffset is inclusive: leave room for an exact match, skipped below.
-            max_results = limit + 1 if start_offset is not None else limit
+            max_results = (limit + 1 if start_offset is not None else limit) + probe_in_range
             page_size = min(MAX_PAGE_SIZE, max(page_size, max_results))
         iterator = self._client.list_blobs(
             self._bucket,
@@ -452,7 +466,7 @@ class GCSStore(ObjectStore):
                 return
             for blob in blobs:
                 name: str = blob.name
-                if start_after is not None and name <= start_after:
+                if (start_after is not None and name <= start_after) or self._probe.hides(name):
                     continue
                 generation = blob.generation
                 yield ObjectInfo(name, int(blob.size or 0), None if generation is None else str(generation))
@@ -520,5 +534,5 @@ def store_from_url(bucket: str, prefix: str, **options: Any) -> GCSStore:
     or ``cairnflow-local``); otherwise Application Default Credentials.
     The prefix is applied by the caller to every key.
     """
-    del prefix  # keys arrive already prefixed
+    options.setdefault("probe_prefix", prefix)  # keys arrive already prefixed; the probe sits beside them
     return GCSStore(bucket, **options)

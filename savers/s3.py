@@ -140,6 +140,7 @@ from cairnflow.core.errors import (
     StoreError,
     TransientStoreError,
 )
+from cairnflow.core.probe import PROBE_SUFFIX
 from cairnflow.core.store import (
     CREATE,
     Create,
@@ -172,8 +173,7 @@ DEFAULT_MULTIPART_PART_SIZE: Final = 16 * MiB
 _MIN_PART_SIZE: Final = 5 * MiB
 _MAX_SINGLE_PUT: Final = 5 * 1024 * MiB
 _MAX_PARTS: Final = 10_000
-#: The probe object's key is ``probe_prefix + PROBE_SUFFIX``.
-PROBE_SUFFIX: Final = ".cairnflow-probe"
+#: The probe object's key is ``probe_prefix + PROBE_SUFFIX`` (the one name every backend's probe uses).
 _PROBE_BODY: Final = b"cairnflow conditional-write probe; safe to delete\n"
 # An ETag no object can have (S3 ETags are hex digests), for the If-Match probe.
 _NEVER_MATCHING_ETAG: Final = '"cairnflow-probe-etag-that-never-matches"'

@@ -42,6 +42,7 @@ from tests.support.faultproxy import (
     FaultProxy,
     Request,
     Respond,
+    StripHeaders,
 )
 
 # Fixtures the shared conftest does not import.
@@ -102,6 +103,8 @@ def via_proxy(proxy: FaultProxy, azure_container: str) -> Iterator[Callable[...,
 
     def make(**options: object) -> ObjectStore:
         options.setdefault("retry_total", 0)
+        # Wire-level tests count the adapter's own requests: the probe has its own tests.
+        options.setdefault("verify_conditional_writes", False)
         store = make_store(azure_container, f"{proxy.url}/{ACCOUNT}", **options)
         stores.append(store)
         return store
@@ -580,3 +583,41 @@ def test_unexpected_refusals_are_plain_store_errors(
         store.get("k")
     assert type(info.value) is StoreError
     assert "InvalidHeaderValue" in str(info.value)
+
+
+# --------------------------------------------------------------------------- conditional-write probe
+
+
+def test_probe_refuses_a_gateway_that_strips_if_none_match(
+    via_proxy: Callable[..., ObjectStore], proxy: FaultProxy, azure_container: str
+) -> None:
+    import datetime
+
+    from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+    from cairnflow.core.errors import ConditionalWritesUnsupportedError
+    from cairnflow.savers.azure import AzureBlobStore
+
+    # A SAS token: unlike a shared-key signature it does not cover If-None-Match, so a
+    # gateway can drop the header and the request still authenticates.
+    sas = generate_account_sas(
+        ACCOUNT,
+        ACCOUNT_KEY,
+        resource_types=ResourceTypes(container=True, object=True),
+        permission=AccountSasPermissions(read=True, write=True, list=True, delete=True, create=True),
+        expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1),
+    )
+    proxy.set_fault(lambda req: StripHeaders(("If-None-Match",)) if req.method == "PUT" else None)
+    store = AzureBlobStore(
+        azure_container, account_url=f"{proxy.url}/{ACCOUNT}", credential=sas, retry_total=0
+    )
+    with pytest.raises(ConditionalWritesUnsupportedError, match="ignores conditional writes"):
+        store.put("wf/k", b"x", CREATE)
+    with pytest.raises(ConditionalWritesUnsupportedError):  # remembered: no further writes
+        store.put("wf/other", b"x", CREATE)
+    proxy.set_fault(None)
+    healthy = via_proxy(verify_conditional_writes=True)
+    proxy.clear_log()
+    healthy.put("wf/k", b"x", CREATE)
+    assert [status for _, status in proxy.log] == [409, 201]  # the probe object exists: one refused probe
+    assert [i.key for i in healthy.list("")] == ["wf/k"]  # and it is hidden from listings

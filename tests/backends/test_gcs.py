@@ -22,6 +22,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY  # type: ignore[import-unty
 
 from cairnflow.core.errors import (
     AlreadyExistsError,
+    ConditionalWritesUnsupportedError,
     NotFoundError,
     PreconditionFailedError,
     StoreAccessError,
@@ -41,6 +42,7 @@ from tests.support.faultproxy import (
     FaultProxy,
     Request,
     Respond,
+    StripQueryParams,
 )
 
 # Fixtures the shared conftest does not import.
@@ -69,6 +71,8 @@ def proxied(gcs_store_factory: GCSStoreFactory, proxy: FaultProxy) -> Callable[.
 
     def make(**options: Any) -> GCSStore:
         options.setdefault("retry", FAST_RETRY)
+        # Wire-level tests count the adapter's own requests: the probe has its own tests.
+        options.setdefault("verify_conditional_writes", False)
         store = gcs_store_factory(endpoint=proxy.url, **options)
         assert isinstance(store, GCSStore)
         return store
@@ -323,7 +327,7 @@ def test_non_generation_etags_are_precondition_failures(gcs_store: GCSStore) -> 
 
 def test_missing_bucket_is_access_error_naming_it(gcs_server_url: str) -> None:
     client = make_client(gcs_server_url)
-    store = GCSStore("cf-no-such-bucket", client=client, retry=FAST_RETRY)
+    store = GCSStore("cf-no-such-bucket", client=client, retry=FAST_RETRY, verify_conditional_writes=False)
     try:
         with pytest.raises(StoreAccessError, match="cf-no-such-bucket") as put_info:
             store.put("wf/k", b"x", CREATE)
@@ -474,3 +478,38 @@ def test_reads_are_retried_and_never_ambiguous(proxied: Callable[..., GCSStore],
     with pytest.raises(TransientStoreError) as list_info:
         list(store.list(""))
     assert (get_info.value.ambiguous, list_info.value.ambiguous) == (False, False)
+
+
+# --------------------------------------------------------------------------- conditional-write probe
+
+
+def test_probe_refuses_a_store_that_ignores_if_generation_match(
+    proxied: Callable[..., GCSStore], proxy: FaultProxy
+) -> None:
+    def drop_condition(req: Request) -> Fault | None:
+        return StripQueryParams(("ifGenerationMatch",)) if is_upload(req) else None
+
+    proxy.set_fault(drop_condition)
+    store = proxied(verify_conditional_writes=True)
+    with pytest.raises(ConditionalWritesUnsupportedError, match="ignores conditional writes"):
+        store.put("wf/k", b"x", CREATE)
+    with pytest.raises(ConditionalWritesUnsupportedError):  # remembered: no further writes
+        store.put("wf/k", b"x", CREATE)
+    proxy.set_fault(None)
+    assert proxied(verify_conditional_writes=False).put("wf/k2", b"x", CREATE)  # the opt-out
+
+
+def test_probe_costs_one_request_once_the_probe_object_exists(
+    proxied: Callable[..., GCSStore], proxy: FaultProxy
+) -> None:
+    proxied(verify_conditional_writes=True).put("wf/a", b"x", CREATE)  # fresh: create + refused create + put
+    assert [status for _, status in proxy.log] == [200, 412, 200]
+    proxy.clear_log()
+    store = proxied(verify_conditional_writes=True)
+    store.put("wf/b", b"x", CREATE)
+    store.put("wf/c", b"x", CREATE)
+    assert [status for _, status in proxy.log] == [412, 200, 200]  # one refused probe, then the writes
+    assert [i.key for i in store.list("")] == ["wf/a", "wf/b", "wf/c"]  # the probe object is hidden
+    proxy.clear_log()
+    assert [i.key for i in store.list("", limit=1)] == ["wf/a"]
+    assert len(proxy.log) == 1

@@ -34,6 +34,7 @@ it must be thread-safe if it keeps state.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import socket
 import threading
@@ -52,6 +53,7 @@ __all__ = [
     "Request",
     "Respond",
     "StripHeaders",
+    "StripQueryParams",
 ]
 
 # Headers that describe one connection, not the message: never copied across.
@@ -133,7 +135,14 @@ class StripHeaders:
     names: tuple[str, ...]
 
 
-Fault = Respond | DropBeforeForward | DropAfterForward | Delay | StripHeaders
+@dataclass
+class StripQueryParams:
+    """Forward the request without these query parameters (e.g. GCS's ``ifGenerationMatch``)."""
+
+    names: tuple[str, ...]
+
+
+Fault = Respond | DropBeforeForward | DropAfterForward | Delay | StripHeaders | StripQueryParams
 FaultFn = Callable[[Request], Fault | None]
 
 
@@ -211,6 +220,13 @@ class _Handler(BaseHTTPRequestHandler):
                 if isinstance(fault, Delay):
                     proxy._stopping.wait(fault.seconds)
                 strip = fault.names if isinstance(fault, StripHeaders) else ()
+                if isinstance(fault, StripQueryParams):
+                    kept = [
+                        (k, v)
+                        for k, v in urllib.parse.parse_qsl(request.query, keep_blank_values=True)
+                        if k not in fault.names
+                    ]
+                    request = dataclasses.replace(request, query=urllib.parse.urlencode(kept))
                 status, reason, resp_headers, resp_body = self._forward(request, strip)
                 proxy._record(request, status)
                 recorded = True
