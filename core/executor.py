@@ -732,11 +732,7 @@ class Workflow(Generic[T]):
     ) -> Run:
         if durability not in _DURABILITIES:
             raise ValueError(f"durability must be one of {_DURABILITIES}, not {durability!r}")
-        if head is not None and head.info.kind == "tombstone":
-            head_for_append: Checkpoint | None = head
-        else:
-            head_for_append = head
-        committer = _Committer(saver, thread_id, head_for_append, durability, self.name)
+        committer = _Committer(saver, thread_id, head, durability, self.name)
         try:
             if first is not None:
                 replay.start = first

@@ -286,7 +286,8 @@ class ObjectStoreSaver(CheckpointSaver):
         workflow: str | None,
         parent: int | None = None,
         body: bytes | None = None,
-    ) -> Checkpoint | None:
+    ) -> dict[str, Any]:
+        """Write one checkpoint object create-only; return the header it carries."""
         header: dict[str, Any] = {
             "thread": thread_id,
             "seq": seq,
@@ -315,7 +316,7 @@ class ObjectStoreSaver(CheckpointSaver):
             head = codec.encode_header(header)
             data = codec.encode(head, self.cipher.encrypt(body, head), codec.FLAG_ENCRYPTED)
         self._create(thread_id, key, data)
-        return None
+        return header
 
     def append(
         self,
@@ -337,7 +338,7 @@ class ObjectStoreSaver(CheckpointSaver):
             tail = list(previous[head.base_len :]) + new
             body = self.serializer.dumps(tail)
             if len(tail) == len(new) or not self._snapshot_due(head, len(tail), len(body), len(everything)):
-                self._write(
+                header = self._write(
                     thread_id,
                     seq,
                     kind="delta",
@@ -349,12 +350,13 @@ class ObjectStoreSaver(CheckpointSaver):
                     workflow=workflow,
                     body=body,
                 )
-                info = self._header_info(thread_id, seq, "delta", status, len(new), len(everything), workflow)
-                return Checkpoint(info, everything, head.base_seq, head.base_len, head.base_bytes)
+                return Checkpoint(
+                    self._info(header), everything, head.base_seq, head.base_len, head.base_bytes
+                )
         if head is not None and head.info.kind == "tombstone":
             everything = tuple(new)  # a deleted thread starts afresh
         body = self.serializer.dumps(list(everything))
-        self._write(
+        header = self._write(
             thread_id,
             seq,
             kind="snapshot",
@@ -366,8 +368,7 @@ class ObjectStoreSaver(CheckpointSaver):
             workflow=workflow,
             body=body,
         )
-        info = self._header_info(thread_id, seq, "snapshot", status, len(new), len(everything), workflow)
-        return Checkpoint(info, everything, seq, len(everything), len(body))
+        return Checkpoint(self._info(header), everything, seq, len(everything), len(body))
 
     def _snapshot_due(self, head: Checkpoint, tail_len: int, tail_bytes: int, total: int) -> bool:
         """Should this append write a full snapshot instead of a delta?
@@ -384,41 +385,26 @@ class ObjectStoreSaver(CheckpointSaver):
             max_bytes = max(max_bytes, head.base_bytes * max_len // head.base_len)
         return tail_len > max_len or tail_bytes > max_bytes
 
-    @staticmethod
-    def _header_info(
-        thread_id: str,
-        seq: int,
-        kind: Kind,
-        status: Status,
-        new: int,
-        total: int,
-        workflow: str | None,
-        parent: int | None = None,
-    ) -> CheckpointInfo:
-        return CheckpointInfo(thread_id, seq, kind, status, time.time(), new, total, parent, workflow)
-
     def fork(self, thread_id: str, checkpoint_id: str | int) -> Checkpoint:
         source = self.get(thread_id, checkpoint_id)
         head = self.latest(thread_id)
         assert head is not None  # source exists, so the thread has a head
         seq = head.seq + 1
-        status = source.status
-        self._write(
+        body = self.serializer.dumps(list(source.records))
+        header = self._write(
             thread_id,
             seq,
             kind="fork",
-            status=status,
+            status=source.status,
             body_records=source.records,
             new=0,
             total=len(source.records),
             base=seq,
             workflow=source.info.workflow,
             parent=source.seq,
+            body=body,
         )
-        info = self._header_info(
-            thread_id, seq, "fork", status, 0, len(source.records), source.info.workflow, source.seq
-        )
-        return Checkpoint(info, source.records, seq, len(source.records))
+        return Checkpoint(self._info(header), source.records, seq, len(source.records), len(body))
 
     def delete_thread(
         self, thread_id: str, *, purge: bool = False, expected_head: int | None = None

@@ -346,8 +346,11 @@ def test_every_durability_mode_records_the_same_history(durability: str) -> None
     assert ledger.calls == ["charge", "ship"]
     if durability == "exit":
         assert counting.counts["PUT"] == 2  # one per run() / resume() call
+    elif durability == "sync":
+        # start+charge, interrupt | answer (the fence), ship, end
+        assert counting.counts["PUT"] == 5
     else:
-        assert counting.counts["PUT"] <= 5
+        assert 4 <= counting.counts["PUT"] <= 5  # the background writer may batch ship with end
 
 
 def test_async_mode_returns_only_after_every_write_and_leaves_no_writer_thread() -> None:
