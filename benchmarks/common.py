@@ -517,17 +517,17 @@ class Meter:
 
 
 def open_bench_saver(info: StackInfo, backend: str, prefix: str) -> tuple[Any, Meter]:
-    """A cairnflow ObjectStoreSaver on ``backend`` under ``prefix``, and its meter."""
+    """A cairnflow CheckpointLog on ``backend`` under ``prefix``, and its meter."""
     from cairnflow.savers import open_saver
 
     if backend == "local":
         from cairnflow.core.counting import CountingStore
-        from cairnflow.core.objectsaver import ObjectStoreSaver
+        from cairnflow.core.log import CheckpointLog
         from cairnflow.savers import open_store
 
         store, key_prefix = open_store(info.url("local", prefix))
         counting = CountingStore(store)
-        return ObjectStoreSaver(counting, prefix=key_prefix), Meter(counting=counting)
+        return CheckpointLog(counting, prefix=key_prefix), Meter(counting=counting)
     return open_saver(info.url(backend, prefix)), Meter(proxy=info.proxy_client(backend))
 
 

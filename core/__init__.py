@@ -6,6 +6,7 @@ or LangGraph.
 >>> from cairnflow.core import workflow, task, interrupt, RetryPolicy
 """
 
+from cairnflow.core.checkpoint import Checkpoint, CheckpointInfo, CheckpointSaver
 from cairnflow.core.errors import (
     CairnflowError,
     ConflictError,
@@ -26,22 +27,21 @@ from cairnflow.core.executor import (
     task,
     workflow,
 )
-from cairnflow.core.objectsaver import ObjectStoreSaver
+from cairnflow.core.log import CheckpointLog
 from cairnflow.core.retry import RetryPolicy
-from cairnflow.core.saver import Checkpoint, CheckpointInfo, CheckpointSaver
 from cairnflow.core.serde import JsonSerializer, UnsafePickleSerializer, register_type
 
 __all__ = [
     "CairnflowError",
     "Checkpoint",
     "CheckpointInfo",
+    "CheckpointLog",
     "CheckpointSaver",
     "ConflictError",
     "CorruptCheckpointError",
     "Durability",
     "JsonSerializer",
     "NondeterminismError",
-    "ObjectStoreSaver",
     "ResumeError",
     "RetryPolicy",
     "Run",

@@ -3,7 +3,7 @@
 Use it to see what an operation costs::
 
     counting = CountingStore(store)
-    saver = ObjectStoreSaver(counting)
+    saver = CheckpointLog(counting)
     ...
     counting.counts  # Counter({'PUT': 12, 'LIST': 1, 'GET': 2})
 

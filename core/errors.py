@@ -22,12 +22,21 @@ stays available as ``__cause__``.
     │   ├── UnsupportedFormatError      written by a newer (or unknown) format version
     │   └── DecryptionError             wrong key, unknown key id, or altered ciphertext
     ├── SerializationError              a value cannot be stored (or loaded) safely
-    ├── InvalidThreadIdError            (also a ValueError)
+    ├── TaskFailedError                 replay of a recorded task failure that cannot be rebuilt
     ├── ThreadNotFoundError             no checkpoint for that thread
-    └── ResumeError                     resume() called in a state that cannot take it
+    ├── ResumeError                     resume() called in a state that cannot take it
+    ├── PruneRefusedError               a prune would lose state a kept checkpoint needs (ValueError)
+    ├── MissingDependencyError          a backend's SDK is not installed (also an ImportError)
+    └── UsageError                      the API was called wrongly; nothing was written
+        ├── InvalidArgumentError        a bad argument value (also a ValueError)
+        │   ├── InvalidThreadIdError    empty, too long, or not a string
+        │   └── InvalidURLError         unknown scheme, no bucket, query string...
+        └── MisuseError                 a call in the wrong place or of the wrong kind (also a TypeError)
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 __all__ = [
     "AlreadyExistsError",
@@ -36,17 +45,24 @@ __all__ = [
     "ConflictError",
     "CorruptCheckpointError",
     "DecryptionError",
+    "InvalidArgumentError",
     "InvalidThreadIdError",
+    "InvalidURLError",
+    "MissingDependencyError",
+    "MisuseError",
     "NondeterminismError",
     "NotFoundError",
     "PreconditionFailedError",
+    "PruneRefusedError",
     "ResumeError",
     "SerializationError",
     "StoreAccessError",
     "StoreError",
+    "TaskFailedError",
     "ThreadNotFoundError",
     "TransientStoreError",
     "UnsupportedFormatError",
+    "UsageError",
 ]
 
 
@@ -158,13 +174,57 @@ class SerializationError(CairnflowError):
     """A value cannot be serialised safely, or a stored value cannot be loaded safely."""
 
 
-class InvalidThreadIdError(CairnflowError, ValueError):
-    """The thread id is empty, too long, or not a string."""
-
-
 class ThreadNotFoundError(CairnflowError):
     """No checkpoint exists for the thread."""
 
 
 class ResumeError(CairnflowError):
     """``resume()`` was called on a thread whose state cannot take it."""
+
+
+class TaskFailedError(CairnflowError):
+    """Replay of a recorded task failure whose exception type cannot be rebuilt safely."""
+
+    def __init__(self, task: str, error_type: str, message: str) -> None:
+        super().__init__(f"task {task!r} failed: {error_type}: {message}")
+        self.task = task
+        self.error_type = error_type
+
+
+class PruneRefusedError(CairnflowError, ValueError):
+    """A prune would lose state that a kept checkpoint still needs.
+
+    Nothing was deleted. ``refused`` lists the (thread id, namespace) pairs whose
+    latest checkpoint still depends on older checkpoints' objects.
+    """
+
+    def __init__(self, message: str, refused: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.refused = list(refused)
+
+
+class MissingDependencyError(CairnflowError, ImportError):
+    """A backend's SDK is not installed; the message names the pip extra."""
+
+
+# --------------------------------------------------------------------------- usage
+
+
+class UsageError(CairnflowError):
+    """The API was called wrongly. Nothing was written; the message says what to do instead."""
+
+
+class InvalidArgumentError(UsageError, ValueError):
+    """An argument has a value cairnflow cannot use; the message names the argument."""
+
+
+class InvalidThreadIdError(InvalidArgumentError):
+    """The thread id is empty, too long, or not a string."""
+
+
+class InvalidURLError(InvalidArgumentError):
+    """The store URL cannot be parsed (unknown scheme, no bucket, query string...)."""
+
+
+class MisuseError(UsageError, TypeError):
+    """A cairnflow function was called in the wrong place or with the wrong kind of object."""

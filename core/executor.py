@@ -45,16 +45,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, cast, overload
 
+from cairnflow.core.checkpoint import Checkpoint, CheckpointSaver, Status
 from cairnflow.core.errors import (
-    CairnflowError,
     ConflictError,
     NondeterminismError,
     ResumeError,
     SerializationError,
+    TaskFailedError,
     ThreadNotFoundError,
 )
 from cairnflow.core.retry import RetryPolicy, call_with_retry
-from cairnflow.core.saver import Checkpoint, CheckpointSaver, Status
 
 __all__ = [
     "Durability",
@@ -81,15 +81,6 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
-
-
-class TaskFailedError(CairnflowError):
-    """Replay of a recorded task failure whose exception type cannot be rebuilt safely."""
-
-    def __init__(self, task: str, error_type: str, message: str) -> None:
-        super().__init__(f"task {task!r} failed: {error_type}: {message}")
-        self.task = task
-        self.error_type = error_type
 
 
 class _Interrupted(BaseException):

@@ -1,6 +1,6 @@
 """The store seam: the few object-store operations every backend implements.
 
-The checkpoint protocol (:mod:`cairnflow.core.objectsaver`) needs only this:
+The checkpoint protocol (:mod:`cairnflow.core.log`) needs only this:
 
 * ``put(key, data, mode)`` with one of three modes, modelled on Rust's
   ``object_store``:

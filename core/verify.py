@@ -59,7 +59,7 @@ from cairnflow.core.probe import PROBE_SUFFIX
 from cairnflow.core.retry import call_with_retry
 
 if TYPE_CHECKING:
-    from cairnflow.core.objectsaver import ObjectStoreSaver
+    from cairnflow.core.log import CheckpointLog
 
 __all__ = ["PROBLEM_CODES", "Problem", "Severity", "VerifyReport", "verify"]
 
@@ -173,7 +173,7 @@ class _Progress:
 
 
 def verify(
-    saver: ObjectStoreSaver,
+    saver: CheckpointLog,
     thread_id: str | None = None,
     *,
     progress: Callable[[int, int], None] | None = None,
@@ -212,11 +212,11 @@ def verify(
 # --------------------------------------------------------------------------- listing
 
 
-def _listing(saver: ObjectStoreSaver, prefix: str) -> list[str]:
+def _listing(saver: CheckpointLog, prefix: str) -> list[str]:
     return [o.key for o in call_with_retry(lambda: list(saver.store.list(prefix)), saver.store_retry)]
 
 
-def _iter_keys(saver: ObjectStoreSaver) -> Iterator[str]:
+def _iter_keys(saver: CheckpointLog) -> Iterator[str]:
     """Every key under the prefix, lazily; a transient error resumes the listing where it was."""
     last: str | None = None
     retries = 0
@@ -234,7 +234,7 @@ def _iter_keys(saver: ObjectStoreSaver) -> Iterator[str]:
 
 
 def _groups(
-    saver: ObjectStoreSaver, problems: list[Problem], state: _Progress
+    saver: CheckpointLog, problems: list[Problem], state: _Progress
 ) -> Iterator[tuple[str, list[str]]]:
     """Group the prefix's checkpoint keys by thread segment; report foreign keys on the way."""
     base = keys.threads_prefix(saver.prefix)
@@ -261,7 +261,7 @@ def _groups(
 
 
 def _check_group(
-    saver: ObjectStoreSaver,
+    saver: CheckpointLog,
     pool: concurrent.futures.ThreadPoolExecutor,
     segment: str,
     group: list[str],

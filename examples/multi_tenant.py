@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from cairnflow.core import ObjectStoreSaver, interrupt, task, workflow
+from cairnflow.core import CheckpointLog, interrupt, task, workflow
 from cairnflow.core.store import ObjectStore
 from cairnflow.encryption import AesGcmCipher
 from cairnflow.savers import open_store
@@ -26,9 +26,9 @@ def review(doc: str) -> dict[str, str]:
     return {"summary": summary, "verdict": verdict}
 
 
-def saver_for(store: ObjectStore, tenant: str, key: bytes) -> ObjectStoreSaver:
+def saver_for(store: ObjectStore, tenant: str, key: bytes) -> CheckpointLog:
     """Each tenant: its own prefix (scope its IAM role to it) and its own key."""
-    return ObjectStoreSaver(store, prefix=f"tenants/{tenant}/", cipher=AesGcmCipher({tenant: key}, tenant))
+    return CheckpointLog(store, prefix=f"tenants/{tenant}/", cipher=AesGcmCipher({tenant: key}, tenant))
 
 
 def main() -> None:

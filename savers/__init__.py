@@ -25,19 +25,15 @@ import threading
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
-from cairnflow.core.errors import CairnflowError
+from cairnflow.core.errors import InvalidURLError, MissingDependencyError
 
 if TYPE_CHECKING:
     from cairnflow.core.cipher import Cipher
-    from cairnflow.core.objectsaver import ObjectStoreSaver
+    from cairnflow.core.log import CheckpointLog
     from cairnflow.core.serde import Serializer
     from cairnflow.core.store import ObjectStore
 
 __all__ = ["MissingDependencyError", "open_saver", "open_store", "parse_url"]
-
-
-class MissingDependencyError(CairnflowError, ImportError):
-    """A backend's SDK is not installed; the message names the pip extra."""
 
 
 # scheme -> (module, pip extra or None, SDK top-level modules it needs)
@@ -62,16 +58,16 @@ def parse_url(url: str) -> tuple[str, str, str]:
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
         known = ", ".join(f"{s}://" for s in _SCHEMES)
-        raise ValueError(f"unknown store URL scheme in {url!r}; known: {known}")
+        raise InvalidURLError(f"unknown store URL scheme in {url!r}; known: {known}")
     if parts.query or parts.fragment:
-        raise ValueError(f"store URLs take no query or fragment: {url!r}")
+        raise InvalidURLError(f"store URLs take no query or fragment: {url!r}")
     if scheme == "file":
         location = parts.netloc + parts.path
         if not location:
-            raise ValueError(f"file URL names no directory: {url!r}")
+            raise InvalidURLError(f"file URL names no directory: {url!r}")
         return scheme, location, ""
     if not parts.netloc:
-        raise ValueError(f"store URL names no bucket: {url!r}")
+        raise InvalidURLError(f"store URL names no bucket: {url!r}")
     prefix = parts.path.strip("/")
     return scheme, parts.netloc, f"{prefix}/" if prefix else ""
 
@@ -118,7 +114,7 @@ def open_saver(
     serializer: Serializer | None = None,
     cipher: Cipher | None = None,
     **store_options: Any,
-) -> ObjectStoreSaver:
+) -> CheckpointLog:
     """Open a checkpoint saver on the store named by ``url``.
 
     >>> saver = open_saver("file://./.cairnflow")        # doctest: +SKIP
@@ -126,7 +122,7 @@ def open_saver(
 
     ``serializer`` and ``cipher`` go to the saver; every other keyword to the store.
     """
-    from cairnflow.core.objectsaver import ObjectStoreSaver
+    from cairnflow.core.log import CheckpointLog
 
     store, prefix = open_store(url, **store_options)
-    return ObjectStoreSaver(store, prefix=prefix, serializer=serializer, cipher=cipher)
+    return CheckpointLog(store, prefix=prefix, serializer=serializer, cipher=cipher)

@@ -80,7 +80,7 @@ is itself conditional and cannot clobber anything:
 Both are safe: the checkpoint protocol writes create-only and, on
 ``AlreadyExistsError``, reads the object back and compares bytes (every
 checkpoint carries a unique writer token), so its own landed write counts as
-success (``ObjectStoreSaver._create``); a caller of ``Update`` must likewise
+success (``CheckpointLog._create``); a caller of ``Update`` must likewise
 re-read after ``PreconditionFailedError``. This backend never tries to
 recognise its own object. To report ``ambiguous`` exactly, each write watches
 the errors its retry policy sees: a final 429/503 is reported as certainly not

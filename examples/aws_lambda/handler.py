@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import approval_flow
 
-from cairnflow.core import ObjectStoreSaver
+from cairnflow.core import CheckpointLog
 from cairnflow.savers import open_saver
 
 
@@ -29,7 +29,7 @@ class LambdaContext(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
-def _open_saver(settings: approval_flow.Settings) -> ObjectStoreSaver:
+def _open_saver(settings: approval_flow.Settings) -> CheckpointLog:
     if not settings.url.startswith("s3://"):
         return open_saver(settings.url)  # e.g. file:// for `sam local invoke` without AWS
     import boto3

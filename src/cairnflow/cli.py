@@ -635,7 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             os.close(devnull)
         return EXIT_OK
-    except (UsageError, ops.BadURLError, InvalidThreadIdError) as exc:
+    except (UsageError, ops.InvalidURLError, InvalidThreadIdError) as exc:
         return fail(EXIT_USAGE, str(exc))
     except ValueError as exc:  # e.g. copying a store onto itself
         return fail(EXIT_USAGE, str(exc))

@@ -1,6 +1,6 @@
 """Operations on the threads in a store: the Python API behind the ``cairnflow`` command.
 
-Every function takes an :class:`~cairnflow.core.objectsaver.ObjectStoreSaver`
+Every function takes an :class:`~cairnflow.core.log.CheckpointLog`
 (open one with :func:`open_saver`) and returns plain dataclasses with a
 ``to_dict()`` whose field names are the command's ``--json`` output.
 
@@ -54,15 +54,15 @@ from typing import Any, TypeVar
 from cairnflow.core import codec, keys
 from cairnflow.core.errors import (
     AlreadyExistsError,
-    CairnflowError,
     ConflictError,
     CorruptCheckpointError,
+    InvalidURLError,
     NotFoundError,
     SerializationError,
     StoreAccessError,
     ThreadNotFoundError,
 )
-from cairnflow.core.objectsaver import ObjectStoreSaver
+from cairnflow.core.log import CheckpointLog
 from cairnflow.core.retry import call_with_retry
 from cairnflow.core.store import CREATE
 from cairnflow.core.verify import Problem, VerifyReport, verify
@@ -71,11 +71,11 @@ from cairnflow.savers import parse_url
 
 __all__ = [
     "STATUSES",
-    "BadURLError",
     "CopiedThread",
     "CopyResult",
     "DeleteResult",
     "HistoryEntry",
+    "InvalidURLError",
     "Problem",
     "PruneResult",
     "PrunedThread",
@@ -107,11 +107,7 @@ _HEADER_STATUSES = frozenset(STATUSES[:-1])
 _WORKERS = 8
 
 
-class BadURLError(CairnflowError, ValueError):
-    """The store URL cannot be parsed (unknown scheme, no bucket, query string...)."""
-
-
-def open_saver(url: str, *, create: bool = False) -> ObjectStoreSaver:
+def open_saver(url: str, *, create: bool = False) -> CheckpointLog:
     """Open the store named by ``url`` for operations.
 
     Cloud clients are built from the environment exactly as
@@ -122,7 +118,7 @@ def open_saver(url: str, *, create: bool = False) -> ObjectStoreSaver:
     try:
         scheme, location, _ = parse_url(url)
     except ValueError as exc:
-        raise BadURLError(str(exc)) from None
+        raise InvalidURLError(str(exc)) from None
     if scheme == "file" and not create and not Path(location).is_dir():
         raise StoreAccessError(f"no store directory at {location!r}", store=url)
     return _open_saver(url)
@@ -261,7 +257,7 @@ class _Object:
         return self.records[len(self.records) - n :] if n else []
 
 
-def _retry(saver: ObjectStoreSaver, fn: Callable[[], T]) -> T:
+def _retry(saver: CheckpointLog, fn: Callable[[], T]) -> T:
     return call_with_retry(fn, saver.store_retry)
 
 
@@ -286,7 +282,7 @@ def _decode(thread_id: str, seq: int, key: str, data: bytes) -> _Object:
     return _Object(key, seq, header, records)
 
 
-def _read(saver: ObjectStoreSaver, thread_id: str, seq: int) -> _Object:
+def _read(saver: CheckpointLog, thread_id: str, seq: int) -> _Object:
     key = keys.checkpoint_key(saver.prefix, thread_id, seq)
     try:
         obj = _retry(saver, lambda: saver.store.get(key))
@@ -295,7 +291,7 @@ def _read(saver: ObjectStoreSaver, thread_id: str, seq: int) -> _Object:
     return _decode(thread_id, seq, key, obj.data)
 
 
-def _read_key(saver: ObjectStoreSaver, thread_id: str, key: str) -> _Object:
+def _read_key(saver: CheckpointLog, thread_id: str, key: str) -> _Object:
     try:
         found, seq = keys.parse_checkpoint_key(saver.prefix, key)
     except ValueError:
@@ -306,13 +302,13 @@ def _read_key(saver: ObjectStoreSaver, thread_id: str, key: str) -> _Object:
     return _decode(thread_id, seq, key, obj.data)
 
 
-def _thread_keys(saver: ObjectStoreSaver, thread_id: str, limit: int | None = None) -> list[str]:
+def _thread_keys(saver: CheckpointLog, thread_id: str, limit: int | None = None) -> list[str]:
     """The thread's keys, newest first (one paged LIST)."""
     prefix = keys.thread_prefix(saver.prefix, thread_id)
     return [o.key for o in _retry(saver, lambda: list(saver.store.list(prefix, limit=limit)))]
 
 
-def _thread_seqs(saver: ObjectStoreSaver, thread_id: str) -> list[tuple[int, str]]:
+def _thread_seqs(saver: CheckpointLog, thread_id: str) -> list[tuple[int, str]]:
     """(seq, key) of the thread's checkpoints, newest first; foreign keys left out."""
     out = []
     for key in _thread_keys(saver, thread_id):
@@ -325,7 +321,7 @@ def _thread_seqs(saver: ObjectStoreSaver, thread_id: str) -> list[tuple[int, str
     return out
 
 
-def _is_checkpoint_key(saver: ObjectStoreSaver, key: str) -> bool:
+def _is_checkpoint_key(saver: CheckpointLog, key: str) -> bool:
     try:
         keys.parse_checkpoint_key(saver.prefix, key)
     except ValueError:
@@ -333,12 +329,12 @@ def _is_checkpoint_key(saver: ObjectStoreSaver, key: str) -> bool:
     return True
 
 
-def _head(saver: ObjectStoreSaver, thread_id: str) -> _Object | None:
+def _head(saver: CheckpointLog, thread_id: str) -> _Object | None:
     found = _thread_keys(saver, thread_id, limit=1)
     return _read_key(saver, thread_id, found[0]) if found else None
 
 
-def _state_records(saver: ObjectStoreSaver, obj: _Object, thread_id: str) -> list[Any] | None:
+def _state_records(saver: CheckpointLog, obj: _Object, thread_id: str) -> list[Any] | None:
     """Every record of the state at ``obj`` (its base's plus its own for a delta)."""
     if obj.records is None or obj.kind != "delta":
         return obj.records
@@ -361,11 +357,11 @@ def _state_records(saver: ObjectStoreSaver, obj: _Object, thread_id: str) -> lis
     return records
 
 
-def _list_first(saver: ObjectStoreSaver, prefix: str, start_after: str | None) -> list[Any]:
+def _list_first(saver: CheckpointLog, prefix: str, start_after: str | None) -> list[Any]:
     return list(saver.store.list(prefix, start_after=start_after, limit=1))
 
 
-def _scan_heads(saver: ObjectStoreSaver) -> Iterator[tuple[str, str]]:
+def _scan_heads(saver: CheckpointLog) -> Iterator[tuple[str, str]]:
     """(thread id, newest key) of every thread, in key order: one LIST (limit 1) per thread."""
     base = keys.threads_prefix(saver.prefix)
     cursor: str | None = None
@@ -481,7 +477,7 @@ class ThreadSummary:
         }
 
 
-def _summarise(saver: ObjectStoreSaver, item: tuple[str, str]) -> ThreadSummary | None:
+def _summarise(saver: CheckpointLog, item: tuple[str, str]) -> ThreadSummary | None:
     thread_id, key = item
     try:
         head = _read_key(saver, thread_id, key)
@@ -509,7 +505,7 @@ def _summarise(saver: ObjectStoreSaver, item: tuple[str, str]) -> ThreadSummary 
 
 
 def list_threads(
-    saver: ObjectStoreSaver,
+    saver: CheckpointLog,
     *,
     statuses: Collection[str] | None = None,
     workflow: str | None = None,
@@ -601,9 +597,7 @@ class HistoryEntry:
         }
 
 
-def thread_history(
-    saver: ObjectStoreSaver, thread_id: str, *, limit: int | None = None
-) -> list[HistoryEntry]:
+def thread_history(saver: CheckpointLog, thread_id: str, *, limit: int | None = None) -> list[HistoryEntry]:
     """The thread's checkpoints, newest first: one LIST and one GET per checkpoint.
 
     Keys under the thread's prefix that are not checkpoint keys are left out
@@ -705,9 +699,7 @@ class ThreadState:
         }
 
 
-def show_state(
-    saver: ObjectStoreSaver, thread_id: str, checkpoint_id: str | int | None = None
-) -> ThreadState:
+def show_state(saver: CheckpointLog, thread_id: str, checkpoint_id: str | int | None = None) -> ThreadState:
     """The state at ``checkpoint_id`` (default: the latest); ``ThreadNotFoundError`` if none."""
     head = _head(saver, thread_id)
     if head is None:
@@ -803,7 +795,7 @@ class DeleteResult:
         }
 
 
-def _remove_below(saver: ObjectStoreSaver, thread_id: str, below: int) -> list[int]:
+def _remove_below(saver: CheckpointLog, thread_id: str, below: int) -> list[int]:
     """Delete the thread's checkpoints with seq < ``below``, oldest first; return their seqs."""
     doomed = sorted(seq for seq, _ in _thread_seqs(saver, thread_id) if seq < below)
     for seq in doomed:
@@ -813,7 +805,7 @@ def _remove_below(saver: ObjectStoreSaver, thread_id: str, below: int) -> list[i
 
 
 def _delete(
-    saver: ObjectStoreSaver, thread_id: str, head: _Object, *, purge: bool, exact: bool
+    saver: CheckpointLog, thread_id: str, head: _Object, *, purge: bool, exact: bool
 ) -> tuple[list[int], int]:
     """Fence and delete; return (seqs deleted that existed before, tombstone seq).
 
@@ -841,7 +833,7 @@ def _delete(
 
 
 def delete_thread(
-    saver: ObjectStoreSaver, thread_id: str, *, dry_run: bool = False, purge: bool = False
+    saver: CheckpointLog, thread_id: str, *, dry_run: bool = False, purge: bool = False
 ) -> DeleteResult:
     """Delete a thread: write a tombstone above its head, then delete every older checkpoint.
 
@@ -948,7 +940,7 @@ class PruneResult:
 
 
 def prune(
-    saver: ObjectStoreSaver,
+    saver: CheckpointLog,
     *,
     keep_last: int | None = None,
     older_than: float | None = None,
@@ -1006,7 +998,7 @@ def prune(
 
 
 def _trim(
-    saver: ObjectStoreSaver, thread_id: str, head_key: str, keep_last: int, wanted: set[str], dry_run: bool
+    saver: CheckpointLog, thread_id: str, head_key: str, keep_last: int, wanted: set[str], dry_run: bool
 ) -> PrunedThread | None:
     head = _read_key(saver, thread_id, head_key)
     if head.status not in wanted:
@@ -1042,7 +1034,7 @@ def _trim(
 
 
 def _expire(
-    saver: ObjectStoreSaver,
+    saver: CheckpointLog,
     thread_id: str,
     head_key: str,
     cutoff: float,
@@ -1133,8 +1125,8 @@ class CopyResult:
 
 
 def copy_threads(
-    src: ObjectStoreSaver,
-    dst: ObjectStoreSaver,
+    src: CheckpointLog,
+    dst: CheckpointLog,
     *,
     thread_id: str | None = None,
     workers: int = 4,
@@ -1180,7 +1172,7 @@ def copy_threads(
     )
 
 
-def _copy_thread(src: ObjectStoreSaver, dst: ObjectStoreSaver, thread_id: str) -> CopiedThread:
+def _copy_thread(src: CheckpointLog, dst: CheckpointLog, thread_id: str) -> CopiedThread:
     seqs = sorted(seq for seq, _ in _thread_seqs(src, thread_id))  # oldest first
     existing = {key for key in _thread_keys(dst, thread_id)}
     copied = skipped = 0

@@ -563,10 +563,10 @@ def test_drop_after_forward_once_sdk_retry_meets_its_own_write(
 
 
 def test_core_recognises_its_own_write_after_a_lost_answer(proxy: FaultProxy, bucket: str) -> None:
-    from cairnflow.core.objectsaver import ObjectStoreSaver
+    from cairnflow.core.log import CheckpointLog
 
     store = _proxied_store_with_probe_done(proxy, bucket)
-    saver = ObjectStoreSaver(store, prefix="app/")
+    saver = CheckpointLog(store, prefix="app/")
 
     def drop_first_checkpoint_put(req: Request) -> Fault | None:
         first_put = not any(r.method == "PUT" for r, _ in proxy.log)

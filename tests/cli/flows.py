@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cairnflow.core import interrupt, task, workflow
-from cairnflow.core.objectsaver import ObjectStoreSaver
+from cairnflow.core.log import CheckpointLog
 from cairnflow.savers import open_saver, open_store
 
 CALLS: collections.Counter[tuple[str, Any]] = collections.Counter()
@@ -110,10 +110,10 @@ EXPECTED = {
 }
 
 
-def small_snapshot_saver(url: str) -> ObjectStoreSaver:
+def small_snapshot_saver(url: str) -> CheckpointLog:
     """A saver writing snapshots often, so that long threads hold several snapshots."""
     store, prefix = open_store(url)
-    return ObjectStoreSaver(store, prefix=prefix, snapshot_every=4)
+    return CheckpointLog(store, prefix=prefix, snapshot_every=4)
 
 
 def populate(url: str) -> dict[str, Expected]:

@@ -12,7 +12,7 @@ import pytest
 
 from cairnflow import ops
 from cairnflow.core import keys
-from cairnflow.core.objectsaver import ObjectStoreSaver
+from cairnflow.core.log import CheckpointLog
 from cairnflow.core.store import CREATE, ObjectInfo, ObjectStore, PutMode, StoredObject
 from cairnflow.savers import open_saver, open_store
 from tests.cli.conftest import raw_objects
@@ -186,7 +186,7 @@ def test_copy_resumes_after_an_interruption(
     source = histories(local_location.url)
     total = sum(len(h) for h in source.values())
     store, prefix = open_store(s3_location.url)
-    dying = ObjectStoreSaver(StopAfter(store, 20), prefix=prefix)
+    dying = CheckpointLog(StopAfter(store, 20), prefix=prefix)
     with pytest.raises(_Stop):
         ops.copy_threads(open_saver(local_location.url), dying, workers=1)
     partial = histories(s3_location.url)

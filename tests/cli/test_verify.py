@@ -9,7 +9,7 @@ import pytest
 
 from cairnflow import ops
 from cairnflow.core import UnsafePickleSerializer, codec, keys
-from cairnflow.core.objectsaver import ObjectStoreSaver
+from cairnflow.core.log import CheckpointLog
 from cairnflow.core.store import OVERWRITE, ObjectStore
 from cairnflow.savers import open_saver, open_store
 from tests.cli.flows import Expected, long, order
@@ -240,7 +240,7 @@ def test_verify_warns_about_bodies_it_will_not_load(
     local_location: StoreLocation, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store, prefix = open_store(local_location.url)
-    pickled = ObjectStoreSaver(store, prefix=prefix, serializer=UnsafePickleSerializer())
+    pickled = CheckpointLog(store, prefix=prefix, serializer=UnsafePickleSerializer())
     long.run(2, thread_id="p", saver=pickled)
     result = cli(capsys, "verify", local_location.url, "--json")
     assert result.code == 0

@@ -19,7 +19,7 @@ from cairnflow.core.errors import (
     TransientStoreError,
     UnsupportedFormatError,
 )
-from cairnflow.core.objectsaver import ObjectStoreSaver
+from cairnflow.core.log import CheckpointLog
 from cairnflow.core.serde import UnsafePickleSerializer
 from cairnflow.core.store import CREATE, OVERWRITE, ObjectInfo, ObjectStore, PutMode, StoredObject
 
@@ -31,7 +31,7 @@ def rec(n: int, size: int = 10) -> dict[str, Any]:
 
 
 def test_append_and_latest_round_trip_through_snapshots_and_deltas(store: ObjectStore) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX, snapshot_every=4)
+    saver = CheckpointLog(store, prefix=PREFIX, snapshot_every=4)
     head = None
     expected: list[Any] = []
     kinds = []
@@ -51,7 +51,7 @@ def test_append_and_latest_round_trip_through_snapshots_and_deltas(store: Object
 
 
 def test_stale_head_gets_conflict_and_nothing_is_written(store: ObjectStore) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX)
+    saver = CheckpointLog(store, prefix=PREFIX)
     h0 = saver.append("t", None, [rec(0)], status="running")
     saver.append("t", h0, [rec(1)], status="running")
     with pytest.raises(ConflictError) as info:
@@ -98,7 +98,7 @@ class FlakyStore(ObjectStore):
 @pytest.mark.parametrize("land", [True, False], ids=["write-landed", "write-lost"])
 def test_retry_after_ambiguous_write_recognises_its_own_checkpoint(store: ObjectStore, land: bool) -> None:
     flaky = FlakyStore(store, land=land)
-    saver = ObjectStoreSaver(flaky, prefix=PREFIX)
+    saver = CheckpointLog(flaky, prefix=PREFIX)
     head = saver.append("t", None, [rec(0)], status="running")
     flaky.fail_puts = 2
     head = saver.append("t", head, [rec(1)], status="running")  # no false conflict
@@ -110,18 +110,18 @@ def test_retry_after_ambiguous_write_recognises_its_own_checkpoint(store: Object
 
 
 def test_ambiguous_write_that_lost_the_race_is_still_a_conflict(store: ObjectStore) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX)
+    saver = CheckpointLog(store, prefix=PREFIX)
     h0 = saver.append("t", None, [rec(0)], status="running")
     saver.append("t", h0, [rec(1)], status="running")  # the other writer wins seq 1
     flaky = FlakyStore(store, land=False)
     flaky.fail_puts = 1
     with pytest.raises(ConflictError):
-        ObjectStoreSaver(flaky, prefix=PREFIX).append("t", h0, [rec(2)], status="running")
+        CheckpointLog(flaky, prefix=PREFIX).append("t", h0, [rec(2)], status="running")
 
 
 def test_latest_costs_the_same_requests_at_any_history_length(store: ObjectStore) -> None:
     counting = CountingStore(store)
-    saver = ObjectStoreSaver(counting, prefix=PREFIX, snapshot_every=4)
+    saver = CheckpointLog(counting, prefix=PREFIX, snapshot_every=4)
     costs = {}
     head = None
     for n in range(40):
@@ -134,7 +134,7 @@ def test_latest_costs_the_same_requests_at_any_history_length(store: ObjectStore
 
 
 def test_history_is_newest_first_with_limit_and_before(store: ObjectStore) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX)
+    saver = CheckpointLog(store, prefix=PREFIX)
     head = None
     for n in range(6):
         head = saver.append("h", head, [rec(n)], status="running")
@@ -165,7 +165,7 @@ TRICKY_IDS = [
 
 
 def test_thread_ids_never_collide_or_escape(store: ObjectStore) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX)
+    saver = CheckpointLog(store, prefix=PREFIX)
     for n, thread_id in enumerate(TRICKY_IDS):
         saver.append(thread_id, None, [rec(n)], status="running")
     for n, thread_id in enumerate(TRICKY_IDS):
@@ -183,7 +183,7 @@ def test_thread_ids_never_collide_or_escape(store: ObjectStore) -> None:
 @pytest.mark.parametrize("bad", ["", "x" * 241, 7, "\ud800"])
 def test_invalid_thread_ids_are_refused_before_any_request(store: ObjectStore, bad: Any) -> None:
     counting = CountingStore(store)
-    saver = ObjectStoreSaver(counting, prefix=PREFIX)
+    saver = CheckpointLog(counting, prefix=PREFIX)
     with pytest.raises(InvalidThreadIdError):
         saver.append(bad, None, [rec(0)], status="running")
     with pytest.raises(InvalidThreadIdError):
@@ -192,7 +192,7 @@ def test_invalid_thread_ids_are_refused_before_any_request(store: ObjectStore, b
 
 
 def test_delete_fences_stale_writers_and_the_id_can_be_reused(store: ObjectStore) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX)
+    saver = CheckpointLog(store, prefix=PREFIX)
     head = saver.append("d", None, [rec(0)], status="running")
     head = saver.append("d", head, [rec(1)], status="running")
     saver.delete_thread("d")
@@ -208,7 +208,7 @@ def test_delete_fences_stale_writers_and_the_id_can_be_reused(store: ObjectStore
 
 
 def test_fork_appends_a_copy_of_an_older_state(store: ObjectStore) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX)
+    saver = CheckpointLog(store, prefix=PREFIX)
     head = None
     for n in range(4):
         head = saver.append("f", head, [rec(n)], status="running")
@@ -244,7 +244,7 @@ def _corrupt_cases() -> list[tuple[str, Callable[[bytes], bytes], type[Exception
 def test_damaged_checkpoints_raise_typed_errors_and_spare_other_threads(
     store: ObjectStore, name: str, mangle: Callable[[bytes], bytes], error: type[Exception]
 ) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX)
+    saver = CheckpointLog(store, prefix=PREFIX)
     saver.append("victim", None, [rec(0)], status="running")
     saver.append("bystander", None, [rec(1)], status="running")
     key = keys.checkpoint_key(PREFIX, "victim", 0)
@@ -257,7 +257,7 @@ def test_damaged_checkpoints_raise_typed_errors_and_spare_other_threads(
 
 
 def test_checkpoint_copied_to_another_thread_is_rejected(store: ObjectStore) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX)
+    saver = CheckpointLog(store, prefix=PREFIX)
     saver.append("source", None, [rec(0)], status="running")
     data = store.get(keys.checkpoint_key(PREFIX, "source", 0)).data
     store.put(keys.checkpoint_key(PREFIX, "target", 0), data, CREATE)
@@ -266,7 +266,7 @@ def test_checkpoint_copied_to_another_thread_is_rejected(store: ObjectStore) -> 
 
 
 def test_foreign_object_under_a_thread_prefix_is_reported(store: ObjectStore) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX)
+    saver = CheckpointLog(store, prefix=PREFIX)
     saver.append("t", None, [rec(0)], status="running")
     store.put(keys.thread_prefix(PREFIX, "t") + "0README", b"hello", CREATE)
     with pytest.raises(CorruptCheckpointError, match="foreign"):
@@ -274,7 +274,7 @@ def test_foreign_object_under_a_thread_prefix_is_reported(store: ObjectStore) ->
 
 
 def test_gap_in_history_is_reported(store: ObjectStore) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX)
+    saver = CheckpointLog(store, prefix=PREFIX)
     head = saver.append("g", None, [rec(0)], status="running")
     saver.append("g", head, [rec(1)], status="running")  # a delta on snapshot 0
     store.delete(keys.checkpoint_key(PREFIX, "g", 0))
@@ -289,7 +289,7 @@ class Boom:
 
 def test_pickled_checkpoint_is_refused_by_the_default_serializer(store: ObjectStore) -> None:
     # A bucket writer plants a checkpoint whose body is a pickle that would run code.
-    unsafe = ObjectStoreSaver(store, prefix=PREFIX, serializer=UnsafePickleSerializer())
+    unsafe = CheckpointLog(store, prefix=PREFIX, serializer=UnsafePickleSerializer())
     header = {
         "thread": "p",
         "seq": 0,
@@ -306,14 +306,14 @@ def test_pickled_checkpoint_is_refused_by_the_default_serializer(store: ObjectSt
     import sys
 
     with pytest.raises(SerializationError, match="refusing"):
-        ObjectStoreSaver(store, prefix=PREFIX).latest("p")
+        CheckpointLog(store, prefix=PREFIX).latest("p")
     assert not hasattr(sys.modules["__main__"], "PWNED")
     # The same store read by a saver that opted in to pickle does load it (the opt-in is real).
     assert unsafe.serializer.name == "pickle"
 
 
 def test_unknown_registered_type_is_refused_not_constructed(store: ObjectStore) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX)
+    saver = CheckpointLog(store, prefix=PREFIX)
     header = {
         "thread": "u",
         "seq": 0,
@@ -349,14 +349,14 @@ class BeforeFullListing(FlakyStore):
 
 
 def test_delete_spares_a_run_started_above_the_tombstone(store: ObjectStore) -> None:
-    other = ObjectStoreSaver(store, prefix=PREFIX)
+    other = CheckpointLog(store, prefix=PREFIX)
 
     def new_run_on_the_same_id() -> None:
         tomb = other.latest("r")
         assert tomb is not None and tomb.info.kind == "tombstone"
         other.append("r", tomb, [rec(5)], status="running")
 
-    saver = ObjectStoreSaver(BeforeFullListing(store, new_run_on_the_same_id), prefix=PREFIX)
+    saver = CheckpointLog(BeforeFullListing(store, new_run_on_the_same_id), prefix=PREFIX)
     head = saver.append("r", None, [rec(0)], status="completed")
     assert saver.delete_thread("r", expected_head=head.seq) == 1
     latest = other.latest("r")
@@ -365,7 +365,7 @@ def test_delete_spares_a_run_started_above_the_tombstone(store: ObjectStore) -> 
 
 
 def test_delete_with_expected_head_refuses_a_thread_that_moved(store: ObjectStore) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX)
+    saver = CheckpointLog(store, prefix=PREFIX)
     h0 = saver.append("m", None, [rec(0)], status="completed")
     saver.append("m", h0, [rec(1)], status="running")
     with pytest.raises(ConflictError, match="not 0"):

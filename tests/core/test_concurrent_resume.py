@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from cairnflow.core import ObjectStoreSaver
+from cairnflow.core import CheckpointLog
 from cairnflow.savers import open_saver
 from tests.core.support import LOCATION_BACKENDS, child_env, outcome_of, run_child, start_child, workload
 from tests.emulators import StoreLocation
@@ -101,7 +101,7 @@ def _race(
     return results
 
 
-def _check_linear(saver: ObjectStoreSaver, thread: str, ctx: str) -> tuple[Any, ...]:
+def _check_linear(saver: CheckpointLog, thread: str, ctx: str) -> tuple[Any, ...]:
     """History has consecutive seqs, no gaps; return the latest state's records."""
     seqs = [info.seq for info in saver.history(thread)]
     assert seqs == list(range(len(seqs) - 1, -1, -1)), f"{ctx}: history not linear: {seqs}"
@@ -146,7 +146,7 @@ def _reference_results(
 
 
 def _prepare_interrupted(
-    location: StoreLocation, env: dict[str, str], saver: ObjectStoreSaver, thread: str, ledger: Path
+    location: StoreLocation, env: dict[str, str], saver: CheckpointLog, thread: str, ledger: Path
 ) -> None:
     first = run_child(_args(location, thread, ledger, "--workflow", "approval_pipeline"), env)
     assert first.returncode == 0, first.stderr

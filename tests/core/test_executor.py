@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from cairnflow.core import (
+    CheckpointLog,
     ConflictError,
     NondeterminismError,
-    ObjectStoreSaver,
     ResumeError,
     RetryPolicy,
     SerializationError,
@@ -32,8 +32,8 @@ FAST = RetryPolicy(max_attempts=3, initial_interval=0.001, max_interval=0.002)
 
 
 @pytest.fixture
-def saver() -> ObjectStoreSaver:
-    return ObjectStoreSaver(MemoryStore())
+def saver() -> CheckpointLog:
+    return CheckpointLog(MemoryStore())
 
 
 class Ledger:
@@ -72,7 +72,7 @@ def make_checkout(ledger: Ledger) -> Any:
     return checkout
 
 
-def test_run_interrupt_resume_complete(saver: ObjectStoreSaver) -> None:
+def test_run_interrupt_resume_complete(saver: CheckpointLog) -> None:
     ledger = Ledger()
     checkout = make_checkout(ledger)
     run = checkout.run({"id": "o-1", "amount": 5}, thread_id="order-1", saver=saver)
@@ -86,22 +86,20 @@ def test_run_interrupt_resume_complete(saver: ObjectStoreSaver) -> None:
     assert ledger.calls == ["charge", "ship"]  # charge was replayed, not re-run
 
 
-def test_run_on_completed_thread_returns_stored_result_without_running(saver: ObjectStoreSaver) -> None:
+def test_run_on_completed_thread_returns_stored_result_without_running(saver: CheckpointLog) -> None:
     ledger = Ledger()
     checkout = make_checkout(ledger)
     checkout.run({"id": "o", "amount": 1}, thread_id="t", saver=saver)
     first = checkout.resume("no", thread_id="t", saver=saver)
     counting = CountingStore(saver.store)
-    again = make_checkout(ledger).run(
-        {"id": "o", "amount": 1}, thread_id="t", saver=ObjectStoreSaver(counting)
-    )
+    again = make_checkout(ledger).run({"id": "o", "amount": 1}, thread_id="t", saver=CheckpointLog(counting))
     assert again.status == "completed"
     assert again.result == first.result
     assert ledger.calls == ["charge"]
     assert counting.counts["PUT"] == 0
 
 
-def test_run_on_interrupted_thread_returns_the_pending_question(saver: ObjectStoreSaver) -> None:
+def test_run_on_interrupted_thread_returns_the_pending_question(saver: CheckpointLog) -> None:
     ledger = Ledger()
     checkout = make_checkout(ledger)
     first = checkout.run({"id": "o", "amount": 1}, thread_id="t", saver=saver)
@@ -114,14 +112,14 @@ def test_run_on_interrupted_thread_returns_the_pending_question(saver: ObjectSto
     assert ledger.calls == ["charge"]
 
 
-def test_run_with_different_input_on_existing_thread_is_refused(saver: ObjectStoreSaver) -> None:
+def test_run_with_different_input_on_existing_thread_is_refused(saver: CheckpointLog) -> None:
     checkout = make_checkout(Ledger())
     checkout.run({"id": "o", "amount": 1}, thread_id="t", saver=saver)
     with pytest.raises(NondeterminismError, match="different input"):
         checkout.run({"id": "o", "amount": 2}, thread_id="t", saver=saver)
 
 
-def test_several_interrupts_resume_in_order(saver: ObjectStoreSaver) -> None:
+def test_several_interrupts_resume_in_order(saver: CheckpointLog) -> None:
     @workflow
     def survey() -> list[Any]:
         a = interrupt("q1")
@@ -139,7 +137,7 @@ def test_several_interrupts_resume_in_order(saver: ObjectStoreSaver) -> None:
     assert (run.status, run.result) == ("completed", [1, {"x": 2}, [3]])
 
 
-def test_duplicate_answer_with_interrupt_id_is_refused(saver: ObjectStoreSaver) -> None:
+def test_duplicate_answer_with_interrupt_id_is_refused(saver: CheckpointLog) -> None:
     @workflow
     def two() -> tuple[Any, Any]:
         return interrupt("a"), interrupt("b")
@@ -151,7 +149,7 @@ def test_duplicate_answer_with_interrupt_id_is_refused(saver: ObjectStoreSaver) 
         two.resume("yes", thread_id="d", saver=saver, interrupt_id=first.interrupt_id)
 
 
-def test_resume_errors(saver: ObjectStoreSaver) -> None:
+def test_resume_errors(saver: CheckpointLog) -> None:
     checkout = make_checkout(Ledger())
     with pytest.raises(ThreadNotFoundError):
         checkout.resume("yes", thread_id="nope", saver=saver)
@@ -160,7 +158,7 @@ def test_resume_errors(saver: ObjectStoreSaver) -> None:
         checkout.resume(thread_id="t", saver=saver)
 
 
-def test_replay_detects_changed_task_name_and_arguments(saver: ObjectStoreSaver) -> None:
+def test_replay_detects_changed_task_name_and_arguments(saver: CheckpointLog) -> None:
     @task
     def step(x: int) -> int:
         return x
@@ -207,7 +205,7 @@ def test_replay_detects_changed_task_name_and_arguments(saver: ObjectStoreSaver)
     assert original.resume(thread_id="n", saver=saver).result == "go"
 
 
-def test_thread_of_another_workflow_is_refused(saver: ObjectStoreSaver) -> None:
+def test_thread_of_another_workflow_is_refused(saver: CheckpointLog) -> None:
     make_checkout(Ledger()).run({"id": "o", "amount": 1}, thread_id="t", saver=saver)
 
     @workflow(name="something-else")
@@ -218,7 +216,7 @@ def test_thread_of_another_workflow_is_refused(saver: ObjectStoreSaver) -> None:
         other.resume(thread_id="t", saver=saver)
 
 
-def test_retry_policy_retries_then_succeeds(saver: ObjectStoreSaver) -> None:
+def test_retry_policy_retries_then_succeeds(saver: CheckpointLog) -> None:
     attempts: list[int] = []
 
     @task(retry=RetryPolicy(max_attempts=4, initial_interval=0.001, retry_on=(ConnectionError,)))
@@ -236,7 +234,7 @@ def test_retry_policy_retries_then_succeeds(saver: ObjectStoreSaver) -> None:
     assert len(attempts) == 3
 
 
-def test_retry_policy_does_not_retry_other_errors(saver: ObjectStoreSaver) -> None:
+def test_retry_policy_does_not_retry_other_errors(saver: CheckpointLog) -> None:
     attempts: list[int] = []
 
     @task(retry=RetryPolicy(max_attempts=4, initial_interval=0.001, retry_on=(ConnectionError,)))
@@ -260,7 +258,7 @@ def test_retry_backoff_grows_and_is_capped() -> None:
     assert all(0.0 <= jittered.delay(3) <= 4.0 for _ in range(100))
 
 
-def test_failed_task_is_recorded_reraised_and_retried_on_resume(saver: ObjectStoreSaver) -> None:
+def test_failed_task_is_recorded_reraised_and_retried_on_resume(saver: CheckpointLog) -> None:
     ledger = Ledger()
     fail = {"on": True}
 
@@ -293,7 +291,7 @@ def test_failed_task_is_recorded_reraised_and_retried_on_resume(saver: ObjectSto
     assert ledger.calls == ["prepare", "fragile", "fragile"]
 
 
-def test_failure_in_workflow_body_is_recorded(saver: ObjectStoreSaver) -> None:
+def test_failure_in_workflow_body_is_recorded(saver: CheckpointLog) -> None:
     @workflow
     def wf() -> None:
         raise RuntimeError("bad body")
@@ -309,7 +307,7 @@ def test_failure_in_workflow_body_is_recorded(saver: ObjectStoreSaver) -> None:
     }
 
 
-def test_parallel_tasks_run_concurrently_and_each_result_is_recorded(saver: ObjectStoreSaver) -> None:
+def test_parallel_tasks_run_concurrently_and_each_result_is_recorded(saver: CheckpointLog) -> None:
     barrier = threading.Barrier(4, timeout=10)
 
     @task
@@ -333,7 +331,7 @@ def test_parallel_tasks_run_concurrently_and_each_result_is_recorded(saver: Obje
 @pytest.mark.parametrize("durability", ["sync", "async", "exit"])
 def test_every_durability_mode_records_the_same_history(durability: str) -> None:
     counting = CountingStore(MemoryStore())
-    saver = ObjectStoreSaver(counting)
+    saver = CheckpointLog(counting)
     ledger = Ledger()
     checkout = make_checkout(ledger)
     run = checkout.run({"id": "o", "amount": 3}, thread_id="d", saver=saver, durability=durability)  # type: ignore[arg-type]
@@ -354,7 +352,7 @@ def test_every_durability_mode_records_the_same_history(durability: str) -> None
 
 
 def test_async_mode_returns_only_after_every_write_and_leaves_no_writer_thread() -> None:
-    saver = ObjectStoreSaver(MemoryStore())
+    saver = CheckpointLog(MemoryStore())
 
     @task
     def step(n: int) -> int:
@@ -374,7 +372,7 @@ def test_async_mode_returns_only_after_every_write_and_leaves_no_writer_thread()
 
 
 def test_deadline_suspends_cleanly_and_resume_continues() -> None:
-    saver = ObjectStoreSaver(MemoryStore())
+    saver = CheckpointLog(MemoryStore())
     ledger = Ledger()
 
     @task
@@ -396,7 +394,7 @@ def test_deadline_suspends_cleanly_and_resume_continues() -> None:
 
 
 def test_deadline_stops_between_tasks_and_no_task_runs_twice() -> None:
-    saver = ObjectStoreSaver(MemoryStore())
+    saver = CheckpointLog(MemoryStore())
     ledger = Ledger()
     clock = {"now": 0.0}
 
@@ -442,7 +440,7 @@ def test_deadline_stops_between_tasks_and_no_task_runs_twice() -> None:
     assert sorted(ledger.calls) == sorted(f"step{n}" for n in range(7))  # each ran exactly once
 
 
-def test_unserialisable_task_result_fails_naming_the_task(saver: ObjectStoreSaver) -> None:
+def test_unserialisable_task_result_fails_naming_the_task(saver: CheckpointLog) -> None:
     @task
     def leaky() -> object:
         return threading.Lock()
@@ -457,7 +455,7 @@ def test_unserialisable_task_result_fails_naming_the_task(saver: ObjectStoreSave
     assert head is not None and head.status == "failed"
 
 
-def test_unserialisable_argument_fails_naming_the_task(saver: ObjectStoreSaver) -> None:
+def test_unserialisable_argument_fails_naming_the_task(saver: CheckpointLog) -> None:
     @task
     def takes(x: object) -> int:
         return 1
@@ -481,7 +479,7 @@ class Invoice:
 def test_rich_values_round_trip_through_replay() -> None:
     serializer = JsonSerializer()
     serializer.register(Invoice)
-    saver = ObjectStoreSaver(MemoryStore(), serializer=serializer)
+    saver = CheckpointLog(MemoryStore(), serializer=serializer)
     value = Invoice(
         "INV-1",
         decimal.Decimal("10.50"),
@@ -515,7 +513,7 @@ def test_task_called_outside_a_workflow_is_an_error() -> None:
     assert lonely.fn() == 1
 
 
-def test_fork_answers_an_earlier_interrupt_differently(saver: ObjectStoreSaver) -> None:
+def test_fork_answers_an_earlier_interrupt_differently(saver: CheckpointLog) -> None:
     ledger = Ledger()
     checkout = make_checkout(ledger)
     paused = checkout.run({"id": "o", "amount": 1}, thread_id="tt", saver=saver)
@@ -534,7 +532,7 @@ def test_fork_answers_an_earlier_interrupt_differently(saver: ObjectStoreSaver) 
     assert ledger.calls == ["charge", "ship"]  # the fork replays charge, only ship runs
 
 
-def test_a_stale_writer_gets_conflict_and_writes_nothing(saver: ObjectStoreSaver) -> None:
+def test_a_stale_writer_gets_conflict_and_writes_nothing(saver: CheckpointLog) -> None:
     ledger = Ledger()
     checkout = make_checkout(ledger)
     checkout.run({"id": "o", "amount": 1}, thread_id="c", saver=saver)

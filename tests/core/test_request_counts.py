@@ -1,7 +1,7 @@
 """What the executor and the checkpoint log cost, counted request by request.
 
 Every test wraps a :class:`MemoryStore` in a :class:`CountingStore` and runs
-an :class:`ObjectStoreSaver` on it, so the counts are those the saver would
+an :class:`CheckpointLog` on it, so the counts are those the saver would
 send to S3, GCS or Azure.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cairnflow.core import ObjectStoreSaver, interrupt, task, workflow
+from cairnflow.core import CheckpointLog, interrupt, task, workflow
 from cairnflow.core.counting import CountingStore
 from cairnflow.savers.memory import MemoryStore
 
@@ -88,11 +88,11 @@ def counting() -> CountingStore:
 
 
 @pytest.fixture
-def saver(counting: CountingStore) -> ObjectStoreSaver:
-    return ObjectStoreSaver(counting)
+def saver(counting: CountingStore) -> CheckpointLog:
+    return CheckpointLog(counting)
 
 
-def _task_positions(saver: ObjectStoreSaver, thread: str) -> list[int]:
+def _task_positions(saver: CheckpointLog, thread: str) -> list[int]:
     head = saver.latest(thread)
     assert head is not None
     return sorted(r["pos"] for r in head.records if r.get("op") == "task")
@@ -100,7 +100,7 @@ def _task_positions(saver: ObjectStoreSaver, thread: str) -> list[int]:
 
 @pytest.mark.parametrize("n", [1, 3, N])
 def test_sync_sequential_run_costs_one_put_per_task_plus_end(
-    counting: CountingStore, saver: ObjectStoreSaver, n: int
+    counting: CountingStore, saver: CheckpointLog, n: int
 ) -> None:
     run = sequential.run(n, thread_id="t", saver=saver, durability="sync")
     assert run.result == _expected_sequential(n)
@@ -110,7 +110,7 @@ def test_sync_sequential_run_costs_one_put_per_task_plus_end(
     assert [info.seq for info in saver.history("t")] == list(range(n, -1, -1))
 
 
-def test_replayed_tasks_cost_no_put(counting: CountingStore, saver: ObjectStoreSaver) -> None:
+def test_replayed_tasks_cost_no_put(counting: CountingStore, saver: CheckpointLog) -> None:
     first = approval.run(N, thread_id="t", saver=saver, durability="sync")
     assert first.status == "interrupted"
     assert counting.counts["PUT"] == N + 1  # N task writes (start included) + the interrupt
@@ -137,7 +137,7 @@ def test_replayed_tasks_cost_no_put(counting: CountingStore, saver: ObjectStoreS
     assert not calls
 
 
-def test_exit_mode_makes_one_put_for_the_whole_run(counting: CountingStore, saver: ObjectStoreSaver) -> None:
+def test_exit_mode_makes_one_put_for_the_whole_run(counting: CountingStore, saver: CheckpointLog) -> None:
     run = mixed.run(N, thread_id="t", saver=saver, durability="exit")
     assert run.result == _expected_sequential(N) + sum(i * i for i in range(N))
     assert counting.counts["PUT"] == 1
@@ -145,7 +145,7 @@ def test_exit_mode_makes_one_put_for_the_whole_run(counting: CountingStore, save
 
 
 def test_async_mode_makes_at_most_one_put_per_task_plus_end(
-    counting: CountingStore, saver: ObjectStoreSaver
+    counting: CountingStore, saver: CheckpointLog
 ) -> None:
     run = sequential.run(N, thread_id="t", saver=saver, durability="async")
     assert run.result == _expected_sequential(N)
@@ -156,7 +156,7 @@ def test_async_mode_makes_at_most_one_put_per_task_plus_end(
 
 
 def test_sync_parallel_fan_out_makes_at_most_one_put_per_task_plus_end(
-    counting: CountingStore, saver: ObjectStoreSaver
+    counting: CountingStore, saver: CheckpointLog
 ) -> None:
     run = fan_out.run(N, thread_id="t", saver=saver, durability="sync", max_workers=N)
     assert run.result == sum(i * i for i in range(N))
@@ -170,7 +170,7 @@ def _synthetic_task(pos: int) -> dict[str, Any]:
 
 
 def test_latest_costs_the_same_for_10_and_10000_records(
-    counting: CountingStore, saver: ObjectStoreSaver
+    counting: CountingStore, saver: CheckpointLog
 ) -> None:
     small = sequential.run(N, thread_id="small", saver=saver, durability="sync")
     assert small.status == "completed"
@@ -205,7 +205,7 @@ def test_latest_costs_the_same_for_10_and_10000_records(
     assert [r["pos"] for r in big.records if r.get("op") == "task"] == list(range(10_000))
 
 
-def test_get_of_an_old_checkpoint_and_history_costs(counting: CountingStore, saver: ObjectStoreSaver) -> None:
+def test_get_of_an_old_checkpoint_and_history_costs(counting: CountingStore, saver: CheckpointLog) -> None:
     run = sequential.run(40, thread_id="t", saver=saver, durability="sync")
     assert run.status == "completed"
     latest = saver.latest("t")

@@ -9,7 +9,7 @@ from pathlib import Path
 SCRIPT = """
 import sys
 import cairnflow, cairnflow.core, cairnflow.savers
-from cairnflow.core import codec, counting, executor, keys, objectsaver
+from cairnflow.core import codec, counting, executor, keys, log
 from cairnflow.savers import open_saver
 saver = open_saver("file://" + sys.argv[1])
 head = saver.append("t", None, [{"op": "x"}], status="running")

@@ -29,7 +29,7 @@ from typing import Any
 
 from cairnflow.core import interrupt, task, workflow
 from cairnflow.core.errors import TransientStoreError
-from cairnflow.core.objectsaver import ObjectStoreSaver
+from cairnflow.core.log import CheckpointLog
 from cairnflow.core.verify import verify
 
 MOD = 1_000_003
@@ -137,7 +137,7 @@ def make_jobs(count: int, seed: int) -> list[Job]:
     return jobs
 
 
-def drive(saver: ObjectStoreSaver, job: Job) -> None:
+def drive(saver: CheckpointLog, job: Job) -> None:
     """Run ``job`` to completion through interrupts and escaped store errors."""
     inp = {"tag": job.tag, "seed": job.seed}
     while True:
@@ -170,7 +170,7 @@ def drive(saver: ObjectStoreSaver, job: Job) -> None:
             raise AssertionError(f"{job.thread}: unexpected status {run.status}")
 
 
-def run_jobs(saver: ObjectStoreSaver, jobs: list[Job], concurrency: int) -> float:
+def run_jobs(saver: CheckpointLog, jobs: list[Job], concurrency: int) -> float:
     """Drive every job, ``concurrency`` at a time; return the wall time. Re-raises the first error."""
     t0 = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -202,7 +202,7 @@ class Findings:
         )
 
 
-def check(saver: ObjectStoreSaver, jobs: list[Job], ledger: Ledger = LEDGER) -> Findings:
+def check(saver: CheckpointLog, jobs: list[Job], ledger: Ledger = LEDGER) -> Findings:
     """Inspect what is stored (``saver`` must inject no faults) and what ran."""
     found = Findings(workflows=len(jobs))
     for job in jobs:

@@ -51,7 +51,7 @@ from cairnflow.core.errors import (
     ThreadNotFoundError,
     UnsupportedFormatError,
 )
-from cairnflow.core.objectsaver import ObjectStoreSaver
+from cairnflow.core.log import CheckpointLog
 from cairnflow.core.store import CREATE, OVERWRITE, ObjectStore
 from cairnflow.core.verify import verify
 from cairnflow.savers.memory import MemoryStore
@@ -70,7 +70,7 @@ def rec(n: int) -> dict[str, Any]:
 @dataclass
 class Ctx:
     store: ObjectStore
-    saver: ObjectStoreSaver
+    saver: CheckpointLog
 
     def key(self, seq: int, thread: str = VICTIM) -> str:
         return keys.checkpoint_key(PREFIX, thread, seq)
@@ -123,15 +123,15 @@ def raw_header(text: bytes) -> Callable[[bytes], bytes]:
     return change
 
 
-def latest(s: ObjectStoreSaver) -> object:
+def latest(s: CheckpointLog) -> object:
     return s.latest(VICTIM)
 
 
-def get(seq: int) -> Callable[[ObjectStoreSaver], object]:
+def get(seq: int) -> Callable[[CheckpointLog], object]:
     return lambda s: s.get(VICTIM, seq)
 
 
-def thread_list(s: ObjectStoreSaver) -> object:
+def thread_list(s: CheckpointLog) -> object:
     found = sorted(s.threads())
     assert found == sorted([VICTIM, BYSTANDER]), found
     return found
@@ -141,7 +141,7 @@ def thread_list(s: ObjectStoreSaver) -> object:
 class Damage:
     name: str
     damage: Callable[[Ctx], None]
-    read: Callable[[ObjectStoreSaver], object]
+    read: Callable[[CheckpointLog], object]
     error: type[Exception] | None  # None: reads still work; verify() is what reports it
     match: str | None
     codes: frozenset[str]
@@ -152,7 +152,7 @@ class Damage:
 def _d(
     name: str,
     damage: Callable[[Ctx], None],
-    read: Callable[[ObjectStoreSaver], object],
+    read: Callable[[CheckpointLog], object],
     error: type[Exception] | None,
     match: str | None,
     codes: set[str],
@@ -407,7 +407,7 @@ def _snapshot_of(store: ObjectStore, thread: str) -> dict[str, bytes]:
     ],
 )
 def test_damaged_objects_give_typed_errors_and_spare_other_threads(store: ObjectStore, case: Damage) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX)
+    saver = CheckpointLog(store, prefix=PREFIX)
     head = None
     for n in range(3):
         head = saver.append(VICTIM, head, [rec(n), rec(10 + n)][: 1 + (n > 0)], status="running")
@@ -454,7 +454,7 @@ def flow(inp: Any) -> Any:
     return [first, answer]
 
 
-def run_to_end(saver: ObjectStoreSaver, thread: str, inp: Any) -> Any:
+def run_to_end(saver: CheckpointLog, thread: str, inp: Any) -> Any:
     paused = flow.run(inp, thread_id=thread, saver=saver)
     assert paused.status == "interrupted" and paused.interrupt == {"asked": inp}
     done = flow.resume("yes", thread_id=thread, saver=saver)
@@ -491,7 +491,7 @@ THREAD_IDS = len(VALID_IDS) + len(REFUSED_IDS)
 
 @pytest.mark.parametrize(("name", "ids"), VALID_IDS, ids=[n for n, _ in VALID_IDS])
 def test_valid_thread_ids_round_trip_without_collision(store: ObjectStore, name: str, ids: list[str]) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX)
+    saver = CheckpointLog(store, prefix=PREFIX)
     bystander = run_to_end(saver, BYSTANDER, "b")
     for n, thread in enumerate(ids):
         assert run_to_end(saver, thread, [name, n]) == [[name, n], "yes"], repr(thread)
@@ -508,11 +508,11 @@ def test_valid_thread_ids_round_trip_without_collision(store: ObjectStore, name:
 @pytest.mark.parametrize(("name", "bad"), REFUSED_IDS, ids=[n for n, _ in REFUSED_IDS])
 def test_invalid_thread_ids_are_refused_before_any_request(name: str, bad: Any) -> None:
     inner = MemoryStore()
-    saver = ObjectStoreSaver(inner, prefix=PREFIX)
+    saver = CheckpointLog(inner, prefix=PREFIX)
     run_to_end(saver, BYSTANDER, "b")
     before = _snapshot_of(inner, BYSTANDER)
     counting = CountingStore(inner)
-    counted = ObjectStoreSaver(counting, prefix=PREFIX)
+    counted = CheckpointLog(counting, prefix=PREFIX)
     with pytest.raises(InvalidThreadIdError):
         flow.run("x", thread_id=bad, saver=counted)
     with pytest.raises(InvalidThreadIdError):
@@ -592,7 +592,7 @@ def test_values_that_cannot_be_serialised(
     backend: str, case: BadValue, request: pytest.FixtureRequest
 ) -> None:
     store: ObjectStore = request.getfixturevalue(f"{backend}_store")
-    saver = ObjectStoreSaver(store, prefix=PREFIX)
+    saver = CheckpointLog(store, prefix=PREFIX)
     run_to_end(saver, BYSTANDER, "b")
     before = _snapshot_of(store, BYSTANDER)
     thread = f"values-{case.name}"
@@ -616,7 +616,7 @@ def test_values_that_cannot_be_serialised(
 # =========================================================================== cloud
 
 Action = Callable[[], object]
-Setup = Iterator[tuple[Action, ObjectStoreSaver]]  # (the failing action, a saver on a good bucket)
+Setup = Iterator[tuple[Action, CheckpointLog]]  # (the failing action, a saver on a good bucket)
 
 
 @dataclass(frozen=True)
@@ -629,7 +629,7 @@ class Cloud:
     xfail: str | None = None
 
 
-def start_run(saver: ObjectStoreSaver) -> Action:
+def start_run(saver: CheckpointLog) -> Action:
     return lambda: flow.run("x", thread_id="t", saver=saver)
 
 
@@ -643,11 +643,11 @@ def _s3_session() -> Any:
     )
 
 
-def _s3_saver(url: str, bucket: str) -> ObjectStoreSaver:
+def _s3_saver(url: str, bucket: str) -> CheckpointLog:
     from cairnflow.savers.s3 import S3Store
 
     store = S3Store(bucket, session=_s3_session(), endpoint_url=url, probe_prefix=PREFIX)
-    return ObjectStoreSaver(store, prefix=PREFIX)
+    return CheckpointLog(store, prefix=PREFIX)
 
 
 def s3_missing_bucket(request: pytest.FixtureRequest) -> Setup:
@@ -670,7 +670,7 @@ def s3_no_credentials(request: pytest.FixtureRequest) -> Setup:
     session = botocore.session.Session()
     session.register_component("credential_provider", botocore.credentials.CredentialResolver([]))
     client = session.create_client("s3", region_name=REGION, endpoint_url=url)
-    yield start_run(ObjectStoreSaver(S3Store(bucket, client=client), prefix=PREFIX)), _s3_saver(url, bucket)
+    yield start_run(CheckpointLog(S3Store(bucket, client=client), prefix=PREFIX)), _s3_saver(url, bucket)
 
 
 def s3_ignores_conditions(request: pytest.FixtureRequest) -> Setup:
@@ -683,7 +683,7 @@ def s3_ignores_conditions(request: pytest.FixtureRequest) -> Setup:
     with FaultProxy(url, log_bodies=False) as proxy:
         proxy.set_fault(lambda req: StripHeaders(("If-None-Match", "If-Match")))
         store = S3Store(bucket, session=_s3_session(), endpoint_url=proxy.url, probe_prefix=PREFIX)
-        yield start_run(ObjectStoreSaver(store, prefix=PREFIX)), _s3_saver(url, bucket)
+        yield start_run(CheckpointLog(store, prefix=PREFIX)), _s3_saver(url, bucket)
 
 
 def gcs_missing_bucket(request: pytest.FixtureRequest) -> Setup:
@@ -696,14 +696,14 @@ def gcs_missing_bucket(request: pytest.FixtureRequest) -> Setup:
     fast = DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.05).with_timeout(1.0)
     name = f"cf-missing-{uuid.uuid4().hex[:12]}"
     missing = GCSStore(name, client=make_client(factory.server_url), retry=fast)
-    yield start_run(ObjectStoreSaver(missing, prefix=PREFIX)), ObjectStoreSaver(factory(), prefix=PREFIX)
+    yield start_run(CheckpointLog(missing, prefix=PREFIX)), CheckpointLog(factory(), prefix=PREFIX)
 
 
 def gcs_no_credentials(request: pytest.FixtureRequest) -> Setup:
     from cairnflow.savers import open_saver
 
     factory = request.getfixturevalue("gcs_store_factory")
-    good = ObjectStoreSaver(factory(), prefix=PREFIX)
+    good = CheckpointLog(factory(), prefix=PREFIX)
     monkeypatch = request.getfixturevalue("monkeypatch")
     # google.auth reads these from the environment; there is no other way to hide ADC.
     for name in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT"):
@@ -714,10 +714,10 @@ def gcs_no_credentials(request: pytest.FixtureRequest) -> Setup:
     yield (lambda: start_run(open_saver(f"gs://{factory.bucket}/bad"))()), good
 
 
-def _azure_saver(container: str, endpoint: str, **options: Any) -> ObjectStoreSaver:
+def _azure_saver(container: str, endpoint: str, **options: Any) -> CheckpointLog:
     from tests.emulators.azure import make_store
 
-    return ObjectStoreSaver(make_store(container, endpoint, **options), prefix=PREFIX)
+    return CheckpointLog(make_store(container, endpoint, **options), prefix=PREFIX)
 
 
 def azure_missing_container(request: pytest.FixtureRequest) -> Setup:
@@ -736,7 +736,7 @@ def azure_no_credentials(request: pytest.FixtureRequest) -> Setup:
     server = request.getfixturevalue("azure_server")
     with fresh_container(server) as container:
         anonymous = AzureBlobStore(container, account_url=server.url, client_options=FAST_RETRY)
-        yield start_run(ObjectStoreSaver(anonymous, prefix=PREFIX)), _azure_saver(container, server.url)
+        yield start_run(CheckpointLog(anonymous, prefix=PREFIX)), _azure_saver(container, server.url)
 
 
 def azure_wrong_key(request: pytest.FixtureRequest) -> Setup:
@@ -751,10 +751,10 @@ def azure_wrong_key(request: pytest.FixtureRequest) -> Setup:
         store = AzureBlobStore(
             container, connection_string=connection_string(server.url, wrong), client_options=FAST_RETRY
         )
-        yield start_run(ObjectStoreSaver(store, prefix=PREFIX)), _azure_saver(container, server.url)
+        yield start_run(CheckpointLog(store, prefix=PREFIX)), _azure_saver(container, server.url)
 
 
-def _stale_writer_race(saver: ObjectStoreSaver) -> Action:
+def _stale_writer_race(saver: CheckpointLog) -> Action:
     """Two writers append to the same head: the second must not succeed (it would replace the first)."""
 
     def race() -> None:
@@ -790,7 +790,7 @@ def azure_ignores_conditions(request: pytest.FixtureRequest) -> Setup:
             container, account_url=f"{proxy.url}/{ACCOUNT}", credential=sas, client_options=FAST_RETRY
         )
         yield (
-            _stale_writer_race(ObjectStoreSaver(via_sas, prefix=PREFIX)),
+            _stale_writer_race(CheckpointLog(via_sas, prefix=PREFIX)),
             _azure_saver(container, server.url),
         )
 
@@ -812,8 +812,8 @@ def gcs_ignores_conditions(request: pytest.FixtureRequest) -> Setup:
     fast = DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.05).with_timeout(1.0)
     with FaultProxy(factory.server_url, log_bodies=False) as proxy:
         proxy.set_fault(drop_condition)
-        stripped = ObjectStoreSaver(factory(endpoint=proxy.url, retry=fast), prefix=PREFIX)
-        yield _stale_writer_race(stripped), ObjectStoreSaver(factory(), prefix=PREFIX)
+        stripped = CheckpointLog(factory(endpoint=proxy.url, retry=fast), prefix=PREFIX)
+        yield _stale_writer_race(stripped), CheckpointLog(factory(), prefix=PREFIX)
 
 
 CLOUD: list[Cloud] = [
@@ -899,6 +899,6 @@ def test_verify_ignores_the_s3_probe_object_of_another_client(request: pytest.Fi
     writer = _s3_saver(url, bucket)  # probe_prefix=PREFIX, as open_saver(f"s3://{bucket}/bad") does
     run_to_end(writer, BYSTANDER, "b")
     assert verify(writer).ok
-    checker = ObjectStoreSaver(S3Store(bucket, session=_s3_session(), endpoint_url=url), prefix=PREFIX)
+    checker = CheckpointLog(S3Store(bucket, session=_s3_session(), endpoint_url=url), prefix=PREFIX)
     report = verify(checker)
     assert report.ok, [p.to_dict() for p in report.problems]

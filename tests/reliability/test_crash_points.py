@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from cairnflow.core.objectsaver import ObjectStoreSaver
+from cairnflow.core.log import CheckpointLog
 from cairnflow.core.verify import verify
 from cairnflow.savers import open_saver
 from tests.core.support import child_env, outcome_of, run_child, start_child, workload
@@ -96,7 +96,7 @@ def _args(location: StoreLocation, thread: str, ledger: Path, durability: str, *
     )
 
 
-def _task_records(saver: ObjectStoreSaver, thread: str) -> list[dict[str, Any]]:
+def _task_records(saver: CheckpointLog, thread: str) -> list[dict[str, Any]]:
     head = saver.latest(thread)
     return [r for r in (head.records if head else ()) if r.get("op") == "task"]
 

@@ -46,7 +46,7 @@ from typing import Any
 
 import pytest
 
-from cairnflow.core.objectsaver import ObjectStoreSaver
+from cairnflow.core.log import CheckpointLog
 from cairnflow.core.store import ObjectStore
 from tests.reliability.faults import FaultPolicy, FaultyStore, SoakProxy
 from tests.reliability.soakflow import LEDGER, check, make_jobs, require_clean, run_jobs, summary
@@ -63,8 +63,8 @@ PREFIX = "soak/"
 class Rig:
     """A saver through the faults, a fault-free saver of the same store, and the fault counters."""
 
-    faulty: ObjectStoreSaver
-    direct: ObjectStoreSaver
+    faulty: CheckpointLog
+    direct: CheckpointLog
     faults: Callable[[], Counter[str]]
     requests: Callable[[], int]
     stop_faults: Callable[[], None]
@@ -77,8 +77,8 @@ def _seam_rig(inner: ObjectStore, seed: int) -> Rig:
         faulty.enabled = False
 
     return Rig(
-        ObjectStoreSaver(faulty, prefix=PREFIX),
-        ObjectStoreSaver(inner, prefix=PREFIX),
+        CheckpointLog(faulty, prefix=PREFIX),
+        CheckpointLog(inner, prefix=PREFIX),
         lambda: faulty.faults,
         lambda: faulty.requests,
         stop,
@@ -90,8 +90,8 @@ def _http_rig(policy: FaultPolicy, through: ObjectStore, direct: ObjectStore) ->
         policy.enabled = False
 
     return Rig(
-        ObjectStoreSaver(through, prefix=PREFIX),
-        ObjectStoreSaver(direct, prefix=PREFIX),
+        CheckpointLog(through, prefix=PREFIX),
+        CheckpointLog(direct, prefix=PREFIX),
         lambda: Counter(policy.faults),
         lambda: policy.requests,
         stop,

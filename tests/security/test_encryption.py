@@ -13,7 +13,7 @@ import pytest
 from cairnflow.core import codec, keys
 from cairnflow.core.errors import CairnflowError, CorruptCheckpointError, DecryptionError
 from cairnflow.core.executor import interrupt, task, workflow
-from cairnflow.core.objectsaver import ObjectStoreSaver
+from cairnflow.core.log import CheckpointLog
 from cairnflow.core.store import OVERWRITE, ObjectStore
 from cairnflow.encryption import AesGcmCipher, generate_key
 
@@ -48,7 +48,7 @@ def reseal(data: bytes, mutate_header: Any = None, mutate_body: Any = None) -> b
 
 
 def test_encrypted_round_trip_and_no_plaintext_in_the_bucket(store: ObjectStore) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX, cipher=cipher(("k1", K1)))
+    saver = CheckpointLog(store, prefix=PREFIX, cipher=cipher(("k1", K1)))
     head = saver.append("t", None, [rec(SECRET)], status="running")
     saver.append("t", head, [rec({"card": SECRET})], status="running")
     latest = saver.latest("t")
@@ -61,9 +61,9 @@ def test_encrypted_round_trip_and_no_plaintext_in_the_bucket(store: ObjectStore)
 
 
 def test_key_rotation_keeps_old_objects_readable(store: ObjectStore) -> None:
-    old = ObjectStoreSaver(store, prefix=PREFIX, cipher=cipher(("k1", K1)))
+    old = CheckpointLog(store, prefix=PREFIX, cipher=cipher(("k1", K1)))
     head = old.append("t", None, [rec("written under k1")], status="running")
-    rotated = ObjectStoreSaver(store, prefix=PREFIX, cipher=cipher(("k2", K2), ("k1", K1)))
+    rotated = CheckpointLog(store, prefix=PREFIX, cipher=cipher(("k2", K2), ("k1", K1)))
     head = rotated.append("t", head, [rec("written under k2")], status="running")
     assert [r["value"] for r in rotated.get("t", 0).records] == ["written under k1"]
     latest = rotated.latest("t")
@@ -74,20 +74,20 @@ def test_key_rotation_keeps_old_objects_readable(store: ObjectStore) -> None:
     assert codec.decode(store.get(keys.checkpoint_key(PREFIX, "t", 1)).data).header["key"] == "k2"
     # Without k1 in the ring the old object is refused, clearly.
     with pytest.raises(DecryptionError, match="no key with id 'k1'"):
-        ObjectStoreSaver(store, prefix=PREFIX, cipher=cipher(("k2", K2))).get("t", 0)
+        CheckpointLog(store, prefix=PREFIX, cipher=cipher(("k2", K2))).get("t", 0)
 
 
 def test_wrong_key_is_rejected(store: ObjectStore) -> None:
-    ObjectStoreSaver(store, prefix=PREFIX, cipher=cipher(("k1", K1))).append(
+    CheckpointLog(store, prefix=PREFIX, cipher=cipher(("k1", K1))).append(
         "t", None, [rec(1)], status="running"
     )
-    impostor = ObjectStoreSaver(store, prefix=PREFIX, cipher=cipher(("k1", K2)))
+    impostor = CheckpointLog(store, prefix=PREFIX, cipher=cipher(("k1", K2)))
     with pytest.raises(DecryptionError, match="authentication failed"):
         impostor.latest("t")
 
 
 def test_object_moved_to_another_thread_or_position_is_rejected(store: ObjectStore) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX, cipher=cipher(("k1", K1)))
+    saver = CheckpointLog(store, prefix=PREFIX, cipher=cipher(("k1", K1)))
     saver.append("victim", None, [rec("mine")], status="running")
     stolen = store.get(keys.checkpoint_key(PREFIX, "victim", 0)).data
     # The attacker rewrites the clear header so that it matches its new key, and reseals the checksum.
@@ -104,7 +104,7 @@ def test_object_moved_to_another_thread_or_position_is_rejected(store: ObjectSto
 
 
 def test_tampering_is_detected_with_and_without_a_resealed_checksum(store: ObjectStore) -> None:
-    saver = ObjectStoreSaver(store, prefix=PREFIX, cipher=cipher(("k1", K1)))
+    saver = CheckpointLog(store, prefix=PREFIX, cipher=cipher(("k1", K1)))
     saver.append("t", None, [rec("amount: 10")], status="running")
     key = keys.checkpoint_key(PREFIX, "t", 0)
     original = store.get(key).data
@@ -123,19 +123,19 @@ def test_tampering_is_detected_with_and_without_a_resealed_checksum(store: Objec
 
 
 def test_planted_plaintext_object_is_refused_by_an_encrypting_saver(store: ObjectStore) -> None:
-    ObjectStoreSaver(store, prefix=PREFIX).append("t", None, [rec("planted")], status="running")
-    encrypting = ObjectStoreSaver(store, prefix=PREFIX, cipher=cipher(("k1", K1)))
+    CheckpointLog(store, prefix=PREFIX).append("t", None, [rec("planted")], status="running")
+    encrypting = CheckpointLog(store, prefix=PREFIX, cipher=cipher(("k1", K1)))
     with pytest.raises(DecryptionError, match="not encrypted"):
         encrypting.latest("t")
-    migrating = ObjectStoreSaver(store, prefix=PREFIX, cipher=cipher(("k1", K1)), require_encryption=False)
+    migrating = CheckpointLog(store, prefix=PREFIX, cipher=cipher(("k1", K1)), require_encryption=False)
     latest = migrating.latest("t")
     assert latest is not None and latest.records[0]["value"] == "planted"
     # The other way round: a saver with no cipher meets an encrypted object.
-    ObjectStoreSaver(store, prefix=PREFIX, cipher=cipher(("k1", K1))).append(
+    CheckpointLog(store, prefix=PREFIX, cipher=cipher(("k1", K1))).append(
         "u", None, [rec(1)], status="running"
     )
     with pytest.raises(DecryptionError, match="no cipher"):
-        ObjectStoreSaver(store, prefix=PREFIX).latest("u")
+        CheckpointLog(store, prefix=PREFIX).latest("u")
 
 
 def test_keys_from_environment_and_callable() -> None:

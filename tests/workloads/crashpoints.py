@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from cairnflow.core import task, workflow
-from cairnflow.core.objectsaver import ObjectStoreSaver
+from cairnflow.core.log import CheckpointLog
 from cairnflow.core.store import CREATE, ObjectInfo, ObjectStore, PutMode, StoredObject
 from tests.workloads.pipeline import ledger_append
 
@@ -89,7 +89,7 @@ def ledger_line_of(record: dict[str, Any]) -> str:
     return str(record["value"][0])
 
 
-def prepare_crashed(saver: ObjectStoreSaver, thread: str, ledger: str, index: int, seed: int) -> None:
+def prepare_crashed(saver: CheckpointLog, thread: str, ledger: str, index: int, seed: int) -> None:
     """Record tasks ``0 .. index-1`` of a sync run, then stop as a kill at task ``index`` would."""
     CONFIG.ledger, CONFIG.stop_at_task = ledger, index
     try:

@@ -61,13 +61,13 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from cairnflow.core import codec
 from cairnflow.core.errors import (
     AlreadyExistsError,
-    CairnflowError,
     ConflictError,
     CorruptCheckpointError,
     NotFoundError,
+    PruneRefusedError,
 )
 from cairnflow.core.keys import decode_thread_id
-from cairnflow.core.objectsaver import DEFAULT_STORE_RETRY as CORE_STORE_RETRY
+from cairnflow.core.log import DEFAULT_STORE_RETRY as CORE_STORE_RETRY
 from cairnflow.core.retry import RetryPolicy, call_with_retry
 from cairnflow.core.store import CREATE, ObjectInfo, ObjectStore
 from cairnflow.langgraph import _layout as lay
@@ -89,18 +89,6 @@ _SEQ_CACHE_SIZE = 4096
 _MARKER_CACHE_SIZE = 4096
 _LIST_BATCH = 16
 _KIND_ORDER = {"i": 0, "c": 1, "w": 2, "b": 3}
-
-
-class PruneRefusedError(CairnflowError, ValueError):
-    """``prune(strategy="keep_latest")`` would lose state that delta channels rebuild from.
-
-    Nothing was deleted. ``refused`` lists the (thread id, namespace) pairs whose
-    latest checkpoint still depends on older checkpoints' writes.
-    """
-
-    def __init__(self, message: str, refused: Sequence[tuple[str, str]]) -> None:
-        super().__init__(message)
-        self.refused = list(refused)
 
 
 # --------------------------------------------------------------------------- fence tokens

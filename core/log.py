@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from cairnflow.core import codec, keys
+from cairnflow.core.checkpoint import Checkpoint, CheckpointInfo, CheckpointSaver, Kind, Status
 from cairnflow.core.cipher import Cipher
 from cairnflow.core.errors import (
     AlreadyExistsError,
@@ -56,11 +57,10 @@ from cairnflow.core.errors import (
     TransientStoreError,
 )
 from cairnflow.core.retry import RetryPolicy, call_with_retry
-from cairnflow.core.saver import Checkpoint, CheckpointInfo, CheckpointSaver, Kind, Status
 from cairnflow.core.serde import Serializer, default_serializer
 from cairnflow.core.store import CREATE, ObjectInfo, ObjectStore, StoredObject
 
-__all__ = ["ObjectStoreSaver"]
+__all__ = ["CheckpointLog"]
 
 T = TypeVar("T")
 
@@ -72,7 +72,7 @@ DEFAULT_STORE_RETRY = RetryPolicy(
 )
 
 
-class ObjectStoreSaver(CheckpointSaver):
+class CheckpointLog(CheckpointSaver):
     """A :class:`CheckpointSaver` on an :class:`ObjectStore`.
 
     ``prefix`` scopes every key (use one prefix per application or tenant).
@@ -106,7 +106,7 @@ class ObjectStoreSaver(CheckpointSaver):
         self.require_encryption = require_encryption
 
     def __repr__(self) -> str:
-        return f"ObjectStoreSaver({self.store.url!r}, prefix={self.prefix!r})"
+        return f"CheckpointLog({self.store.url!r}, prefix={self.prefix!r})"
 
     # ------------------------------------------------------------------ low level
 
