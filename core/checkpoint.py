@@ -24,12 +24,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
+
+from cairnflow.core.format import Kind, Status
 
 __all__ = ["Checkpoint", "CheckpointInfo", "CheckpointSaver", "Kind", "Status"]
-
-Status = Literal["running", "interrupted", "suspended", "completed", "failed", "deleted"]
-Kind = Literal["snapshot", "delta", "fork", "tombstone"]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,9 @@
   ascending listing of a thread's prefix yields its newest checkpoint first:
   finding the head of a thread is one ``LIST`` with a limit of 1, whatever
   the history length.
+
+:func:`escape_bytes` and :func:`encode_inverted` / :func:`parse_inverted` are
+shared by every key layout (this one and the LangGraph checkpointer's).
 """
 
 from __future__ import annotations
@@ -25,18 +28,22 @@ __all__ = [
     "FORMAT_PREFIX",
     "MAX_ENCODED_THREAD_ID",
     "MAX_SEQ",
+    "SEQ_DIGITS",
     "checkpoint_key",
     "decode_thread_id",
+    "encode_inverted",
     "encode_thread_id",
     "escape_bytes",
     "parse_checkpoint_key",
+    "parse_inverted",
     "thread_prefix",
     "threads_prefix",
 ]
 
 FORMAT_PREFIX = "v1/"
-MAX_SEQ = 10**12 - 1
-_SEQ_DIGITS = 12
+#: Digits of an inverted sequence number in a key, and the largest number they hold.
+SEQ_DIGITS = 12
+MAX_SEQ = 10**SEQ_DIGITS - 1
 #: Longest encoded thread id: it must fit one file name (255 bytes) in the local store.
 MAX_ENCODED_THREAD_ID = 240
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -50,6 +57,29 @@ def escape_bytes(raw: bytes) -> str:
     or ``.`` survives, and the result is injective even on case-insensitive file systems.
     """
     return "".join(chr(b) if b in _SAFE else f"%{_HEX[b >> 4]}{_HEX[b & 15]}" for b in raw)
+
+
+def encode_inverted(n: int, digits: int = SEQ_DIGITS) -> str:
+    """``10**digits - 1 - n`` in exactly ``digits`` digits: ascending key order is newest first.
+
+    ValueError if ``n`` does not fit.
+    """
+    top = _top(digits)
+    if not 0 <= n <= top:
+        raise ValueError(f"sequence number out of range: {n}")
+    return f"{top - n:0{digits}d}"
+
+
+def parse_inverted(text: str, digits: int = SEQ_DIGITS) -> int:
+    """Invert :func:`encode_inverted`; ValueError unless ``text`` is exactly ``digits`` ASCII digits."""
+    if len(text) != digits or not text.isdigit() or not text.isascii():
+        raise ValueError(f"not an inverted sequence number: {text!r}")
+    return _top(digits) - int(text)
+
+
+def _top(digits: int) -> int:
+    top: int = 10**digits - 1  # int ** int is typed Any (negative exponents give a float)
+    return top
 
 
 def encode_thread_id(thread_id: str) -> str:
@@ -104,9 +134,7 @@ def thread_prefix(prefix: str, thread_id: str) -> str:
 
 
 def checkpoint_key(prefix: str, thread_id: str, seq: int) -> str:
-    if not 0 <= seq <= MAX_SEQ:
-        raise ValueError(f"sequence number out of range: {seq}")
-    return f"{thread_prefix(prefix, thread_id)}{MAX_SEQ - seq:0{_SEQ_DIGITS}d}"
+    return f"{thread_prefix(prefix, thread_id)}{encode_inverted(seq)}"
 
 
 def parse_checkpoint_key(prefix: str, key: str) -> tuple[str, int]:
@@ -115,6 +143,10 @@ def parse_checkpoint_key(prefix: str, key: str) -> tuple[str, int]:
     if not key.startswith(base):
         raise ValueError(f"not under {base!r}: {key!r}")
     segment, sep, inverted = key[len(base) :].partition("/")
-    if not sep or len(inverted) != _SEQ_DIGITS or not inverted.isdigit() or not inverted.isascii():
+    try:
+        seq = parse_inverted(inverted)
+    except ValueError:
+        raise ValueError(f"not a checkpoint key: {key!r}") from None
+    if not sep:
         raise ValueError(f"not a checkpoint key: {key!r}")
-    return decode_thread_id(segment), MAX_SEQ - int(inverted)
+    return decode_thread_id(segment), seq

@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -56,16 +54,22 @@ from cairnflow.core.errors import (
     ThreadNotFoundError,
     TransientStoreError,
 )
+from cairnflow.core.format import (
+    Header,
+    base_problem,
+    body_problem,
+    build_header,
+    examine_header,
+    parse_header,
+)
 from cairnflow.core.retry import RetryPolicy, call_with_retry
 from cairnflow.core.serde import Serializer, default_serializer
 from cairnflow.core.store import CREATE, ObjectInfo, ObjectStore, StoredObject
 
-__all__ = ["CheckpointLog"]
+__all__ = ["CheckpointLog", "state_records"]
 
 T = TypeVar("T")
 
-_KINDS = ("snapshot", "delta", "fork", "tombstone")
-_STATUSES = ("running", "interrupted", "suspended", "completed", "failed", "deleted")
 #: Retries of the protocol's own store requests: transient errors only.
 DEFAULT_STORE_RETRY = RetryPolicy(
     max_attempts=5, initial_interval=0.05, max_interval=2.0, retry_on=(TransientStoreError,)
@@ -122,33 +126,23 @@ class CheckpointLog(CheckpointSaver):
         found = self._first(keys.thread_prefix(self.prefix, thread_id))
         return found.key if found else None
 
-    def _decode(
-        self, thread_id: str, seq: int, key: str, obj: StoredObject
-    ) -> tuple[dict[str, Any], list[Any], int]:
+    def _decode(self, thread_id: str, seq: int, key: str, obj: StoredObject) -> tuple[Header, list[Any], int]:
         """Check an object and return its header, its records and its body's size."""
         env = codec.decode(obj.data, key=key)
-        header = env.header
-        if header.get("thread") != thread_id or header.get("seq") != seq:
-            raise CorruptCheckpointError(
-                "object does not belong at this key (copied from another thread or position?)",
-                key=key,
-            )
-        if header.get("kind") not in _KINDS or header.get("status") not in _STATUSES:
-            raise CorruptCheckpointError("unknown checkpoint kind or status", key=key)
+        header = parse_header(env, key=key, thread_id=thread_id, seq=seq)
         body = env.body
         if env.flags & codec.FLAG_ENCRYPTED:
             if self.cipher is None:
                 raise DecryptionError("object is encrypted and this saver has no cipher", key=key)
-            key_id = header.get("key")
-            if not isinstance(key_id, str):
+            if header.key_id is None:
                 raise DecryptionError("encrypted object names no key id", key=key)
-            body = self.cipher.decrypt(body, env.header_bytes, key_id)
+            body = self.cipher.decrypt(body, env.header_bytes, header.key_id)
         elif self.cipher is not None and self.require_encryption:
             raise DecryptionError(
                 "object is not encrypted but this saver requires encryption (planted or old object?)",
                 key=key,
             )
-        serde_name = header.get("serde")
+        serde_name = header.serde
         if serde_name != self.serializer.name:
             raise SerializationError(
                 f"checkpoint {key!r} was written with serializer {serde_name!r}, this saver uses "
@@ -159,7 +153,7 @@ class CheckpointLog(CheckpointSaver):
             raise CorruptCheckpointError("checkpoint body is not a list of records", key=key)
         return header, records, len(body)
 
-    def _read(self, thread_id: str, seq: int) -> tuple[dict[str, Any], list[Any], int]:
+    def _read(self, thread_id: str, seq: int) -> tuple[Header, list[Any], int]:
         key = keys.checkpoint_key(self.prefix, thread_id, seq)
         try:
             obj = self._retry(lambda: self.store.get(key))
@@ -168,44 +162,34 @@ class CheckpointLog(CheckpointSaver):
         return self._decode(thread_id, seq, key, obj)
 
     @staticmethod
-    def _info(header: dict[str, Any]) -> CheckpointInfo:
+    def _info(header: Header) -> CheckpointInfo:
         return CheckpointInfo(
-            thread_id=header["thread"],
-            seq=header["seq"],
-            kind=header["kind"],
-            status=header["status"],
-            created_at=float(header.get("time", 0.0)),
-            new_records=int(header.get("new", 0)),
-            total_records=int(header.get("total", 0)),
-            parent=header.get("parent"),
-            workflow=header.get("workflow"),
+            thread_id=header.thread,
+            seq=header.seq,
+            kind=header.kind,
+            status=header.status,
+            created_at=header.time,
+            new_records=header.new,
+            total_records=header.total,
+            parent=header.parent,
+            workflow=header.workflow,
         )
 
-    def _load(
-        self, thread_id: str, seq: int, header: dict[str, Any], body: list[Any], body_bytes: int
-    ) -> Checkpoint:
+    def _load(self, thread_id: str, seq: int, header: Header, body: list[Any], body_bytes: int) -> Checkpoint:
         """Build the full state at ``seq`` from its object and, for a delta, its base."""
-        info = self._info(header)
-        key = keys.checkpoint_key(self.prefix, thread_id, seq)
-        if info.kind != "delta":
-            if len(body) != info.total_records:
-                raise CorruptCheckpointError("record count does not match the header", key=key)
-            return Checkpoint(info, tuple(body), seq, len(body), body_bytes)
-        base_seq = header.get("base")
-        if not isinstance(base_seq, int) or not 0 <= base_seq < seq:
-            raise CorruptCheckpointError("delta names no valid base", key=key)
-        try:
+        base_bytes = body_bytes
+
+        def read_base(base_seq: int) -> tuple[Header, list[Any]]:
+            nonlocal base_bytes
             base_header, base_body, base_bytes = self._read(thread_id, base_seq)
-        except ThreadNotFoundError:
-            raise CorruptCheckpointError(
-                f"history has a gap: base checkpoint {base_seq} is missing", key=key
-            ) from None
-        if base_header["kind"] == "delta":
-            raise CorruptCheckpointError(f"base checkpoint {base_seq} is not a snapshot", key=key)
-        records = tuple(base_body) + tuple(body)
-        if len(records) != info.total_records:
-            raise CorruptCheckpointError("record count does not match the header", key=key)
-        return Checkpoint(info, records, base_seq, len(base_body), base_bytes)
+            return base_header, base_body
+
+        key = keys.checkpoint_key(self.prefix, thread_id, seq)
+        state = state_records(header, body, key=key, read_base=read_base)
+        assert state is not None  # this log loads every body it reads
+        records, base_len = state
+        base_seq = header.base if header.kind == "delta" and header.base is not None else seq
+        return Checkpoint(self._info(header), records, base_seq, base_len, base_bytes)
 
     def _create(self, thread_id: str, key: str, data: bytes) -> None:
         """Create-only write that recognises its own earlier attempts; ConflictError otherwise."""
@@ -286,34 +270,30 @@ class CheckpointLog(CheckpointSaver):
         workflow: str | None,
         parent: int | None = None,
         body: bytes | None = None,
-    ) -> dict[str, Any]:
+    ) -> Header:
         """Write one checkpoint object create-only; return the header it carries."""
-        header: dict[str, Any] = {
-            "thread": thread_id,
-            "seq": seq,
-            "kind": kind,
-            "status": status,
-            "base": base,
-            "new": new,
-            "total": total,
-            "time": time.time(),
-            "writer": uuid.uuid4().hex,
-            "serde": self.serializer.name,
-        }
-        if workflow is not None:
-            header["workflow"] = workflow
-        if parent is not None:
-            header["parent"] = parent
+        header = build_header(
+            thread=thread_id,
+            seq=seq,
+            kind=kind,
+            status=status,
+            base=base,
+            new=new,
+            total=total,
+            serde=self.serializer.name,
+            workflow=workflow,
+            parent=parent,
+            key_id=None if self.cipher is None else self.cipher.key_id,
+        )
         if body is None:
             body = self.serializer.dumps(list(body_records))
         key = keys.checkpoint_key(self.prefix, thread_id, seq)
         if self.cipher is None:
-            data = codec.encode(header, body)
+            data = codec.encode(header.to_dict(), body)
         else:
             # The header (thread, seq, kind, key id...) is the associated data: an object
             # moved to another key, or whose header was edited, fails to decrypt.
-            header["key"] = self.cipher.key_id
-            head = codec.encode_header(header)
+            head = codec.encode_header(header.to_dict())
             data = codec.encode(head, self.cipher.encrypt(body, head), codec.FLAG_ENCRYPTED)
         self._create(thread_id, key, data)
         return header
@@ -432,8 +412,9 @@ class CheckpointLog(CheckpointSaver):
                     thread_id=thread_id,
                 )
             obj = self._retry(functools.partial(self.store.get, head_key))
-            header = codec.decode(obj.data, key=head_key).header
-            if header.get("kind") == "tombstone":
+            # Leniently: an operator may delete a thread whose head header is unsound.
+            header, _ = examine_header(codec.decode(obj.data, key=head_key))
+            if header is not None and header.kind == "tombstone":
                 tomb_seq = head_seq
                 break
             tomb_seq = head_seq + 1
@@ -447,7 +428,7 @@ class CheckpointLog(CheckpointSaver):
                     new=0,
                     total=0,
                     base=tomb_seq,
-                    workflow=header.get("workflow"),
+                    workflow=None if header is None else header.workflow,
                 )
                 break
             except ConflictError:
@@ -468,6 +449,43 @@ class CheckpointLog(CheckpointSaver):
         if purge:
             self._retry(lambda: self.store.delete(tomb_key))
         return tomb_seq
+
+
+def state_records(
+    header: Header,
+    body: Sequence[T] | None,
+    *,
+    key: str,
+    read_base: Callable[[int], tuple[Header, Sequence[T] | None]],
+) -> tuple[tuple[T, ...], int] | None:
+    """Every record of the state at one checkpoint, and how many of them come from its base.
+
+    THE delta + base reconstruction (the log, ``verify`` and the operator tools
+    use it). ``header``/``body`` are the checkpoint's own (``body`` None when it
+    cannot be read, e.g. encrypted or another serializer's); ``read_base(seq)``
+    reads the base of a delta, raising ``ThreadNotFoundError`` if it is gone.
+    Returns None when a body needed is unreadable; raises CorruptCheckpointError
+    naming ``key`` when the two objects do not make a state.
+    """
+    if body is None:
+        return None
+    problem = body_problem(header, len(body))
+    if problem is None and header.kind != "delta":
+        return tuple(body), len(body)
+    if problem is None:
+        assert header.base is not None  # parse_header refuses a delta without a valid base
+        try:
+            base, base_body = read_base(header.base)
+        except ThreadNotFoundError:
+            raise CorruptCheckpointError(
+                f"history has a gap: base checkpoint {header.base} is missing", key=key
+            ) from None
+        problem = base_problem(header, base, len(body), None if base_body is None else len(base_body))
+        if problem is None:
+            if base_body is None:
+                return None
+            return tuple(base_body) + tuple(body), len(base_body)
+    raise CorruptCheckpointError(problem.message, key=key)
 
 
 def _parse_id(checkpoint_id: str | int) -> int:

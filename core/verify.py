@@ -41,7 +41,6 @@ thread at a time.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -55,10 +54,13 @@ from cairnflow.core.errors import (
     ThreadNotFoundError,
     UnsupportedFormatError,
 )
+from cairnflow.core.format import Header, base_problem, body_problem, examine_header
 from cairnflow.core.probe import PROBE_SUFFIX
 from cairnflow.core.retry import call_with_retry
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from cairnflow.core.log import CheckpointLog
 
 __all__ = ["PROBLEM_CODES", "Problem", "Severity", "VerifyReport", "verify"]
@@ -81,9 +83,6 @@ PROBLEM_CODES: dict[str, str] = {
     "unchecked_body": "(warning) bodies written with a non-JSON serializer were not loaded",
     "encrypted": "(warning) encrypted bodies were not checked",
 }
-
-_KINDS = frozenset({"snapshot", "delta", "fork", "tombstone"})
-_STATUSES = frozenset({"running", "interrupted", "suspended", "completed", "failed", "deleted"})
 
 
 @dataclass(frozen=True)
@@ -150,13 +149,17 @@ class VerifyReport:
 class _Meta:
     """What one readable object's header (and body) say."""
 
-    kind: str
-    status: str
-    base: int | None
-    new: int
-    total: int
-    parent: int | None
+    header: Header
+    base: int | None  # None when the header names no valid base
     body_len: int | None  # None when the body was not checked
+
+    @property
+    def kind(self) -> str:
+        return self.header.kind
+
+    @property
+    def total(self) -> int:
+        return self.header.total
 
 
 @dataclass
@@ -186,10 +189,10 @@ def verify(
     ``InvalidThreadIdError`` for an invalid id, ``StoreError`` if the store fails.
     """
     state = _Progress(callback=progress)
+    from concurrent.futures import ThreadPoolExecutor  # only verify needs threads: keep it lazy
+
     problems: list[Problem] = []
-    with concurrent.futures.ThreadPoolExecutor(
-        max_workers=max(1, workers), thread_name_prefix="cairnflow-verify"
-    ) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cairnflow-verify") as pool:
         if thread_id is not None:
             prefix = keys.thread_prefix(saver.prefix, thread_id)
             entries = _listing(saver, prefix)
@@ -262,7 +265,7 @@ def _groups(
 
 def _check_group(
     saver: CheckpointLog,
-    pool: concurrent.futures.ThreadPoolExecutor,
+    pool: ThreadPoolExecutor,
     segment: str,
     group: list[str],
     state: _Progress,
@@ -357,66 +360,15 @@ def _check_object(
         return None, [problem("unsupported_format", str(exc))], None
     except CorruptCheckpointError as exc:
         return None, [problem("corrupt", str(exc))], None
-    header = env.header
-    if header.get("thread") != thread_id or header.get("seq") != seq:
-        return (
-            None,
-            [
-                problem(
-                    "key_mismatch",
-                    f"header says thread {header.get('thread')!r} checkpoint {header.get('seq')!r}; "
-                    "the object was copied from another thread or position",
-                )
-            ],
-            None,
-        )
-    kind, status = header.get("kind"), header.get("status")
-    base, new, total, parent = (
-        header.get("base"),
-        header.get("new"),
-        header.get("total"),
-        header.get("parent"),
-    )
-    bad: list[str] = []
-    if kind not in _KINDS:
-        bad.append(f"unknown kind {kind!r}")
-    if status not in _STATUSES:
-        bad.append(f"unknown status {status!r}")
-    if not _is_count(new) or not _is_count(total):
-        bad.append(f"record counts new={new!r} total={total!r} are not non-negative integers")
-    if base is not None and not _is_count(base):
-        bad.append(f"base {base!r} is not a checkpoint id")
-    if parent is not None and not _is_count(parent):
-        bad.append(f"parent {parent!r} is not a checkpoint id")
-    if not isinstance(header.get("time", 0), (int, float)) or isinstance(header.get("time"), bool):
-        bad.append("time is not a number")
-    if bad:
-        return None, [problem("bad_header", "; ".join(bad))], None
-    assert isinstance(kind, str) and isinstance(status, str)
-    assert isinstance(new, int) and isinstance(total, int)
-    problems: list[Problem] = []
-    if (kind == "tombstone") != (status == "deleted"):
-        problems.append(problem("bad_header", f"a {kind} with status {status!r}"))
-    if kind == "delta":
-        if base is None or base >= seq:
-            problems.append(
-                problem("bad_base", f"delta names base {base!r}, which is not an older checkpoint")
-            )
-            base = None
-    elif base is not None and base != seq:
-        problems.append(problem("bad_header", f"a {kind} must be its own base, but names {base}"))
-    if new > total:
-        problems.append(problem("count_mismatch", f"adds {new} records but holds only {total}"))
-    if kind == "tombstone" and total:
-        problems.append(problem("count_mismatch", f"a tombstone holding {total} records"))
-    if kind == "fork" and (parent is None or parent >= seq):
-        problems.append(problem("bad_parent", f"fork names parent {parent!r}, which is not older"))
+    header, found = examine_header(env, thread_id=thread_id, seq=seq)
+    problems = [problem(p.code, p.message) for p in found]
+    if header is None:
+        return None, problems, None
     note: str | None = None
     body_len: int | None = None
-    serde = header.get("serde")
     if env.flags & codec.FLAG_ENCRYPTED:
         note = "encrypted"
-    elif serde == "json":
+    elif header.serde == "json":
         try:
             body = json.loads(env.body)
         except ValueError as exc:
@@ -426,18 +378,13 @@ def _check_object(
                 problems.append(problem("bad_body", "body is not a list of records"))
             else:
                 body_len = len(body)
-                if kind != "delta" and body_len != total:
-                    problems.append(
-                        problem("count_mismatch", f"header says {total} records, the body holds {body_len}")
-                    )
-                if kind == "delta" and body_len < new:
-                    problems.append(
-                        problem("count_mismatch", f"adds {new} records but its body holds {body_len}")
-                    )
+                mismatch = body_problem(header, body_len)
+                if mismatch is not None:
+                    problems.append(problem(mismatch.code, mismatch.message))
     else:
-        note = str(serde)
-    meta = _Meta(kind, status, base if isinstance(base, int) else None, new, total, parent, body_len)
-    return meta, problems, note
+        note = str(header.serde)
+    bad_base = any(p.code == "bad_base" for p in found)
+    return _Meta(header, None if bad_base else header.base, body_len), problems, note
 
 
 def _check_chain(
@@ -478,31 +425,21 @@ def _check_chain(
                 problems.append(problem("missing_base", f"base snapshot {base} {why}: {where}"))
             elif base_meta is None:
                 problems.append(problem("bad_base", f"base checkpoint {base} is unreadable: {where}"))
-            elif base_meta.kind not in ("snapshot", "fork"):
-                problems.append(problem("bad_base", f"base checkpoint {base} is a {base_meta.kind}"))
-            elif any(base < t < seq for t in tombstones):
-                problems.append(problem("bad_base", f"base checkpoint {base} precedes a tombstone"))
-            elif (
-                meta.body_len is not None
-                and base_meta.body_len is not None
-                and base_meta.body_len + meta.body_len != meta.total
-            ):
-                problems.append(
-                    problem(
-                        "count_mismatch",
-                        f"base {base} holds {base_meta.body_len} records and this delta "
-                        f"{meta.body_len}, but the header says {meta.total}",
-                    )
-                )
+            else:
+                found = base_problem(meta.header, base_meta.header, meta.body_len, base_meta.body_len)
+                if (found is None or found.code != "bad_base") and any(base < t < seq for t in tombstones):
+                    problems.append(problem("bad_base", f"base checkpoint {base} precedes a tombstone"))
+                elif found is not None:
+                    problems.append(problem(found.code, found.message))
         prev = metas.get(seq - 1)
         if meta.kind in ("snapshot", "delta") and prev is not None:
-            expected = meta.new if prev.kind == "tombstone" else prev.total + meta.new
+            expected = meta.header.new if prev.kind == "tombstone" else prev.total + meta.header.new
             if meta.total != expected:
                 problems.append(
                     problem(
                         "count_mismatch",
                         f"holds {meta.total} records, but checkpoint {seq - 1} held {prev.total} "
-                        f"and this one adds {meta.new}",
+                        f"and this one adds {meta.header.new}",
                     )
                 )
     return problems
