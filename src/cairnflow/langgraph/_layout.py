@@ -30,7 +30,14 @@ from __future__ import annotations
 
 import hashlib
 
-from cairnflow.core.keys import FORMAT_PREFIX, encode_thread_id, escape_bytes
+from cairnflow.core.keys import (
+    FORMAT_PREFIX,
+    MAX_SEQ,
+    encode_thread_id,
+    escape_bytes,
+)
+from cairnflow.core.keys import encode_inverted as inv
+from cairnflow.core.keys import parse_inverted as parse_inv
 
 __all__ = [
     "MAX_SEQ",
@@ -59,8 +66,6 @@ __all__ = [
     "writes_prefix",
 ]
 
-MAX_SEQ = 10**12 - 1
-_SEQ_DIGITS = 12
 MAX_WRITE_VERSION = 10**6 - 1
 _WRITE_DIGITS = 6
 #: Longest literal segment; longer names are stored as a hash (local file names stop at 255 bytes).
@@ -84,19 +89,6 @@ def segment(value: str) -> str:
 
 def ns_segment(ns: str) -> str:
     return ROOT_NS if ns == "" else segment(ns)
-
-
-def inv(n: int, digits: int = _SEQ_DIGITS) -> str:
-    top = int("9" * digits)
-    if not 0 <= n <= top:
-        raise ValueError(f"sequence number out of range: {n}")
-    return f"{top - n:0{digits}d}"
-
-
-def parse_inv(text: str, digits: int = _SEQ_DIGITS) -> int:
-    if len(text) != digits or not text.isdigit() or not text.isascii():
-        raise ValueError(f"not an inverted sequence number: {text!r}")
-    return int("9" * digits) - int(text)
 
 
 def lg_prefix(prefix: str) -> str:
