@@ -4,32 +4,41 @@ Standard library only: importing this package never imports a cloud SDK
 or LangGraph.
 
 >>> from cairnflow.core import workflow, task, interrupt, RetryPolicy
+
+Importing the package itself is nearly free: each public name (and each
+submodule reached as an attribute) is imported on first use (PEP 562), so a
+program that only needs, say, the errors or the key layout never pays for the
+executor, the serializers or their standard-library dependencies.
 """
 
-from cairnflow.core.checkpoint import Checkpoint, CheckpointInfo, CheckpointSaver
-from cairnflow.core.errors import (
-    CairnflowError,
-    ConflictError,
-    CorruptCheckpointError,
-    NondeterminismError,
-    ResumeError,
-    SerializationError,
-    ThreadNotFoundError,
-)
-from cairnflow.core.executor import (
-    Durability,
-    Run,
-    Task,
-    TaskFailedError,
-    TaskFuture,
-    Workflow,
-    interrupt,
-    task,
-    workflow,
-)
-from cairnflow.core.log import CheckpointLog
-from cairnflow.core.retry import RetryPolicy
-from cairnflow.core.serde import JsonSerializer, UnsafePickleSerializer, register_type
+from __future__ import annotations
+
+TYPE_CHECKING = False  # not `from typing import ...`: typing alone costs ~2 ms to import
+if TYPE_CHECKING:
+    from cairnflow.core.checkpoint import Checkpoint, CheckpointInfo, CheckpointSaver
+    from cairnflow.core.errors import (
+        CairnflowError,
+        ConflictError,
+        CorruptCheckpointError,
+        NondeterminismError,
+        ResumeError,
+        SerializationError,
+        TaskFailedError,
+        ThreadNotFoundError,
+    )
+    from cairnflow.core.executor import (
+        Durability,
+        Run,
+        Task,
+        TaskFuture,
+        Workflow,
+        interrupt,
+        task,
+        workflow,
+    )
+    from cairnflow.core.log import CheckpointLog
+    from cairnflow.core.retry import RetryPolicy
+    from cairnflow.core.serde import JsonSerializer, UnsafePickleSerializer, register_type
 
 __all__ = [
     "CairnflowError",
@@ -57,3 +66,49 @@ __all__ = [
     "task",
     "workflow",
 ]
+
+#: Where each public name lives (kept equal to ``__all__`` by tests/core/test_imports.py).
+_HOMES: dict[str, str] = {
+    **dict.fromkeys(("Checkpoint", "CheckpointInfo", "CheckpointSaver"), "checkpoint"),
+    **dict.fromkeys(
+        (
+            "CairnflowError",
+            "ConflictError",
+            "CorruptCheckpointError",
+            "NondeterminismError",
+            "ResumeError",
+            "SerializationError",
+            "TaskFailedError",
+            "ThreadNotFoundError",
+        ),
+        "errors",
+    ),
+    **dict.fromkeys(
+        ("Durability", "Run", "Task", "TaskFuture", "Workflow", "interrupt", "task", "workflow"), "executor"
+    ),
+    "CheckpointLog": "log",
+    "RetryPolicy": "retry",
+    **dict.fromkeys(("JsonSerializer", "UnsafePickleSerializer", "register_type"), "serde"),
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name (or a submodule) on first use."""
+    import sys  # built in: free
+
+    home = _HOMES.get(name)
+    module = f"{__name__}.{home or name}"
+    try:
+        # __import__ rather than importlib.import_module: `-X importtime` reports only the former.
+        __import__(module)
+    except ModuleNotFoundError as exc:
+        if home is not None or exc.name != module:
+            raise  # a module that exists failed to import: say so
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value: object = getattr(sys.modules[module], name) if home is not None else sys.modules[module]
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
