@@ -59,7 +59,6 @@ from cairnflow.core.format import (
     base_problem,
     body_problem,
     build_header,
-    examine_header,
     parse_header,
 )
 from cairnflow.core.retry import RetryPolicy, call_with_retry
@@ -260,16 +259,15 @@ class CheckpointLog(CheckpointSaver):
         self,
         thread_id: str,
         seq: int,
+        body: bytes,
         *,
         kind: Kind,
         status: Status,
-        body_records: Sequence[Any],
         new: int,
         total: int,
         base: int,
         workflow: str | None,
         parent: int | None = None,
-        body: bytes | None = None,
     ) -> Header:
         """Write one checkpoint object create-only; return the header it carries."""
         header = build_header(
@@ -285,8 +283,6 @@ class CheckpointLog(CheckpointSaver):
             parent=parent,
             key_id=None if self.cipher is None else self.cipher.key_id,
         )
-        if body is None:
-            body = self.serializer.dumps(list(body_records))
         key = keys.checkpoint_key(self.prefix, thread_id, seq)
         if self.cipher is None:
             data = codec.encode(header.to_dict(), body)
@@ -321,14 +317,13 @@ class CheckpointLog(CheckpointSaver):
                 header = self._write(
                     thread_id,
                     seq,
+                    body,
                     kind="delta",
                     status=status,
-                    body_records=tail,
                     new=len(new),
                     total=len(everything),
                     base=head.base_seq,
                     workflow=workflow,
-                    body=body,
                 )
                 return Checkpoint(
                     self._info(header), everything, head.base_seq, head.base_len, head.base_bytes
@@ -339,14 +334,13 @@ class CheckpointLog(CheckpointSaver):
         header = self._write(
             thread_id,
             seq,
+            body,
             kind="snapshot",
             status=status,
-            body_records=everything,
             new=len(new),
             total=len(everything),
             base=seq,
             workflow=workflow,
-            body=body,
         )
         return Checkpoint(self._info(header), everything, seq, len(everything), len(body))
 
@@ -374,15 +368,14 @@ class CheckpointLog(CheckpointSaver):
         header = self._write(
             thread_id,
             seq,
+            body,
             kind="fork",
             status=source.status,
-            body_records=source.records,
             new=0,
             total=len(source.records),
             base=seq,
             workflow=source.info.workflow,
             parent=source.seq,
-            body=body,
         )
         return Checkpoint(self._info(header), source.records, seq, len(source.records), len(body))
 
@@ -391,64 +384,11 @@ class CheckpointLog(CheckpointSaver):
     ) -> int | None:
         """Tombstone the thread, then delete every checkpoint below the tombstone.
 
-        Returns the tombstone's sequence number (None if there was no thread).
-        With ``expected_head``, the tombstone goes exactly above that checkpoint
-        and ``ConflictError`` is raised if the thread has moved on meanwhile
-        (so that an operator deleting "the old thread" never deletes new work);
-        without it, the tombstone goes above whatever the head is. Only
-        checkpoints *below* the tombstone are deleted: a run started on the same
-        id right after the tombstone keeps its checkpoints.
+        See :func:`cairnflow.core.tombstone.delete_thread`.
         """
-        while True:
-            head_key = self._head_key(thread_id)
-            if head_key is None:
-                if expected_head is not None:
-                    raise ConflictError(f"thread {thread_id!r} is gone", thread_id=thread_id)
-                return None
-            _, head_seq = keys.parse_checkpoint_key(self.prefix, head_key)
-            if expected_head is not None and head_seq != expected_head:
-                raise ConflictError(
-                    f"thread {thread_id!r} is at checkpoint {head_seq}, not {expected_head}",
-                    thread_id=thread_id,
-                )
-            obj = self._retry(functools.partial(self.store.get, head_key))
-            # Leniently: an operator may delete a thread whose head header is unsound.
-            header, _ = examine_header(codec.decode(obj.data, key=head_key))
-            if header is not None and header.kind == "tombstone":
-                tomb_seq = head_seq
-                break
-            tomb_seq = head_seq + 1
-            try:
-                self._write(
-                    thread_id,
-                    tomb_seq,
-                    kind="tombstone",
-                    status="deleted",
-                    body_records=[],
-                    new=0,
-                    total=0,
-                    base=tomb_seq,
-                    workflow=None if header is None else header.workflow,
-                )
-                break
-            except ConflictError:
-                if expected_head is not None:
-                    raise
-                continue  # a writer advanced the thread meanwhile: fence again above it
-        tomb_key = keys.checkpoint_key(self.prefix, thread_id, tomb_seq)
-        # Newest-first keys: every checkpoint below the tombstone sorts after its key.
-        older = self._retry(
-            lambda: list(self.store.list(keys.thread_prefix(self.prefix, thread_id), start_after=tomb_key))
-        )
-        for info in reversed(older):  # oldest first
-            try:
-                keys.parse_checkpoint_key(self.prefix, info.key)
-            except ValueError:
-                continue  # not ours: leave foreign objects alone
-            self._retry(functools.partial(self.store.delete, info.key))
-        if purge:
-            self._retry(lambda: self.store.delete(tomb_key))
-        return tomb_seq
+        from cairnflow.core.tombstone import delete_thread
+
+        return delete_thread(self, thread_id, purge=purge, expected_head=expected_head)
 
 
 def state_records(

@@ -1,0 +1,87 @@
+"""Deleting a thread: fence it with a tombstone, then remove what lies below.
+
+A deleted thread keeps a small *tombstone* checkpoint as its head, so that a
+writer that loaded the thread before the delete gets a ConflictError instead
+of resurrecting it; ``purge`` removes the tombstone too. Checkpoints are
+deleted oldest first, so an interrupted delete leaves a thread whose older
+checkpoints are gone (which ``verify`` accepts), never a hole in the middle.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from cairnflow.core import codec, keys
+from cairnflow.core.errors import ConflictError
+from cairnflow.core.format import examine_header
+
+if TYPE_CHECKING:
+    from cairnflow.core.log import CheckpointLog
+
+__all__ = ["delete_thread"]
+
+
+def delete_thread(
+    log: CheckpointLog, thread_id: str, *, purge: bool = False, expected_head: int | None = None
+) -> int | None:
+    """Tombstone the thread, then delete every checkpoint below the tombstone.
+
+    Returns the tombstone's sequence number (None if there was no thread).
+    With ``expected_head``, the tombstone goes exactly above that checkpoint
+    and ``ConflictError`` is raised if the thread has moved on meanwhile
+    (so that an operator deleting "the old thread" never deletes new work);
+    without it, the tombstone goes above whatever the head is. Only
+    checkpoints *below* the tombstone are deleted: a run started on the same
+    id right after the tombstone keeps its checkpoints.
+    """
+    while True:
+        head_key = log._head_key(thread_id)
+        if head_key is None:
+            if expected_head is not None:
+                raise ConflictError(f"thread {thread_id!r} is gone", thread_id=thread_id)
+            return None
+        _, head_seq = keys.parse_checkpoint_key(log.prefix, head_key)
+        if expected_head is not None and head_seq != expected_head:
+            raise ConflictError(
+                f"thread {thread_id!r} is at checkpoint {head_seq}, not {expected_head}",
+                thread_id=thread_id,
+            )
+        obj = log._retry(functools.partial(log.store.get, head_key))
+        # Leniently: an operator may delete a thread whose head header is unsound.
+        header, _ = examine_header(codec.decode(obj.data, key=head_key))
+        if header is not None and header.kind == "tombstone":
+            tomb_seq = head_seq
+            break
+        tomb_seq = head_seq + 1
+        try:
+            log._write(
+                thread_id,
+                tomb_seq,
+                log.serializer.dumps([]),
+                kind="tombstone",
+                status="deleted",
+                new=0,
+                total=0,
+                base=tomb_seq,
+                workflow=None if header is None else header.workflow,
+            )
+            break
+        except ConflictError:
+            if expected_head is not None:
+                raise
+            continue  # a writer advanced the thread meanwhile: fence again above it
+    tomb_key = keys.checkpoint_key(log.prefix, thread_id, tomb_seq)
+    # Newest-first keys: every checkpoint below the tombstone sorts after its key.
+    older = log._retry(
+        lambda: list(log.store.list(keys.thread_prefix(log.prefix, thread_id), start_after=tomb_key))
+    )
+    for info in reversed(older):  # oldest first
+        try:
+            keys.parse_checkpoint_key(log.prefix, info.key)
+        except ValueError:
+            continue  # not ours: leave foreign objects alone
+        log._retry(functools.partial(log.store.delete, info.key))
+    if purge:
+        log._retry(lambda: log.store.delete(tomb_key))
+    return tomb_seq
