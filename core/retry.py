@@ -6,7 +6,6 @@ the checkpoint protocol's own store requests (transient store errors only).
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,7 +47,11 @@ class RetryPolicy:
 
     def delay(self, retry_number: int) -> float:
         bound = min(self.max_interval, self.initial_interval * self.backoff_factor ** (retry_number - 1))
-        return random.uniform(0, bound) if self.jitter else bound
+        if not self.jitter:
+            return bound
+        import random  # only a retry needs it: keep it out of the import of the core
+
+        return random.uniform(0, bound)
 
 
 def call_with_retry(
