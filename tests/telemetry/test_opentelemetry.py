@@ -109,3 +109,20 @@ def test_the_api_default_provider_reports_nothing(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.NoOpTracerProvider())
     monkeypatch.setattr(metrics, "get_meter_provider", lambda: metrics.NoOpMeterProvider())
     assert bridge.sink() is None
+
+
+def test_a_stale_writer_is_reported_as_a_conflict(telemetry: Telemetry) -> None:
+    from cairnflow.core.errors import ConflictError
+    from cairnflow.core.log import CheckpointLog
+    from cairnflow.savers.memory import MemoryStore
+
+    log = CheckpointLog(MemoryStore())
+    first = log.append("t-1", None, ["a"], status="running")
+    log.append("t-1", first, ["b"], status="running")
+    with observe.span("cairnflow.run", thread_id="t-1"), pytest.raises(ConflictError):
+        log.append("t-1", first, ["c"], status="running")  # stale: its head is not the latest
+    (run,) = telemetry.finished()
+    assert [(e.name, e.attributes["cairnflow.thread_id"]) for e in run.events] == [
+        ("cairnflow.conflict", "t-1")
+    ]
+    assert telemetry.metric_points()["cairnflow.conflict.count"] == [({}, 1)]
