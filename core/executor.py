@@ -348,9 +348,11 @@ class Workflow(Generic[T]):
         try:
             if first is not None:
                 replay.start = first
-                # Written before the body runs (sync mode: one PUT of its own), so that a run
-                # killed in its first task leaves a thread that resume() can continue.
-                committer.commit([first])
+                # Staged: written before the first task starts (RunContext.before_new_work;
+                # sync mode: one PUT of its own), so that a run killed in its first task leaves
+                # a thread that resume() can continue. A run that stops before any task
+                # writes it with its end.
+                committer.stage([first])
             if answer is not None:
                 # The answer is the fence that makes a second, concurrent resume of the same
                 # interrupt fail before running anything with its (rejected) answer. It is
@@ -369,6 +371,7 @@ class Workflow(Generic[T]):
                 max_workers=max_workers,
                 workflow=self.name,
                 fence=answer,
+                unstarted=first is not None,
             )
             token = current_run.set(ctx)
             outcome: tuple[str, Any]

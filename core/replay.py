@@ -60,6 +60,7 @@ class RunContext:
         max_workers: int,
         workflow: str,
         fence: dict[str, Any] | None = None,
+        unstarted: bool = False,
     ) -> None:
         self.saver = saver
         self.serializer = getattr(saver, "serializer", None)
@@ -77,6 +78,8 @@ class RunContext:
         #: the recorded prefix up to the answered interrupt, or is about to do new work:
         #: a body that diverges from its history fails before anything is written.
         self.fence = fence
+        #: The start record is staged but not yet written (a fresh run before its first task).
+        self.unstarted = unstarted
         #: Set once a task was refused its start by the deadline: nothing new starts.
         self.suspending = False
         self._pos = 0
@@ -100,6 +103,13 @@ class RunContext:
         fence, self.fence = self.fence, None
         if fence is not None:
             self.committer.commit([fence], wait=True)
+
+    def before_task(self) -> None:
+        """What must be stored before a task starts: the answer (the fence), or the run's start."""
+        self.ensure_fence()
+        if self.unstarted:
+            self.unstarted = False
+            self.committer.commit([])  # the staged start record (sync: written now)
 
     def may_start(self) -> None:
         """Raise :class:`Suspended` unless the deadline leaves more than ``reserve`` to start a task."""
@@ -146,7 +156,7 @@ class RunContext:
                 assert recorded.error is not None
                 return TaskFuture.failed(recorded.error.rebuild(task.name))
         self.may_start()
-        self.ensure_fence()
+        self.before_task()
         self.tasks_run += 1
         return TaskFuture(self.pool.submit(execute_task, self, task, pos, digest, args, kwargs))
 
