@@ -8,9 +8,7 @@ checkpoint; :func:`show_state` one LIST and one to three GETs.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Collection
 
 from cairnflow.core import keys
 from cairnflow.core.errors import (
@@ -21,45 +19,11 @@ from cairnflow.core.errors import (
     ThreadNotFoundError,
 )
 from cairnflow.core.log import CheckpointLog
+from cairnflow.core.records import RunRecords, parse_records
 from cairnflow.ops import objects
-from cairnflow.ops.display import error_text
 from cairnflow.ops.results import STATUSES, HistoryEntry, Step, ThreadState, ThreadSummary
 
 __all__ = ["list_threads", "show_state", "thread_history"]
-
-
-@dataclass
-class _Analysis:
-    start: dict[str, Any] | None = None
-    ops: dict[int, dict[str, Any]] = field(default_factory=dict)
-    answers: dict[int, Any] = field(default_factory=dict)
-    end: dict[str, Any] | None = None
-
-    @classmethod
-    def of(cls, records: Sequence[Any]) -> _Analysis:
-        out = cls()
-        for rec in records:
-            op = rec.get("op") if isinstance(rec, dict) else None
-            if op == "start":
-                out.start = rec
-            elif op in ("task", "task_error", "interrupt") and isinstance(rec.get("pos"), int):
-                out.ops[rec["pos"]] = rec
-            elif op == "resume" and isinstance(rec.get("pos"), int):
-                out.answers[rec["pos"]] = rec.get("value")
-            if op == "end":
-                out.end = rec
-            elif op is not None and op != "start":
-                out.end = None  # a retried failure supersedes its end record
-        return out
-
-    def pending(self) -> dict[str, Any] | None:
-        waiting = [r for p, r in self.ops.items() if r.get("op") == "interrupt" and p not in self.answers]
-        return max(waiting, key=lambda r: int(r["pos"])) if waiting else None
-
-    def error(self) -> str | None:
-        if self.end is not None and self.end.get("status") == "failed":
-            return error_text(self.end.get("error"))
-        return None
 
 
 # --------------------------------------------------------------------------- threads
@@ -76,19 +40,20 @@ def _summarise(saver: CheckpointLog, item: tuple[str, str]) -> ThreadSummary | N
         fresh = objects.thread_keys(saver, thread_id, limit=1)
         return _summarise(saver, (thread_id, fresh[0])) if fresh else None
     header = head.header
-    analysis = _Analysis.of(records) if records is not None else None
-    pending = analysis.pending() if analysis is not None and head.status == "interrupted" else None
+    run = parse_records(records) if records is not None else None
+    pending = run.pending_interrupt() if run is not None and head.status == "interrupted" else None
+    failure = run.failure() if run is not None and head.status == "failed" else None
     return ThreadSummary(
         thread_id=thread_id,
         status=head.status,
         workflow=header.workflow,
         checkpoint_id=str(head.seq),
         checkpoints=head.seq + 1,
-        steps=len(analysis.ops) if analysis is not None else None,
+        steps=len(run.steps) if run is not None else None,
         records=header.total,
         updated_at=header.time,
-        error=analysis.error() if analysis is not None and head.status == "failed" else None,
-        waiting_for=pending.get("value") if pending is not None else None,
+        error=failure.text() if failure is not None else None,
+        waiting_for=pending.value if pending is not None else None,
     )
 
 
@@ -177,29 +142,28 @@ def thread_history(saver: CheckpointLog, thread_id: str, *, limit: int | None = 
 # --------------------------------------------------------------------------- show
 
 
-def _steps(analysis: _Analysis) -> list[Step]:
+def _steps(run: RunRecords) -> list[Step]:
     steps: list[Step] = []
-    for pos in sorted(analysis.ops):
-        rec = analysis.ops[pos]
-        if rec["op"] == "interrupt":
-            answered = pos in analysis.answers
+    for pos in sorted(run.steps):
+        step = run.steps[pos]
+        if step.op == "interrupt":
+            answered = pos in run.answers
+            status = "answered" if answered else "waiting"
             steps.append(
                 Step(
                     pos=pos,
                     type="interrupt",
                     name=None,
-                    status="answered" if answered else "waiting",
-                    value=rec.get("value"),
-                    answer=analysis.answers.get(pos),
+                    status=status,
+                    value=step.value,
+                    answer=run.answers.get(pos),
                 )
             )
-        elif rec["op"] == "task":
-            steps.append(
-                Step(pos=pos, type="task", name=rec.get("name"), status="done", value=rec.get("value"))
-            )
+        elif step.op == "task":
+            steps.append(Step(pos=pos, type="task", name=step.name, status="done", value=step.value))
         else:
-            error = error_text(rec.get("error"))
-            steps.append(Step(pos=pos, type="task", name=rec.get("name"), status="failed", error=error))
+            error = step.error.text() if step.error is not None else None
+            steps.append(Step(pos=pos, type="task", name=step.name, status="failed", error=error))
     return steps
 
 
@@ -238,15 +202,15 @@ def show_state(saver: CheckpointLog, thread_id: str, checkpoint_id: str | int | 
     )
     if records is None:
         return state
-    analysis = _Analysis.of(records)
-    pending = analysis.pending() if target.status == "interrupted" else None
-    end = analysis.end
+    run = parse_records(records)
+    pending = run.pending_interrupt() if target.status == "interrupted" else None
+    failure = run.failure()
     return dataclasses.replace(
         state,
-        input=analysis.start.get("input") if analysis.start else None,
-        result=end.get("value") if end is not None and end.get("status") == "completed" else None,
-        error=analysis.error(),
-        interrupt=None if pending is None else {"id": str(pending["pos"]), "value": pending.get("value")},
-        steps=tuple(_steps(analysis)),
+        input=run.start.get("input") if run.start else None,
+        result=run.result(),
+        error=failure.text() if failure is not None else None,
+        interrupt=None if pending is None else {"id": str(pending.pos), "value": pending.value},
+        steps=tuple(_steps(run)),
         records=records,
     )
