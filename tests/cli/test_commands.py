@@ -26,6 +26,7 @@ Snapshot = Callable[[StoreLocation], dict[str, bytes]]
 
 THREAD_FIELDS = {
     "thread_id",
+    "layout",
     "status",
     "workflow",
     "checkpoint_id",
@@ -71,6 +72,7 @@ STATE_FIELDS = {
 STEP_FIELDS = {"pos", "type", "name", "status", "value", "error", "answer"}
 PRUNED_FIELDS = {
     "thread_id",
+    "layout",
     "status",
     "updated_at",
     "action",
@@ -342,6 +344,7 @@ def test_delete_dry_run_then_delete(
     before = snapshot(location)
     plan = {
         "thread_id": "fail-1",
+        "layout": "executor",
         "dry_run": True,
         "status": "failed",
         "deleted": ["0", "1", "2"],

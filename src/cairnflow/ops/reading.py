@@ -8,7 +8,8 @@ checkpoint; :func:`show_state` one LIST and one to three GETs.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from typing import TYPE_CHECKING
 
 from cairnflow.core import keys
 from cairnflow.core.errors import (
@@ -20,10 +21,55 @@ from cairnflow.core.errors import (
 )
 from cairnflow.core.log import CheckpointLog
 from cairnflow.core.records import RunRecords, parse_records
-from cairnflow.ops import objects
-from cairnflow.ops.results import STATUSES, HistoryEntry, Step, ThreadState, ThreadSummary
+from cairnflow.ops import lgraph, objects
+from cairnflow.ops.graph_results import GraphCheckpoint, GraphState
+from cairnflow.ops.results import LAYOUTS, STATUSES, HistoryEntry, Step, ThreadState, ThreadSummary
 
-__all__ = ["list_threads", "show_state", "thread_history"]
+if TYPE_CHECKING:
+    from cairnflow.langgraph import LangGraphSaver
+
+__all__ = ["graph_history", "graph_state", "list_threads", "show_state", "thread_history", "thread_layout"]
+
+
+def _graph(saver: CheckpointLog, thread_id: str) -> LangGraphSaver:
+    lg = lgraph.graph_saver(saver)
+    if lg is None or not lgraph.has_thread(lg, thread_id):
+        raise ThreadNotFoundError(f"no LangGraph thread {thread_id!r}")
+    return lg
+
+
+def graph_history(saver: CheckpointLog, thread_id: str, *, limit: int | None = None) -> list[GraphCheckpoint]:
+    """A LangGraph thread's checkpoints, every namespace, newest first (through the LangGraph saver)."""
+    return lgraph.history(_graph(saver, thread_id), thread_id, limit=limit)
+
+
+def graph_state(saver: CheckpointLog, thread_id: str, checkpoint_id: str | None = None) -> GraphState:
+    """A LangGraph thread's state: values, pending writes, next nodes (through the LangGraph saver)."""
+    return lgraph.state(_graph(saver, thread_id), thread_id, checkpoint_id)
+
+
+def thread_layout(saver: CheckpointLog, thread_id: str, layout: str | None = None) -> str:
+    """Which layout holds ``thread_id``: ``executor`` or ``langgraph``.
+
+    ``layout`` names it when both do (an :class:`InvalidArgumentError` otherwise);
+    :class:`ThreadNotFoundError` when neither does.
+    """
+    if layout is not None and layout not in LAYOUTS:
+        raise InvalidArgumentError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    found = []
+    if layout in (None, "executor") and objects.thread_keys(saver, thread_id, limit=1):
+        found.append("executor")
+    if layout in (None, "langgraph"):
+        lg = lgraph.graph_saver(saver)
+        if lg is not None and lgraph.has_thread(lg, thread_id):
+            found.append("langgraph")
+    if not found:
+        raise ThreadNotFoundError(f"no thread {thread_id!r}")
+    if len(found) > 1:
+        raise InvalidArgumentError(
+            f"thread {thread_id!r} exists in both layouts (executor and langgraph); say which with --layout"
+        )
+    return found[0]
 
 
 # --------------------------------------------------------------------------- threads
@@ -67,14 +113,17 @@ def list_threads(
     limit: int | None = None,
     sort: str = "id",
     progress: Callable[[int], None] | None = None,
+    layouts: Collection[str] | None = None,
 ) -> list[ThreadSummary]:
-    """Threads under the prefix with their standing, filtered.
+    """Threads under the prefix, of both layouts, with their standing, filtered.
 
     ``statuses``: keep only these (default: every status but ``deleted``).
     ``updated_before``/``updated_after``: epoch seconds bounds on the last update.
     ``limit``: stop after that many matches. ``sort``: ``"id"`` (key order,
     streaming) or ``"updated"`` (newest first; reads every thread first).
-    ``progress(threads_examined)`` is called as the walk goes.
+    ``progress(threads_examined)`` is called as the walk goes. ``layouts``:
+    only threads of these layouts (default both; LangGraph threads follow the
+    executor's, and are read through the LangGraph saver).
     Costs one LIST and one or two GETs per thread, eight threads at a time.
     """
     if sort not in ("id", "updated"):
@@ -88,20 +137,31 @@ def list_threads(
             return False
         return not (updated_after is not None and (s.updated_at is None or s.updated_at < updated_after))
 
+    wanted_layouts = set(layouts) if layouts else set(LAYOUTS)
     out: list[ThreadSummary] = []
-    walk = objects.parallel(lambda item: _summarise(saver, item), objects.scan_heads(saver))
-    for examined, summary in enumerate(walk, start=1):
-        if progress is not None:
-            progress(examined)
-        if summary is not None and matches(summary):
-            out.append(summary)
-            if sort == "id" and limit is not None and len(out) >= limit:
-                break
+    walks: list[Iterator[ThreadSummary | None]] = []
+    if "executor" in wanted_layouts:
+        walks.append(objects.parallel(lambda item: _summarise(saver, item), objects.scan_heads(saver)))
+    lg = lgraph.graph_saver(saver) if "langgraph" in wanted_layouts else None
+    if lg is not None:
+        walks.append(lgraph.summaries(lg))
+    examined = 0
+    for walk in walks:
+        for summary in walk:
+            examined += 1
+            if progress is not None:
+                progress(examined)
+            if summary is not None and matches(summary):
+                out.append(summary)
+                if sort == "id" and limit is not None and len(out) >= limit:
+                    break
+        if sort == "id" and limit is not None and len(out) >= limit:
+            break
     if sort == "updated":
         out.sort(key=lambda s: (-(s.updated_at or 0.0), s.thread_id))
-        if limit is not None:
-            out = out[:limit]
-    return out
+    else:
+        out.sort(key=lambda s: (s.thread_id, s.layout))
+    return out if limit is None else out[:limit]
 
 
 # --------------------------------------------------------------------------- history
