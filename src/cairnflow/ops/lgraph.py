@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from cairnflow.core import keys
@@ -162,8 +162,8 @@ def _status(tup: CheckpointTuple) -> tuple[str, str | None, list[Any] | None]:
     return ("running" if scheduled or writes else "completed"), None, None
 
 
-def summaries(lg: LangGraphSaver) -> Iterator[ThreadSummary]:
-    """One :class:`ThreadSummary` per LangGraph thread (its root graph's latest checkpoint)."""
+def summaries(lg: LangGraphSaver, ids: Iterable[str] | None = None) -> Iterator[ThreadSummary]:
+    """One :class:`ThreadSummary` per LangGraph thread (default: every one), from its root graph's head."""
 
     def one(thread_id: str) -> ThreadSummary:
         try:
@@ -185,7 +185,7 @@ def summaries(lg: LangGraphSaver) -> Iterator[ThreadSummary]:
             layout=LAYOUT,
         )
 
-    return objects.parallel(one, thread_ids(lg))
+    return objects.parallel(one, iter(thread_ids(lg) if ids is None else ids))
 
 
 def history(lg: LangGraphSaver, thread_id: str, *, limit: int | None = None) -> list[GraphCheckpoint]:

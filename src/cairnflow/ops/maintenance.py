@@ -147,6 +147,7 @@ def prune(
     purge: bool = False,
     now: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    total: Callable[[int], None] | None = None,
 ) -> PruneResult:
     """Trim old checkpoints (``keep_last``) or delete stale threads (``older_than`` seconds).
 
@@ -154,7 +155,10 @@ def prune(
     ``statuses`` restricts the threads touched (default: every status for
     ``keep_last``; only ``completed`` for ``older_than``). See the module
     docstring for what is kept. ``progress(threads_examined,
-    checkpoints_deleted)`` is called as it goes.
+    checkpoints_deleted)`` is called as it goes, after ``total(threads)``.
+    LangGraph threads are pruned by the LangGraph saver: ``keep_last=1`` keeps
+    each namespace's latest checkpoint (a larger ``keep_last`` skips them with
+    a reason), ``older_than`` deletes stale ones like executor threads.
     """
     if (keep_last is None) == (older_than is None):
         raise InvalidArgumentError("give exactly one of keep_last and older_than")
@@ -171,7 +175,12 @@ def prune(
     examined = 0
     deleted_total = 0
     results: list[PrunedThread] = []
-    for thread_id, head_key in objects.scan_heads(saver):
+    heads = list(objects.scan_heads(saver))
+    lg = lgraph.graph_saver(saver)
+    graph_ids = list(lgraph.thread_ids(lg)) if lg is not None else []
+    if total is not None:
+        total(len(heads) + len(graph_ids))
+    for thread_id, head_key in heads:
         examined += 1
         try:
             outcome = (
@@ -193,8 +202,7 @@ def prune(
             deleted_total += len(outcome.deleted)
         if progress is not None:
             progress(examined, deleted_total)
-    lg = lgraph.graph_saver(saver)
-    for summary in lgraph.summaries(lg) if lg is not None else ():
+    for summary in lgraph.summaries(lg, graph_ids) if lg is not None else ():
         assert lg is not None
         examined += 1
         if summary.status in plan.wanted:

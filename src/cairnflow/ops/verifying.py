@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from cairnflow.core import keys
 from cairnflow.core.log import CheckpointLog
 from cairnflow.core.verify import VerifyReport
 from cairnflow.core.verify import verify as verify_log
-from cairnflow.ops import lgraph
+from cairnflow.ops import lgraph, objects
 from cairnflow.ops.reading import thread_layout
 
 __all__ = ["verify"]
@@ -22,6 +23,7 @@ def verify(
     progress: Callable[[int, int], None] | None = None,
     workers: int = 8,
     layout: str | None = None,
+    total: Callable[[int], None] | None = None,
 ) -> VerifyReport:
     """Check every thread under the prefix (or one), of both layouts; never raises for a bad object.
 
@@ -31,9 +33,14 @@ def verify(
     failure is a ``langgraph_unreadable`` problem). A store holding both is
     sound when both are. ``progress(objects_checked, threads_checked)``;
     ``layout`` names the layout of ``thread_id`` when both hold it.
+    ``total(objects)``, when given, is called first with the number of objects
+    to check (one more paged LIST of the prefix, for a progress bar).
     """
     lg = lgraph.graph_saver(saver)
     which = thread_layout(saver, thread_id, layout) if thread_id is not None else None
+    if total is not None and which != "langgraph":
+        where = saver.prefix if thread_id is None else keys.thread_prefix(saver.prefix, thread_id)
+        total(objects.retry(saver, lambda: sum(1 for _ in saver.store.list(where))))
     done = [0, 0]  # what the executor part checked
 
     def executor_tick(objects: int, threads: int) -> None:
