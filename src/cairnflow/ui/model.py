@@ -275,7 +275,7 @@ class Browser:
     """Read-only access to one store for the web view.
 
     ``saver`` is an opened :class:`~cairnflow.core.log.CheckpointLog`
-    (:func:`cairnflow.ops.open_saver`); LangGraph threads are read through a
+    (``cairnflow.savers.open_saver(url, create=False)``); LangGraph threads are read through a
     :class:`~cairnflow.langgraph.LangGraphSaver` on the same store and prefix,
     when ``langgraph-checkpoint`` is installed.
     """

@@ -210,10 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     args = parser.parse_args(argv)
-    from cairnflow import ops
+    from cairnflow.savers import open_saver
 
     try:
-        saver = ops.open_saver(args.url, create=False)
+        saver = open_saver(args.url, create=False)
     except CairnflowError as exc:
         print(f"cairnflow ui: {exc}", file=sys.stderr)
         return 2
