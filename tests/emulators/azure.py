@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from cairnflow.core.store import ObjectStore
-from tests.emulators import StoreLocation, emulator_unavailable, free_port
+from tests.emulators import StoreLocation, emulator_unavailable, free_port, require_marker
 
 REPO = Path(__file__).resolve().parents[2]
 AZURITE_BIN = REPO / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
@@ -152,6 +152,7 @@ _server_lock = threading.Lock()
 
 def azurite(config: pytest.Config) -> Azurite:
     """The session's Azurite, started on first use and stopped when the session ends."""
+    require_marker("azure")
     global _server
     with _server_lock:
         if _server is None:

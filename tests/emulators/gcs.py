@@ -38,7 +38,7 @@ from typing import Any
 import pytest
 
 from cairnflow.core.store import ObjectStore
-from tests.emulators import StoreLocation, emulator_unavailable, free_port
+from tests.emulators import StoreLocation, emulator_unavailable, free_port, require_marker
 
 PROJECT = "cairnflow-test"
 #: Small pages so that the contract suite's 60-key listing spans several requests.
@@ -137,6 +137,7 @@ _server_lock = threading.Lock()
 
 def _server_url(config: pytest.Config) -> str:
     """Start the session's server on first use; stop it when the session ends."""
+    require_marker("gcs")
     global _server
     with _server_lock:
         if _server is None or _server.process.poll() is not None:

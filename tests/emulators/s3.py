@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from cairnflow.core.store import ObjectStore
-from tests.emulators import StoreLocation, emulator_unavailable, free_port
+from tests.emulators import StoreLocation, emulator_unavailable, free_port, require_marker
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
@@ -143,6 +143,7 @@ def _start_moto(command: list[str]) -> MotoServer:
 
 def s3_server(config: pytest.Config) -> MotoServer:
     """The session's moto server, started on first use and stopped when the session ends."""
+    require_marker("s3")
     global _server, _server_error
     with _server_lock:
         if _server is not None and _server.process.poll() is None:
