@@ -62,6 +62,7 @@ __all__ = [
     "s3_server_url",
     "s3_store",
     "s3_store_factory",
+    "start_moto",
 ]
 
 ACCESS_KEY = "cairnflow-test"
@@ -117,7 +118,15 @@ def _responds(port: int) -> bool:
         conn.close()
 
 
-def _start_moto(command: list[str]) -> MotoServer:
+def start_moto(command: list[str] | None = None) -> MotoServer:
+    """Start a moto server on a free 127.0.0.1 port; return once it answers.
+
+    The caller stops it (``MotoServer.stop``). ``RuntimeError`` if moto is not installed
+    or the server does not come up. The benchmarks start theirs with this too.
+    """
+    command = command or _moto_command()
+    if command is None:
+        raise RuntimeError("moto server is not installed (pip install 'moto[server]' boto3)")
     last = "moto server did not start"
     for _ in range(3):  # a port picked by free_port() can be taken meanwhile: try another
         port = free_port()
@@ -154,7 +163,7 @@ def s3_server(config: pytest.Config) -> MotoServer:
                 _server_error = "moto server (pip install 'moto[server]' boto3)"
             else:
                 try:
-                    _server = _start_moto(command)
+                    _server = start_moto(command)
                 except (OSError, RuntimeError) as exc:
                     _server_error = f"moto server ({exc})"
                 else:
