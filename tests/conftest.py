@@ -76,6 +76,18 @@ def local_location(tmp_path: Path) -> StoreLocation:
     return StoreLocation(url=f"file://{tmp_path}/store")
 
 
+@pytest.fixture
+def use_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[StoreLocation], StoreLocation]:
+    """Apply a location's environment to this (the test) process too, to open the store here."""
+
+    def apply(location: StoreLocation) -> StoreLocation:
+        for key, value in location.env.items():
+            monkeypatch.setenv(key, value)
+        return location
+
+    return apply
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

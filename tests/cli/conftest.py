@@ -21,16 +21,6 @@ from tests.emulators.s3 import make_s3_client
 BACKENDS = ["local", "s3"]
 
 
-@pytest.fixture
-def use_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[StoreLocation], StoreLocation]:
-    def apply(location: StoreLocation) -> StoreLocation:
-        for key, value in location.env.items():
-            monkeypatch.setenv(key, value)
-        return location
-
-    return apply
-
-
 @pytest.fixture(params=BACKENDS)
 def location(
     request: pytest.FixtureRequest, use_env: Callable[[StoreLocation], StoreLocation]
