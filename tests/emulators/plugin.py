@@ -1,8 +1,10 @@
 """The one registration of the emulator fixtures, and the markers that keep the fast loop fast.
 
-``tests/conftest.py`` loads this module as a pytest plugin; it loads the three emulator
-modules (``tests/emulators/{s3,gcs,azure}.py``), so every fixture they define
-(``s3_store``, ``gcs_server_url``, ``azure_location``, ...) is visible to every test.
+``tests/conftest.py`` loads this module as a pytest plugin; it loads the emulator modules
+(``tests/emulators/{s3,gcs,azure}.py`` for the stores, ``azure_queue.py`` and
+``cloudtasks.py`` for the drivers' queues), so every fixture they define
+(``s3_store``, ``gcs_server_url``, ``azure_location``, ``cloud_tasks``, ...) is
+visible to every test.
 No other conftest or test module imports emulator fixtures.
 
 Markers (declared in ``pyproject.toml``):
@@ -32,13 +34,21 @@ import pytest
 
 from tests.emulators import running
 
-pytest_plugins = ["tests.emulators.s3", "tests.emulators.gcs", "tests.emulators.azure"]
+pytest_plugins = [
+    "tests.emulators.s3",
+    "tests.emulators.gcs",
+    "tests.emulators.azure",
+    "tests.emulators.azure_queue",
+    "tests.emulators.cloudtasks",
+]
 
 #: The clouds whose emulators this package starts; each is also a marker name.
 CLOUDS = ("s3", "gcs", "azure")
 #: The ``-m`` expression of the default run (pyproject's addopts); kept in one place here
 #: so that the explicit-path rule below recognises it.
 DEFAULT_MARKEXPR = "not slow and not emulator"
+#: Emulator fixtures whose name does not start with their cloud's marker name.
+FIXTURE_CLOUDS = {"cloud_tasks": "gcs"}
 #: Parameter names whose string value names a backend.
 BACKEND_PARAMS = ("backend", "location")
 
@@ -52,6 +62,8 @@ def clouds_used(item: pytest.Item) -> set[str]:
         prefix, sep, _ = name.partition("_")
         if sep and prefix in CLOUDS:
             found.add(prefix)
+        elif name in FIXTURE_CLOUDS:
+            found.add(FIXTURE_CLOUDS[name])
     callspec = getattr(item, "callspec", None)
     for key, value in callspec.params.items() if callspec is not None else ():
         backend: Any = value if key in BACKEND_PARAMS else getattr(value, "backend", None)
