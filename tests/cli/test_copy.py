@@ -21,7 +21,7 @@ from tests.cli.support import cli, one_line_error
 from tests.emulators import StoreLocation
 from tests.support.forwarding import ForwardingStore
 
-COPIED_FIELDS = {"thread_id", "result", "copied", "skipped", "head", "error"}
+COPIED_FIELDS = {"thread_id", "layout", "result", "copied", "skipped", "head", "error"}
 Use = Callable[[StoreLocation], StoreLocation]
 
 
