@@ -370,9 +370,11 @@ def run(info: StackInfo, *, quick: bool, log: Any) -> dict[str, Any]:
 
 
 def _git_head() -> str:
+    """The last commit that changed cairnflow's code (what the cairnflow rows measure)."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
+        fmt = ["--format=%h %cd", "--date=format:%Y-%m-%d %H:%M"]
         out = subprocess.run(
-            ["git", "-C", str(ROOT), "log", "-1", "--format=%h %cd", "--date=format:%Y-%m-%d %H:%M"],
+            ["git", "-C", str(ROOT), "log", "-1", *fmt, "--", "src", "core", "savers"],
             capture_output=True,
             text=True,
             timeout=10,
@@ -393,17 +395,20 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.flush()
 
     started = time.monotonic()
+    commit = _git_head()
     with s3_stack() as info:
         payload = run(info, quick=args.quick, log=log)
     payload.update(
         date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        commit=_git_head(),
+        commit=commit,
         versions={**versions(), **_extra_versions()},
         command="bash benchmarks/run.sh langgraph" + (" --quick" if args.quick else ""),
         run_s=time.monotonic() - started,
     )
     out_dir = RESULTS / "quick" if args.quick else RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.quick:
+        (out_dir / ".gitignore").write_text("*\n")  # development output
     path = out_dir / f"{args.out}.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=None, separators=(",", ":"), default=str) + "\n")

@@ -30,6 +30,7 @@ def _load(name: str) -> dict[str, Any] | None:
 def _num(x: Any, digits: int = 1) -> str:
     if x is None:
         return "—"
+    x = round(x, 6)
     if isinstance(x, float) and not x.is_integer():
         return f"{x:.{digits}f}"
     return f"{int(x)}"
@@ -222,6 +223,8 @@ def generated() -> str:
     marks = list(run["marks"])
     names = list(run["contenders"])
     rows = _rows(run, names)
+    if before is not None and before.get("commit") == run.get("commit"):
+        before = None  # the same saver: nothing to compare
     if before is not None and OURS in before["contenders"]:
         tag = f" **before** ({before.get('commit', '?').split(' ')[0]})"
         rows = [*_rows(before, [OURS], tag), *rows]
