@@ -21,6 +21,7 @@ Every backend module defines ``store_from_url(bucket, prefix, **options)``.
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 import urllib.parse
 from typing import TYPE_CHECKING, Any
@@ -113,6 +114,7 @@ def open_saver(
     *,
     serializer: Serializer | None = None,
     cipher: Cipher | None = None,
+    create: bool = True,
     **store_options: Any,
 ) -> CheckpointLog:
     """Open a checkpoint saver on the store named by ``url``.
@@ -121,8 +123,17 @@ def open_saver(
     >>> saver = open_saver("s3://my-bucket/workflows")   # doctest: +SKIP
 
     ``serializer`` and ``cipher`` go to the saver; every other keyword to the store.
+    With ``create=False`` a ``file://`` directory must already exist
+    (:class:`StoreAccessError` otherwise), so that a mistyped path is an error
+    rather than a new, empty store (the operator tools open stores this way).
     """
     from cairnflow.core.log import CheckpointLog
 
+    if not create:
+        scheme, location, _ = parse_url(url)
+        if scheme == "file" and not os.path.isdir(location):
+            from cairnflow.core.errors import StoreAccessError
+
+            raise StoreAccessError(f"no store directory at {location!r}", store=url)
     store, prefix = open_store(url, **store_options)
     return CheckpointLog(store, prefix=prefix, serializer=serializer, cipher=cipher)
