@@ -17,9 +17,10 @@ The last W turns up to N (W = min(10, N // 2)) are measured one by one: requests
 by kind, sequential round trips and request/response body bytes at the proxy
 (``benchmarks/proxy.py``), DynamoDB calls and request units at
 :class:`benchmarks.lg_ddb.CapacityMeter`. Every turn checks that the state holds
-2 x turn messages. After the window, a NEW checkpointer instance runs one more
-turn (a serverless worker: new process, empty caches) and another NEW instance
-reads ``get_state`` (cold read).
+2 x turn messages. After the window, the same instance runs turn N + 1 with
+``durability="exit"``, a NEW checkpointer instance runs turn N + 2 (a serverless
+worker: new process, empty caches) and another NEW instance reads ``get_state``
+(cold read).
 
 **Dollars** per 1,000 turns at list prices (:data:`PRICES`): S3 requests by
 class, DynamoDB on-demand request units. Storage and data transfer are not
@@ -78,7 +79,7 @@ WINDOW = 10
 #: Injected per request while measuring, so that requests sent in parallel overlap on the
 #: wire and the proxy counts them as one round trip (on loopback a "parallel" pair can
 #: finish one before the other starts). Only the round-trip count depends on it.
-RTT_MS = 10
+RTT_MS = 20
 
 #: US East (N. Virginia) list prices, USD, checked 2026-12-07 (see docs/benchmarks.md).
 PRICES = {
@@ -218,12 +219,16 @@ def run_mark(
             out["wrong"] = f"turn {turn} returned {_messages(state)} messages, expected {2 * turn}"
     if name in IN_PROCESS:
         return out
+    # The same warm instance, one turn with durability "exit" (one write at the end).
+    state, row = measure(c, lambda: graph.invoke(lc.user_message(n + 1), config, durability="exit"))
+    row["correct"] = _messages(state) == 2 * (n + 1)
+    out["exit_turn"] = row
     # A serverless worker: a NEW instance (empty caches) runs the next turn.
     fresh = lc.build(name, info, prefix)
     try:
         fgraph = lc.chat_graph(fresh.saver)
-        state, row = measure(fresh, lambda: fgraph.invoke(lc.user_message(n + 1), config))
-        row["correct"] = _messages(state) == 2 * (n + 1)
+        state, row = measure(fresh, lambda: fgraph.invoke(lc.user_message(n + 2), config))
+        row["correct"] = _messages(state) == 2 * (n + 2)
         out["new_instance_turn"] = row
     finally:
         fresh.close()
@@ -231,7 +236,7 @@ def run_mark(
     try:
         cgraph = lc.chat_graph(cold.saver)
         snap, row = measure(cold, lambda: cgraph.get_state(config))
-        row["correct"] = _messages(snap.values) == 2 * (n + 1)
+        row["correct"] = _messages(snap.values) == 2 * (n + 2)
         out["cold_get_state"] = row
     finally:
         cold.close()

@@ -154,6 +154,8 @@ def fresh_table(rows: list[tuple[str, dict[str, Any]]], marks: list[int]) -> lis
         body.append(
             [
                 label,
+                cell(c, "exit_turn", "requests", _num),
+                cell(c, "exit_turn", "chain", _num),
                 cell(c, "new_instance_turn", "requests", _num),
                 cell(c, "new_instance_turn", "chain", _num),
                 cell(c, "new_instance_turn", "usd", lambda x: _usd(None if x is None else 1000 * x)),
@@ -166,6 +168,8 @@ def fresh_table(rows: list[tuple[str, dict[str, Any]]], marks: list[int]) -> lis
     return _table(
         [
             "contender",
+            '`durability="exit"` turn: requests',
+            "round trips",
             "new-instance turn: requests",
             "round trips",
             "$ per 1,000 such turns",
@@ -215,6 +219,41 @@ def race_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
     )
 
 
+#: Issue 15's per-turn limits for cairnflow: (what, where in the results, field, limit).
+TARGETS = (
+    ("warm turn: requests", "summary", "requests", 7),
+    ("warm turn: round trips", "summary", "chain", 4),
+    ("new instance per turn: requests", "new_instance_turn", "requests", 9),
+    ('`durability="exit"` turn: requests', "exit_turn", "requests", 4),
+    ("cold `get_state`: requests", "cold_get_state", "requests", 4),
+    ("cold `get_state`: round trips", "cold_get_state", "chain", 3),
+)
+BYTES_LIMIT = 64 * 1024
+
+
+def targets(label: str, c: dict[str, Any], marks: list[int]) -> list[str]:
+    """Issue 15's limits checked on one cairnflow run (largest value over the marks)."""
+    out = []
+    for what, where, field, limit in TARGETS:
+        vals = []
+        for n in marks:
+            src = c.get("summary", {}) if where == "summary" else c.get("marks", {}).get(str(n), {})
+            row = src.get(str(n)) if where == "summary" else src.get(where)
+            if row and row.get(field) is not None:
+                vals.append(row[field])
+        if not vals:
+            continue
+        worst = max(vals)
+        verdict = "holds" if worst <= limit else "**does not hold**"
+        out.append(f"{what} ≤ {limit}: {verdict} ({' / '.join(_num(v) for v in vals)})")
+    top = str(max(marks))
+    written = c.get("summary", {}).get(top, {}).get("bytes_written")
+    if written is not None:
+        verdict = "holds" if written <= BYTES_LIMIT else "**does not hold**"
+        out.append(f"bytes written per turn at N = {top} ≤ 64 KiB: {verdict} ({_kib(written)})")
+    return [f"- {label}: " + "; ".join(out) + "."] if out else []
+
+
 def generated() -> str:
     run = _load("langgraph_cost")
     if run is None:
@@ -245,6 +284,10 @@ def generated() -> str:
         + ", ".join(f"{k} {v[k]}" for k in sorted(v))
         + ".",
         "",
+        "#### Issue 15's limits for cairnflow",
+        "",
+        *[line for label, c in rows if OURS in label for line in targets(label, c, marks)],
+        "",
         "#### Per chat turn",
         "",
         f"Means over the last {run.get('window')} turns up to N (fewer at N = 10: turns 6-10), each "
@@ -256,8 +299,9 @@ def generated() -> str:
         "",
         "#### A new checkpointer instance per turn, and a cold `get_state`",
         "",
-        "After turn N: a NEW instance (a serverless worker: empty caches) runs turn N + 1; then "
-        "another NEW instance reads the state. Cells for N = " + " / ".join(map(str, marks)) + ".",
+        'After turn N: the same warm instance runs turn N + 1 with `durability="exit"`; a NEW '
+        "instance (a serverless worker: empty caches) runs turn N + 2; then another NEW instance "
+        "reads the state. Cells for N = " + " / ".join(map(str, marks)) + ".",
         "",
         *fresh_table(rows, marks),
         "",
