@@ -25,7 +25,13 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
-from cairnflow.core.errors import CairnflowError, InvalidArgumentError, StoreError, ThreadNotFoundError
+from cairnflow.core.errors import (
+    CairnflowError,
+    InvalidArgumentError,
+    StoreError,
+    ThreadNotFoundError,
+    UsageError,
+)
 from cairnflow.ui import pages
 from cairnflow.ui.html import Child
 from cairnflow.ui.model import Browser, Filters
@@ -210,18 +216,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     args = parser.parse_args(argv)
-    from cairnflow.savers import open_saver
+    # Opened as every operator command opens a store (CAIRNFLOW_ENCRYPTION_KEYS included).
+    from cairnflow.cli.commands import open_log
 
     try:
-        saver = open_saver(args.url, create=False)
+        saver = open_log(args.url, create=False)
     except CairnflowError as exc:
-        print(f"cairnflow ui: {exc}", file=sys.stderr)
-        return 2
+        print(f"cairnflow ui: error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) else 3
     try:
         server = make_server(Browser(saver), args.host, args.port, quiet=args.quiet)
     except OSError as exc:
         print(
-            f"cairnflow ui: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr
+            f"cairnflow ui: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
         )
         return 2
     if args.host not in _LOOPBACK_NAMES and args.host != "::1":
