@@ -49,13 +49,14 @@ def test_thread_list_shows_every_thread_with_its_status_and_workflow(served: Ser
     for tid, status in LANGGRAPH_THREADS.items():
         assert "<td>langgraph</td>" in listed[tid]
         assert f"s-{status}" in listed[tid]
+    assert "send the refund?" in listed["agent-wait"]
 
 
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
         ("status=interrupted", {"wait-1", "agent-wait"}),
-        ("status=completed&status=failed", {"done-1", "long-1", "fail-1", HOSTILE_ID}),
+        ("status=completed&status=failed", {"done-1", "long-1", "fail-1", "agent-done", HOSTILE_ID}),
         ("workflow=order", {"done-1", "wait-1", "susp-1"}),
         ("workflow=order&status=suspended", {"susp-1"}),
         ("layout=langgraph", set(LANGGRAPH_THREADS)),

@@ -107,7 +107,7 @@ class Filters:
     def matches(self, row: ThreadRow, now: float) -> bool:
         """Whether ``row`` passes every filter."""
         wanted = set(self.statuses) if self.statuses else set(ops.STATUSES) - {"deleted"}
-        if row.status not in wanted and not (row.layout == "langgraph" and not self.statuses):
+        if row.status not in wanted:
             return False
         if self.workflow is not None and row.workflow != self.workflow:
             return False
@@ -322,14 +322,19 @@ class Browser:
                 break
         rows = []
         for thread_id, (_, item) in newest.items():
-            channels = {w[1] for w in item.pending_writes or ()}
-            status = (
-                "interrupted"
-                if "__interrupt__" in channels
-                else "failed"
-                if "__error__" in channels
-                else "saved"
+            # The same reading of a latest checkpoint as cairnflow.ops gives LangGraph threads.
+            writes = item.pending_writes or []
+            errors = [plain(v) for _, ch, v in writes if ch == "__error__"]
+            interrupts = [plain(v) for _, ch, v in writes if ch == "__interrupt__"]
+            scheduled = any(
+                str(ch).startswith("branch:to:") for ch in item.checkpoint.get("channel_values", {})
             )
+            if errors:
+                status = "failed"
+            elif interrupts:
+                status = "interrupted"
+            else:
+                status = "running" if scheduled or writes else "completed"
             rows.append(
                 ThreadRow(
                     thread_id=thread_id,
@@ -339,6 +344,8 @@ class Browser:
                     updated_at=_iso_epoch(item.checkpoint.get("ts")),
                     checkpoint_id=str(item.checkpoint.get("id")),
                     steps=(item.metadata or {}).get("step"),
+                    error=str(errors[-1]) if errors else None,
+                    waiting_for=interrupts[-1] if interrupts else None,
                 )
             )
         return rows
