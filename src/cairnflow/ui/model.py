@@ -325,7 +325,9 @@ class Browser:
             # The same reading of a latest checkpoint as cairnflow.ops gives LangGraph threads.
             writes = item.pending_writes or []
             errors = [plain(v) for _, ch, v in writes if ch == "__error__"]
-            interrupts = [plain(v) for _, ch, v in writes if ch == "__interrupt__"]
+            groups = [plain(v) for _, ch, v in writes if ch == "__interrupt__"]
+            flat = [i for g in groups for i in (g if isinstance(g, list) else [g])]
+            interrupts = [i.get("value", i) if isinstance(i, dict) else i for i in flat]
             scheduled = any(
                 str(ch).startswith("branch:to:") for ch in item.checkpoint.get("channel_values", {})
             )
