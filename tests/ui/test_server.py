@@ -241,8 +241,10 @@ def test_pages_carry_a_strict_csp_with_a_fresh_nonce(served: Served) -> None:
         "127.0.0.1",
         "127.0.0.1:1",
         "localhost.evil.example:{port}",
+        "127.0.0.1.evil.example:{port}",
         "",
-        "0.0.0.0:{port}",
+        ":{port}",
+        "[::1]x:{port}",
     ],
 )
 def test_requests_for_another_host_are_refused(served: Served, host: str) -> None:
@@ -251,8 +253,10 @@ def test_requests_for_another_host_are_refused(served: Served, host: str) -> Non
     assert "done-1" not in resp.body
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}", "[::1]:{port}"])
-def test_loopback_host_names_are_served(served: Served, host: str) -> None:
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}", "[::1]:{port}", "192.0.2.7:{port}"]
+)
+def test_loopback_names_and_ip_literals_are_served(served: Served, host: str) -> None:
     assert served.request("/", host=host.format(port=served.port)).status == 200
 
 
@@ -299,3 +303,33 @@ def test_importing_cairnflow_ui_loads_no_server() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_serves_on_ipv6_loopback(demo_url: str) -> None:
+    import http.client
+
+    from cairnflow.savers import open_saver
+    from cairnflow.ui.model import Browser
+    from cairnflow.ui.server import make_server
+
+    try:
+        server = make_server(Browser(open_saver(demo_url, create=False)), "::1", 0, quiet=True)
+    except OSError as exc:  # a machine with IPv6 switched off
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    import threading
+
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert server.url == f"http://[::1]:{server.port}/"
+        conn = http.client.HTTPConnection("::1", server.port, timeout=30)
+        conn.request("GET", "/?status=failed")
+        resp = conn.getresponse()
+        body = resp.read().decode()
+        conn.close()
+        assert resp.status == 200
+        assert set(rows(body)) == {"fail-1"}
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
