@@ -28,6 +28,13 @@ def test_filters_from_query() -> None:
     assert Filters.from_query({"workflow": [""], "age": [""]}) == Filters()
 
 
+def test_filters_round_trip_through_their_query() -> None:
+    f = Filters(("failed",), "order", 3600.0, 86400.0 * 2, "executor", 40)
+    params = {k: v if isinstance(v, list) else [v] for k, v in f.to_params().items()}
+    assert Filters.from_query(params) == f
+    assert Filters().to_params() == {}
+
+
 @pytest.mark.parametrize(
     ("query", "names"),
     [

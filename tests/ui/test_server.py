@@ -80,6 +80,15 @@ def test_age_filters_against_the_clock(demo_url: str) -> None:
         assert "2d" in rows(later.get("/").body)["done-1"]
 
 
+def test_a_full_list_offers_more(served: Served) -> None:
+    body = served.get("/?limit=2&workflow=order").body
+    assert len(rows(body)) == 2
+    more = re.search(r'<a href="([^"]+)" id="more">show more</a>', body)
+    assert more is not None
+    assert set(rows(served.get(html.unescape(more.group(1))).body)) == {"done-1", "wait-1", "susp-1"}
+    assert 'id="more"' not in served.get("/?limit=3&workflow=order&status=failed").body
+
+
 def test_filter_form_keeps_the_choices(served: Served) -> None:
     body = served.get("/?status=failed&workflow=fragile&age=1d").body
     assert '<input type="checkbox" name="status" value="failed" checked>' in body

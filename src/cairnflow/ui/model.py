@@ -104,6 +104,18 @@ class Filters:
             limit=limit,
         )
 
+    def to_params(self) -> dict[str, Any]:
+        """The query parameters that give these filters back (:meth:`from_query`)."""
+        params: dict[str, Any] = {
+            "status": list(self.statuses),
+            "workflow": self.workflow,
+            "age": None if self.newer_than is None else f"{self.newer_than:g}s",
+            "older": None if self.older_than is None else f"{self.older_than:g}s",
+            "layout": self.layout,
+            "limit": None if self.limit == DEFAULT_LIMIT else str(self.limit),
+        }
+        return {k: v for k, v in params.items() if v not in (None, [])}
+
     def matches(self, row: ThreadRow, now: float) -> bool:
         """Whether ``row`` passes every filter."""
         wanted = set(self.statuses) if self.statuses else set(ops.STATUSES) - {"deleted"}
