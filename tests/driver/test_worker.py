@@ -120,4 +120,19 @@ def test_three_workers_never_record_a_step_twice(tmp_path: Path) -> None:
 
 def test_workflows_are_found_in_modules_by_name() -> None:
     names = sorted(wf.name for wf in workflows_in(["tests.driver.flows"]))
-    assert names == ["dies_once", "five_steps"]
+    assert names == ["always_fails", "dies_once", "five_steps"]
+
+
+def test_stray_wakeups_leave_finished_and_failed_runs_alone(saver: CheckpointLog) -> None:
+    from cairnflow.core.wake import Wakeup
+
+    worker = Worker(saver, [flows.five_steps, flows.always_fails])
+    worker.driver.start(flows.five_steps, "fin", thread_id="fin")
+    with pytest.raises(Exception, match="card declined"):
+        worker.driver.start(flows.always_fails, "bad", thread_id="bad")
+    ran = flows.EXECUTIONS["bad:declined"]
+    for thread_id, name in (("fin", "five_steps"), ("bad", "always_fails")):
+        for reason in ("lease", "suspended", "timer"):
+            standing = worker.driver.handle(Wakeup(thread_id, name, time.time(), reason))
+            assert standing is not None and standing.status in ("completed", "failed")
+    assert flows.EXECUTIONS["bad:declined"] == ran  # the failed task was not tried again
