@@ -16,6 +16,8 @@ import textwrap
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.core.support import REPO
 
 
@@ -91,6 +93,7 @@ _WORKFLOW = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # builds a wheel and installs it into a new venv
 def test_wheel_contents_and_install_into_a_fresh_venv(tmp_path: Path) -> None:
     sources = tmp_path / "src"
     _copy_sources(sources)
