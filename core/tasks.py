@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from cairnflow.core.errors import MisuseError, SerializationError, TaskFailedError
+from cairnflow.core.errors import MisuseError, SerializationError, TaskFailedError, UsageError
 from cairnflow.core.records import RecordedError, builtin_exception, error_record
 from cairnflow.core.retry import RetryPolicy
 
@@ -140,6 +140,8 @@ def execute_task(
         try:
             value = task.fn(*args, **kwargs)
             break
+        except UsageError:
+            raise  # a programming error (e.g. interrupt() in a task): not a failure to retry or record
         except Exception as exc:
             if attempt >= policy.max_attempts or not policy.should_retry(exc):
                 surfaced = _record_failure(ctx, task, pos, digest, exc)
