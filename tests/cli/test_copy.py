@@ -174,8 +174,8 @@ class StopAfter(ObjectStore):
     ) -> Iterator[ObjectInfo]:
         return self.inner.list(prefix, start_after=start_after, limit=limit)
 
-    def delete(self, key: str, *, etag: str | None = None) -> None:
-        self.inner.delete(key, etag=etag)
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
 
 
 def test_copy_resumes_after_an_interruption(

@@ -91,8 +91,8 @@ class FlakyStore(ObjectStore):
     ) -> Iterator[ObjectInfo]:
         return self.inner.list(prefix, start_after=start_after, limit=limit)
 
-    def delete(self, key: str, *, etag: str | None = None) -> None:
-        self.inner.delete(key, etag=etag)
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
 
 
 @pytest.mark.parametrize("land", [True, False], ids=["write-landed", "write-lost"])

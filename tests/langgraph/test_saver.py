@@ -267,8 +267,8 @@ class FlakyStore(ObjectStore):
     ) -> Iterator[ObjectInfo]:
         return self.inner.list(prefix, start_after=start_after, limit=limit)
 
-    def delete(self, key: str, *, etag: str | None = None) -> None:
-        self.inner.delete(key, etag=etag)
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
 
 
 def test_a_write_whose_answer_was_lost_is_recognised_as_our_own(store: ObjectStore) -> None:
