@@ -16,6 +16,7 @@ from __future__ import annotations
 TYPE_CHECKING = False  # not `from typing import ...`: typing alone costs ~2 ms to import
 if TYPE_CHECKING:
     from cairnflow.core.checkpoint import Checkpoint, CheckpointInfo, CheckpointSaver
+    from cairnflow.core.committer import Durability
     from cairnflow.core.errors import (
         CairnflowError,
         ConflictError,
@@ -26,19 +27,12 @@ if TYPE_CHECKING:
         TaskFailedError,
         ThreadNotFoundError,
     )
-    from cairnflow.core.executor import (
-        Durability,
-        Run,
-        Task,
-        TaskFuture,
-        Workflow,
-        interrupt,
-        task,
-        workflow,
-    )
+    from cairnflow.core.executor import Run, Workflow, workflow
     from cairnflow.core.log import CheckpointLog
+    from cairnflow.core.replay import interrupt
     from cairnflow.core.retry import RetryPolicy
     from cairnflow.core.serde import JsonSerializer, UnsafePickleSerializer, register_type
+    from cairnflow.core.tasks import Task, TaskFuture, task
 
 __all__ = [
     "CairnflowError",
@@ -83,9 +77,10 @@ _HOMES: dict[str, str] = {
         ),
         "errors",
     ),
-    **dict.fromkeys(
-        ("Durability", "Run", "Task", "TaskFuture", "Workflow", "interrupt", "task", "workflow"), "executor"
-    ),
+    **dict.fromkeys(("Run", "Workflow", "workflow"), "executor"),
+    **dict.fromkeys(("Task", "TaskFuture", "task"), "tasks"),
+    "Durability": "committer",
+    "interrupt": "replay",
     "CheckpointLog": "log",
     "RetryPolicy": "retry",
     **dict.fromkeys(("JsonSerializer", "UnsafePickleSerializer", "register_type"), "serde"),

@@ -41,7 +41,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from cairnflow.core import codec, keys
+from cairnflow.core import codec, keys, observe
 from cairnflow.core.checkpoint import Checkpoint, CheckpointInfo, CheckpointSaver, Kind, Status
 from cairnflow.core.cipher import Cipher
 from cairnflow.core.errors import (
@@ -197,12 +197,14 @@ class CheckpointLog(CheckpointSaver):
         except AlreadyExistsError:
             existing = self._retry(lambda: self.store.get(key))
             if existing.data != data:
+                observe.event("cairnflow.conflict", thread_id=thread_id)
                 raise ConflictError(
                     f"thread {thread_id!r} was advanced by another writer (checkpoint key {key!r} "
                     "exists); reload the thread and try again",
                     thread_id=thread_id,
                 ) from None
             # Our own write landed on an earlier (ambiguous) attempt.
+            observe.event("cairnflow.write_recognised", thread_id=thread_id)
 
     # ------------------------------------------------------------------ reads
 

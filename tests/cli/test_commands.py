@@ -60,6 +60,7 @@ STATE_FIELDS = {
     "created_at",
     "total_records",
     "values_readable",
+    "unreadable",
     "input",
     "result",
     "error",

@@ -250,6 +250,7 @@ def test_verify_warns_about_bodies_it_will_not_load(
     # show still works, without loading the values
     shown = cli(capsys, "show", local_location.url, "p", "--json").json()
     assert (shown["status"], shown["values_readable"], shown["records"]) == ("completed", False, None)
+    assert "pickle" in shown["unreadable"]
 
 
 def test_verify_reports_progress(local_location: StoreLocation) -> None:

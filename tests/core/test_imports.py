@@ -220,3 +220,20 @@ def test_the_lazy_package_exports_exactly_its_public_names() -> None:
     assert core.log.CheckpointLog is core.CheckpointLog  # submodules resolve as attributes too
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = core.nope
+
+
+def test_observation_without_a_destination_imports_nothing(tmp_path: Path) -> None:
+    # Spans and events are reported in every run; with no OpenTelemetry provider and no
+    # logging configured they must not import logging, OpenTelemetry or cairnflow.telemetry.
+    code = textwrap.dedent(
+        """
+        from cairnflow.core import observe
+        with observe.span("cairnflow.run", thread_id="t"):
+            observe.event("cairnflow.resume")
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("logging", "opentelemetry")))
+        print("cairnflow.telemetry" in sys.modules)
+        """
+    )
+    proc = _bare_python(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["[]", "False"]

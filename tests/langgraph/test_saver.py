@@ -33,7 +33,7 @@ from typing_extensions import TypedDict
 from cairnflow.core.counting import CountingStore
 from cairnflow.core.errors import ConflictError, CorruptCheckpointError, TransientStoreError
 from cairnflow.core.store import CREATE, OVERWRITE, ObjectInfo, ObjectStore, PutMode, StoredObject
-from cairnflow.langgraph import FENCE_KEY, LangGraphSaver, PruneRefusedError
+from cairnflow.langgraph import LangGraphSaver, PruneRefusedError
 from cairnflow.savers.local import LocalStore
 from cairnflow.savers.memory import MemoryStore
 
@@ -183,7 +183,6 @@ def test_two_writers_from_the_same_latest_checkpoint_exactly_one_commits(saver: 
     first = saver.get_tuple(conf("t"))
     second = saver.get_tuple(conf("t"))
     assert first is not None and second is not None
-    assert first.config["configurable"][FENCE_KEY].startswith("L.")
     winner = put(saver, first.config, {"n": 1}, step=0)
     with pytest.raises(ConflictError) as info:
         put(saver, second.config, {"n": 2}, step=0)
@@ -201,8 +200,8 @@ def test_two_writers_from_the_same_latest_checkpoint_exactly_one_commits(saver: 
 def test_a_checkpoint_addressed_by_id_forks_at_the_head(saver: LangGraphSaver) -> None:
     c0 = put(saver, conf("t"), {"n": 0}, step=-1)
     c1 = put(saver, conf("t", checkpoint_id=cid(c0)), {"n": 1}, step=0)
-    old = saver.get_tuple(c0)  # by id: an F token
-    assert old is not None and old.config["configurable"][FENCE_KEY].startswith("F.")
+    old = saver.get_tuple(c0)  # by id, and no longer the head: a put on it is time travel
+    assert old is not None
     fork = put(saver, old.config, {"n": 10}, step=1, source="fork")
     got = saver.get_tuple(conf("t"))
     assert got is not None and got.checkpoint["id"] == cid(fork)
@@ -215,33 +214,60 @@ def test_a_checkpoint_addressed_by_id_forks_at_the_head(saver: LangGraphSaver) -
     assert len(list(saver.list(conf("t")))) == 5
 
 
-def test_a_hand_written_parent_is_fenced_exactly_after_it(saver: LangGraphSaver) -> None:
-    c0 = put(saver, conf("t"), {"n": 0}, step=-1)
-    put(saver, conf("t", checkpoint_id=cid(c0)), {"n": 1}, step=0)
-    fresh = LangGraphSaver(saver.store, prefix=PREFIX)  # no cache: finds the parent through the index
+def test_two_runs_in_one_saver_from_the_same_checkpoint_exactly_one_commits(saver: LangGraphSaver) -> None:
+    put(saver, conf("t"), {"n": 0}, step=-1)
+    first, second = saver.get_tuple(conf("t")), saver.get_tuple(conf("t"))
+    assert first is not None and second is not None
+    c1 = put(saver, first.config, {"n": 1}, step=0)
+    c2 = put(saver, c1, {"n": 2}, step=1)  # the winner's run goes on, exactly after its own put
     with pytest.raises(ConflictError):
-        put(fresh, conf("t", checkpoint_id=cid(c0)), {"n": 2}, step=0)
+        put(saver, second.config, {"n": 9}, step=0)
+    with pytest.raises(ConflictError):  # a put on the run's own checkpoint the thread moved past
+        put(saver, c1, {"n": 9}, step=1)
+    assert ids(saver.list(conf("t")))[:2] == [cid(c2), cid(c1)]
 
 
-def test_starting_an_existing_thread_afresh_conflicts(saver: LangGraphSaver) -> None:
+def test_a_fresh_saver_continues_the_head_exactly_and_forks_from_an_older_checkpoint(
+    saver: LangGraphSaver,
+) -> None:
+    c0 = put(saver, conf("t"), {"n": 0}, step=-1)
+    c1 = put(saver, conf("t", checkpoint_id=cid(c0)), {"n": 1}, step=0)
+    fresh = LangGraphSaver(saver.store, prefix=PREFIX)  # no memory: finds the parent through the index
+    c2 = put(fresh, conf("t", checkpoint_id=cid(c1)), {"n": 2}, step=1)  # the head: continued
+    other = LangGraphSaver(saver.store, prefix=PREFIX)
+    fork = put(other, conf("t", checkpoint_id=cid(c0)), {"n": 3}, step=1)  # moved past: a fork
+    latest = saver.get_tuple(conf("t"))
+    assert latest is not None and latest.checkpoint["id"] == cid(fork)
+    assert latest.parent_config is not None and cid(latest.parent_config) == cid(c0)
+    assert ids(saver.list(conf("t"))) == [cid(fork), cid(c2), cid(c1), cid(c0)]
+
+
+def test_two_savers_starting_a_new_thread_exactly_one_commits(saver: LangGraphSaver) -> None:
+    other = LangGraphSaver(saver.store, prefix=PREFIX)
+    assert saver.get_tuple(conf("t")) is None and other.get_tuple(conf("t")) is None
     put(saver, conf("t"), {"n": 0}, step=-1)
     with pytest.raises(ConflictError):
-        put(saver, conf("t"), {"n": 1}, versions={"n": 2}, step=-1)  # LangGraph's first checkpoint
-    put(saver, conf("t"), {"n": 2}, versions={"n": 3}, step=3)  # parentless at a later step: appended
+        put(other, conf("t"), {"n": 1}, versions={"n": 2}, step=-1)  # LangGraph's first checkpoint
+    put(saver, conf("t"), {"n": 2}, versions={"n": 3}, step=3)  # parentless, nothing planned: appended
     assert saver.get_tuple(conf("t")).checkpoint["channel_values"] == {"n": 2}  # type: ignore[union-attr]
     saver.delete_thread("t")
-    put(saver, conf("t"), {"n": 3}, step=-1)  # a deleted thread can start afresh
+    assert other.get_tuple(conf("t")) is None  # a deleted thread can start afresh, above its tombstone
+    put(other, conf("t"), {"n": 3}, step=-1)
     assert ids(saver.list(conf("t"))) == [saver.get_tuple(conf("t")).checkpoint["id"]]  # type: ignore[union-attr]
 
 
-def test_a_token_from_another_thread_is_ignored(saver: LangGraphSaver) -> None:
-    put(saver, conf("a"), {"n": 0}, step=-1)
-    loaded = saver.get_tuple(conf("a"))
-    assert loaded is not None
-    foreign = loaded.config["configurable"][FENCE_KEY]
-    c0 = put(saver, conf("b"), {"n": 0}, step=-1)
-    c1 = put(saver, conf("b", checkpoint_id=cid(c0), **{FENCE_KEY: foreign}), {"n": 1}, step=0)
-    assert saver.get_tuple(conf("b")).checkpoint["id"] == cid(c1)  # type: ignore[union-attr]
+def test_configs_carry_only_thread_namespace_and_checkpoint_id(saver: LangGraphSaver) -> None:
+    c0 = put(saver, conf("t", "sub"), {"n": 0}, step=-1)
+    c1 = put(saver, conf("t", "sub", checkpoint_id=cid(c0)), {"n": 1}, step=0)
+    handed = [c0, c1]
+    for got in [saver.get_tuple(conf("t", "sub")), saver.get_tuple(c0), *saver.list(conf("t"))]:
+        assert got is not None
+        handed.append(got.config)
+        if got.parent_config is not None:
+            handed.append(got.parent_config)
+    for config in handed:
+        assert set(config) == {"configurable"}
+        assert set(config["configurable"]) == {"thread_id", "checkpoint_ns", "checkpoint_id"}
 
 
 class FlakyStore(ObjectStore):

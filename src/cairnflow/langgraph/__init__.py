@@ -4,6 +4,6 @@ Importing this package imports LangGraph (``pip install "cairnflow[langgraph]"``
 nothing else in cairnflow does.
 """
 
-from cairnflow.langgraph.saver import FENCE_KEY, LangGraphSaver, PruneRefusedError
+from cairnflow.langgraph.saver import LangGraphSaver, PruneRefusedError
 
-__all__ = ["FENCE_KEY", "LangGraphSaver", "PruneRefusedError"]
+__all__ = ["LangGraphSaver", "PruneRefusedError"]

@@ -1,0 +1,163 @@
+"""Writing a run's records to its thread's log, in one of three durability modes.
+
+``"sync"``     a task's result is stored before its future resolves; results
+               that finish while a write is in flight share the next write
+               (group commit), so N parallel tasks cost at most N writes.
+``"async"``    results are stored by a background writer while the workflow
+               goes on; ``run()``/``resume()`` return only after every write
+               is acknowledged, and the writer thread is gone by then.
+``"exit"``     nothing is stored until the run completes, fails, pauses or is
+               suspended; one write then. A hard kill loses the whole run's
+               progress (tasks run again on the next attempt).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from cairnflow.core.checkpoint import Checkpoint, CheckpointSaver, Status
+
+__all__ = ["DURABILITIES", "Committer", "Durability"]
+
+Durability = Literal["sync", "async", "exit"]
+DURABILITIES = ("sync", "async", "exit")
+
+
+class Committer:
+    """Appends records to the thread's log according to the durability mode.
+
+    All writes of one run go through here, one at a time, in order. In
+    ``sync`` mode callers wait for their records and whoever finds no write
+    in flight writes everything pending (group commit); in ``async`` mode a
+    background thread writes; in ``exit`` mode records wait for
+    :meth:`finish`. The first failed write (e.g. ``ConflictError``) poisons
+    the committer: every later call re-raises it and nothing more is written.
+    """
+
+    def __init__(
+        self,
+        saver: CheckpointSaver,
+        thread_id: str,
+        head: Checkpoint | None,
+        mode: Durability,
+        workflow: str,
+    ) -> None:
+        self.saver = saver
+        self.thread_id = thread_id
+        self.head = head
+        self.mode = mode
+        self.workflow = workflow
+        self.writes = 0
+        self._cv = threading.Condition()
+        self._pending: list[Any] = []
+        self._enqueued = 0
+        self._durable = 0
+        self._writing = False
+        self._stopping = False
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if mode == "async":
+            self._thread = threading.Thread(target=self._background, name="cairnflow-writer", daemon=True)
+            self._thread.start()
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    def stage(self, records: Sequence[Any]) -> None:
+        """Queue records to go out with the next write, without causing one."""
+        with self._cv:
+            self._check()
+            self._pending.extend(records)
+            self._enqueued += len(records)
+
+    def commit(self, records: Sequence[Any], *, wait: bool | None = None) -> None:
+        """Queue records and, if ``wait`` (default: in sync mode), return once they are stored.
+
+        ``wait=True`` in async mode waits for the background writer; in exit mode
+        nothing is written before :meth:`finish`, so it cannot wait.
+        """
+        if wait is None:
+            wait = self.mode == "sync"
+        with self._cv:
+            self._check()
+            self._pending.extend(records)
+            self._enqueued += len(records)
+            ticket = self._enqueued
+            if self.mode == "async":
+                self._cv.notify_all()
+                while wait and self._durable < ticket:
+                    self._check()
+                    self._cv.wait()
+            elif self.mode == "sync":
+                while self._durable < ticket:
+                    self._check()
+                    if self._writing:
+                        self._cv.wait()
+                    else:
+                        self._write_pending("running")
+
+    def finish(self, records: Sequence[Any], status: Status) -> Checkpoint | None:
+        """Write everything still pending plus ``records`` with the run's final status."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+            while self._writing:
+                self._cv.wait()
+            self._check()
+            self._pending.extend(records)
+            if self._pending:
+                self._write_pending(status)
+        if self._thread is not None:
+            self._thread.join()
+        return self.head
+
+    def abandon(self) -> None:
+        """Stop the background writer without writing anything more."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _write_pending(self, status: Status) -> None:
+        """Write the pending batch. Called with the lock held; releases it during I/O."""
+        batch, self._pending = self._pending, []
+        self._writing = True
+        self._cv.release()
+        error: BaseException | None = None
+        new_head: Checkpoint | None = None
+        try:
+            new_head = self.saver.append(
+                self.thread_id, self.head, batch, status=status, workflow=self.workflow
+            )
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller below
+            error = exc
+        finally:
+            self._cv.acquire()
+            self._writing = False
+            self._cv.notify_all()
+        if error is not None:
+            self._error = error
+            raise error
+        self.head = new_head
+        self.writes += 1
+        self._durable += len(batch)
+
+    def _background(self) -> None:
+        with self._cv:
+            while True:
+                while not self._pending and not self._stopping:
+                    self._cv.wait()
+                if self._stopping or self._error is not None:
+                    return
+                try:
+                    self._write_pending("running")
+                except BaseException:  # noqa: BLE001 - kept in self._error, re-raised to callers
+                    return

@@ -1,0 +1,155 @@
+"""The executor's records: what each one holds, and the one parser that reads a run's history.
+
+A thread's state is a list of small dicts, appended in order:
+
+``start``       ``{op, workflow, input, input_digest}``: the run began (written before
+                any task result, so a run killed in its first task can be resumed)
+``task``        ``{op, pos, name, args, value}``: a task call at position ``pos`` returned
+``task_error``  ``{op, pos, name, args, error}``: it raised (``error``: see :class:`RecordedError`)
+``interrupt``   ``{op, pos, value}``: the body asked a question
+``resume``      ``{op, pos, value}``: the answer to the interrupt at ``pos``
+``suspend``     ``{op}``: the deadline stopped the run; ``resume()`` continues it
+``end``         ``{op, status: "completed", value}`` or ``{op, status: "failed", error}``
+
+Anything after an ``end`` supersedes it: a failed run that was resumed and failed
+again, or went on, is judged by its newest records ("a retried failure supersedes its
+end"). :func:`parse_records` is the only code that interprets a history; the executor
+replays through it and the operator tools (``cairnflow.ops``) describe threads
+through it, without running a workflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "STEP_OPS",
+    "RecordedError",
+    "RunRecords",
+    "Step",
+    "error_record",
+    "parse_records",
+]
+
+#: Record kinds that take a position in the body's sequence of calls.
+STEP_OPS = ("task", "task_error", "interrupt")
+
+
+@dataclass(frozen=True)
+class RecordedError:
+    """A recorded exception: its type (``module.QualName``) and message."""
+
+    type: str
+    message: str
+
+    @classmethod
+    def of(cls, raw: Any) -> RecordedError:
+        """Read an ``error`` field; anything malformed becomes an ``unknown`` error."""
+        if not isinstance(raw, dict):
+            return cls("unknown", "")
+        return cls(str(raw.get("type", "?")), str(raw.get("message", "")))
+
+    def text(self) -> str:
+        """``Type: message``, builtin types without their module (``KeyError: 'sku-1'``)."""
+        return f"{self.type.removeprefix('builtins.')}: {self.message}"
+
+
+def error_record(exc: BaseException) -> dict[str, Any]:
+    """The ``error`` field recorded for ``exc``."""
+    kind = type(exc)
+    return {"type": f"{kind.__module__}.{kind.__qualname__}", "message": str(exc)}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One recorded call of the body: a task result, a task failure or an interrupt."""
+
+    pos: int
+    op: str
+    """``"task"``, ``"task_error"`` or ``"interrupt"``."""
+    name: str | None
+    """The task's name (None for an interrupt)."""
+    args: str | None
+    """The digest of the task's arguments."""
+    value: Any = None
+    """The task's result, or the interrupt's question."""
+    error: RecordedError | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def describe(self) -> str:
+        """How a nondeterminism message names this call."""
+        if self.op == "interrupt":
+            return "an interrupt()"
+        return f"task {self.name!r}"
+
+
+@dataclass
+class RunRecords:
+    """A thread's history, indexed for replay (what :func:`parse_records` returns)."""
+
+    start: dict[str, Any] | None = None
+    steps: dict[int, Step] = field(default_factory=dict)
+    answers: dict[int, Any] = field(default_factory=dict)
+    end: dict[str, Any] | None = None
+
+    @property
+    def workflow(self) -> str | None:
+        """The workflow name the thread was started with."""
+        return self.start.get("workflow") if self.start else None
+
+    def pending_interrupt(self) -> Step | None:
+        """The newest interrupt that has no answer yet."""
+        waiting = [s for p, s in self.steps.items() if s.op == "interrupt" and p not in self.answers]
+        return max(waiting, key=lambda s: s.pos) if waiting else None
+
+    def failure(self) -> RecordedError | None:
+        """Why the run failed, if its newest ``end`` says it did."""
+        if self.end is not None and self.end.get("status") == "failed":
+            return RecordedError.of(self.end.get("error"))
+        return None
+
+    def result(self) -> Any:
+        """The completed run's return value (None unless its newest ``end`` completed)."""
+        if self.end is not None and self.end.get("status") == "completed":
+            return self.end.get("value")
+        return None
+
+
+def _step(rec: dict[str, Any], pos: int) -> Step:
+    op = str(rec["op"])
+    name = rec.get("name")
+    args = rec.get("args")
+    return Step(
+        pos=pos,
+        op=op,
+        name=name if isinstance(name, str) else None,
+        args=args if isinstance(args, str) else None,
+        value=rec.get("value"),
+        error=RecordedError.of(rec.get("error")) if op == "task_error" else None,
+        raw=rec,
+    )
+
+
+def parse_records(records: Sequence[Any]) -> RunRecords:
+    """Index a thread's records (in log order). Unknown or malformed records are skipped.
+
+    A later record at the same position replaces an earlier one (a failed task
+    that was run again on resume); anything after an ``end`` clears it.
+    """
+    out = RunRecords()
+    for rec in records:
+        op = rec.get("op") if isinstance(rec, dict) else None
+        pos = rec.get("pos") if isinstance(rec, dict) else None
+        if op == "start":
+            out.start = rec
+        elif op in STEP_OPS and type(pos) is int:
+            out.steps[pos] = _step(rec, pos)
+        elif op == "resume" and type(pos) is int:
+            out.answers[pos] = rec.get("value")
+        if op == "end":
+            out.end = rec
+        elif op is not None and op != "start":
+            out.end = None  # anything after an end supersedes it (a retried failure)
+    return out

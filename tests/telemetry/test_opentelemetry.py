@@ -1,0 +1,128 @@
+"""OpenTelemetry: with an SDK provider installed, cairnflow's reports become spans and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+pytest.importorskip("opentelemetry.sdk")
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from cairnflow.core import observe
+
+
+@dataclass
+class Telemetry:
+    spans: InMemorySpanExporter
+    metrics: InMemoryMetricReader
+
+    def finished(self) -> list[Any]:
+        return list(self.spans.get_finished_spans())
+
+    def metric_points(self) -> dict[str, list[tuple[dict[str, Any], Any]]]:
+        data = self.metrics.get_metrics_data()
+        found: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+        for resource in data.resource_metrics if data else []:
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    for point in metric.data.data_points:
+                        value = getattr(point, "value", None)
+                        if value is None:
+                            value = point.count  # a histogram: how many were recorded
+                        found.setdefault(metric.name, []).append((dict(point.attributes), value))
+        return found
+
+
+@pytest.fixture
+def telemetry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Telemetry]:
+    # OpenTelemetry lets a process install a global provider only once, so each test
+    # gets its own SDK providers through the API's accessors instead.
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: tracer_provider)
+    monkeypatch.setattr(metrics, "get_meter_provider", lambda: meter_provider)
+    yield Telemetry(exporter, reader)
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+
+
+def test_spans_nest_and_carry_attributes(telemetry: Telemetry) -> None:
+    with observe.span("cairnflow.run", workflow="checkout", thread_id="o-1"):
+        with observe.span("cairnflow.store", store_operation="put", thread_id="o-1") as request:
+            request.set("cairnflow.store.bytes", 120)
+        observe.event("cairnflow.interrupt", thread_id="o-1")
+    store, run = telemetry.finished()
+    assert (run.name, store.name) == ("cairnflow.run", "cairnflow.store")
+    assert store.parent is not None and store.parent.span_id == run.context.span_id
+    assert store.attributes["cairnflow.store.operation"] == "put"
+    assert store.attributes["cairnflow.store.bytes"] == 120
+    assert store.attributes["cairnflow.outcome"] == "ok"
+    assert run.attributes["cairnflow.workflow"] == "checkout"
+    assert [event.name for event in run.events] == ["cairnflow.interrupt"]
+
+
+def test_errors_set_the_span_status(telemetry: Telemetry) -> None:
+    with pytest.raises(ValueError), observe.span("cairnflow.task", task="charge"):
+        raise ValueError("declined")
+    (span,) = telemetry.finished()
+    assert span.status.status_code == trace.StatusCode.ERROR
+    assert "ValueError: declined" in (span.status.description or "")
+    assert span.attributes["cairnflow.outcome"] == "error"
+    assert [event.name for event in span.events] == ["exception"]
+
+
+def test_metrics_count_by_outcome_and_operation_without_thread_ids(telemetry: Telemetry) -> None:
+    for size in (10, 20):
+        with observe.span("cairnflow.store", store_operation="put", thread_id="t") as request:
+            request.set("cairnflow.store.bytes", size)
+    with pytest.raises(KeyError), observe.span("cairnflow.store", store_operation="get", thread_id="t"):
+        raise KeyError("gone")
+    observe.event("cairnflow.conflict", thread_id="t")
+    points = telemetry.metric_points()
+    counts = {
+        (a["cairnflow.store.operation"], a["cairnflow.outcome"]): v
+        for a, v in points["cairnflow.store.count"]
+    }
+    assert counts == {("put", "ok"): 2, ("get", "error"): 1}
+    assert points["cairnflow.store.bytes"] == [
+        ({"cairnflow.store.operation": "put", "cairnflow.outcome": "ok"}, 30)
+    ]
+    assert points["cairnflow.conflict.count"] == [({}, 1)]
+    assert all("cairnflow.thread_id" not in a for series in points.values() for a, _ in series)
+
+
+def test_the_api_default_provider_reports_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cairnflow import telemetry as bridge
+
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.NoOpTracerProvider())
+    monkeypatch.setattr(metrics, "get_meter_provider", lambda: metrics.NoOpMeterProvider())
+    assert bridge.sink() is None
+
+
+def test_a_stale_writer_is_reported_as_a_conflict(telemetry: Telemetry) -> None:
+    from cairnflow.core.errors import ConflictError
+    from cairnflow.core.log import CheckpointLog
+    from cairnflow.savers.memory import MemoryStore
+
+    log = CheckpointLog(MemoryStore())
+    first = log.append("t-1", None, ["a"], status="running")
+    log.append("t-1", first, ["b"], status="running")
+    with observe.span("cairnflow.run", thread_id="t-1"), pytest.raises(ConflictError):
+        log.append("t-1", first, ["c"], status="running")  # stale: its head is not the latest
+    (run,) = telemetry.finished()
+    assert [(e.name, e.attributes["cairnflow.thread_id"]) for e in run.events] == [
+        ("cairnflow.conflict", "t-1")
+    ]
+    assert telemetry.metric_points()["cairnflow.conflict.count"] == [({}, 1)]
