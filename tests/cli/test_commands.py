@@ -26,6 +26,7 @@ Snapshot = Callable[[StoreLocation], dict[str, bytes]]
 
 THREAD_FIELDS = {
     "thread_id",
+    "layout",
     "status",
     "workflow",
     "checkpoint_id",
@@ -71,6 +72,7 @@ STATE_FIELDS = {
 STEP_FIELDS = {"pos", "type", "name", "status", "value", "error", "answer"}
 PRUNED_FIELDS = {
     "thread_id",
+    "layout",
     "status",
     "updated_at",
     "action",
@@ -125,7 +127,7 @@ def test_threads_human_table(
     result = cli(capsys, "threads", location.url)
     assert result.code == 0
     header, *rows = result.out.splitlines()
-    columns = ["THREAD", "STATUS", "WORKFLOW", "STEPS", "CHECKPOINT", "UPDATED", "DETAIL"]
+    columns = ["THREAD", "LAYOUT", "STATUS", "WORKFLOW", "STEPS", "CHECKPOINT", "UPDATED", "DETAIL"]
     assert header.split() == columns
     starts = [header.index(c) for c in columns]
     by_id = {row.split()[0]: row for row in rows}
@@ -136,13 +138,14 @@ def test_threads_human_table(
         def cell(i: int, row: str = row) -> str:
             return row[starts[i] :].split("  ")[0].strip()
 
-        assert cell(1) == expected.status
-        assert cell(2) == expected.workflow
-        assert cell(3) == str(expected.steps)
-        assert cell(4) == str(expected.head)
-        assert re.fullmatch(r"just now|\d+s ago|\d+m ago", cell(5)), cell(5)
-    assert by_id["fail-1"][starts[6] :] == "ValueError: boom 4"
-    assert by_id["wait-1"][starts[6] :] == 'waiting: {"question": "ship?", "x": 7}'
+        assert cell(1) == "executor"
+        assert cell(2) == expected.status
+        assert cell(3) == expected.workflow
+        assert cell(4) == str(expected.steps)
+        assert cell(5) == str(expected.head)
+        assert re.fullmatch(r"just now|\d+s ago|\d+m ago", cell(6)), cell(6)
+    assert by_id["fail-1"][starts[7] :] == "ValueError: boom 4"
+    assert by_id["wait-1"][starts[7] :] == 'waiting: {"question": "ship?", "x": 7}'
     assert "\x1b[" not in result.out  # stdout is not a terminal: no colour
     assert result.err == ""  # nor a progress indicator
 
@@ -342,6 +345,7 @@ def test_delete_dry_run_then_delete(
     before = snapshot(location)
     plan = {
         "thread_id": "fail-1",
+        "layout": "executor",
         "dry_run": True,
         "status": "failed",
         "deleted": ["0", "1", "2"],

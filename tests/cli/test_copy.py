@@ -20,7 +20,7 @@ from tests.cli.flows import CALLS, fragile, order, populate
 from tests.cli.support import cli, one_line_error
 from tests.emulators import StoreLocation
 
-COPIED_FIELDS = {"thread_id", "result", "copied", "skipped", "head", "error"}
+COPIED_FIELDS = {"thread_id", "layout", "result", "copied", "skipped", "head", "error"}
 Use = Callable[[StoreLocation], StoreLocation]
 
 

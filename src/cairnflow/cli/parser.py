@@ -114,6 +114,10 @@ def duration(text: str) -> float:
 Sub = Any  # argparse's _SubParsersAction (private type)
 
 
+def layout_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--layout", choices=ops.LAYOUTS, help=what)
+
+
 def add_threads(sub: Sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("threads", parents=[common], help="list threads with status, steps and last update")
     p.add_argument("url")
@@ -131,6 +135,7 @@ def add_threads(sub: Sub, common: argparse.ArgumentParser) -> None:
         "--sort", choices=("id", "updated"), default="id", help="thread id (default) or newest first"
     )
     p.add_argument("--limit", type=positive_int, metavar="N", help="at most N threads")
+    layout_option(p, "only threads of this layout (default: both)")
     p.set_defaults(handler=commands.cmd_threads)
 
 
@@ -139,6 +144,7 @@ def add_history(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("url")
     p.add_argument("thread")
     p.add_argument("--limit", type=positive_int, metavar="N", help="only the newest N checkpoints")
+    layout_option(p, "the thread's layout, when both layouts hold its id")
     p.set_defaults(handler=commands.cmd_history)
 
 
@@ -147,6 +153,7 @@ def add_show(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("url")
     p.add_argument("thread")
     p.add_argument("checkpoint", nargs="?")
+    layout_option(p, "the thread's layout, when both layouts hold its id")
     p.set_defaults(handler=commands.cmd_show)
 
 
@@ -157,6 +164,7 @@ def add_delete(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.add_argument("--dry-run", action="store_true", help="say what would be deleted; change nothing")
     p.add_argument("--purge", action="store_true", help="remove the tombstone too")
+    layout_option(p, "the thread's layout, when both layouts hold its id")
     p.set_defaults(handler=commands.cmd_delete)
 
 
@@ -189,6 +197,8 @@ def add_copy(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("src", metavar="SRC_URL")
     p.add_argument("dst", metavar="DST_URL")
     p.add_argument("--thread", metavar="T", help="only this thread")
+    p.add_argument("--dry-run", action="store_true", help="say what would be copied; write nothing")
+    layout_option(p, "only threads of this layout (default: both)")
     p.set_defaults(handler=commands.cmd_copy)
 
 
@@ -196,6 +206,7 @@ def add_verify(sub: Sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("verify", parents=[common], help="check checksums and linear histories")
     p.add_argument("url")
     p.add_argument("thread", nargs="?")
+    layout_option(p, "the thread's layout, when both layouts hold its id")
     p.set_defaults(handler=commands.cmd_verify)
 
 

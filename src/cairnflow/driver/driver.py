@@ -1,0 +1,156 @@
+"""Starting and continuing runs so that nothing but a scheduler is needed to finish them.
+
+:class:`Driver` wraps :meth:`Workflow.run` and :meth:`Workflow.resume` with
+the bookkeeping that makes runs continue by themselves:
+
+1. Before a run executes, a *lease* wake-up is scheduled ``lease`` seconds
+   ahead. If the process dies (Lambda timeout, OOM kill, SIGKILL), the lease
+   wake-up fires and another invocation continues the run from its log.
+2. When the run stops, the wake-up it needs is scheduled: ``"suspended"``
+   (a deadline was near) continues at once, ``"waiting"`` at ``run.wake_at``.
+   Only then is the lease cancelled, so a crash between the two leaves an
+   extra wake-up, never a lost one.
+3. A wake-up that arrives early (a queue's delay is capped below the wait)
+   is scheduled again for the remainder, which chains waits longer than a
+   service allows.
+
+If the old process was in fact alive when its lease fired, both continue
+from the same head: the checkpoint log's conditional writes let exactly one
+record the next step, the other gets ``ConflictError`` before recording
+anything, which :meth:`Driver.handle` treats as "somebody else has it".
+Tasks run at least once; records are written exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from cairnflow.core.checkpoint import CheckpointSaver
+from cairnflow.core.errors import ConflictError, InvalidArgumentError, ResumeError, StoreError
+from cairnflow.core.executor import Run, Workflow
+from cairnflow.core.wake import WakeScheduler, Wakeup
+
+__all__ = ["CONTINUABLE", "Driver"]
+
+_log = logging.getLogger("cairnflow.driver")
+
+#: The statuses a wake-up continues; any other means the run needs nothing (or a person).
+CONTINUABLE = frozenset({"running", "suspended", "waiting"})
+
+#: A wake-up earlier than its time by less than this is handled now (clock skew, queue jitter).
+EARLY_TOLERANCE = 1.0
+
+
+class Driver:
+    """Runs workflows on ``saver`` and keeps them moving through ``scheduler``.
+
+    ``workflows``: the workflows this process can continue, by name (what a
+    wake-up names). ``lease``: how long a run may go without finishing
+    before it is presumed dead and continued elsewhere; make it longer than
+    your function's timeout.
+    """
+
+    def __init__(
+        self,
+        saver: CheckpointSaver,
+        scheduler: WakeScheduler,
+        workflows: Iterable[Workflow[Any]] | Mapping[str, Workflow[Any]],
+        *,
+        lease: float = 900.0,
+        store_url: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if lease <= 0:
+            raise InvalidArgumentError(f"lease must be positive seconds, got {lease!r}")
+        items = workflows.values() if isinstance(workflows, Mapping) else workflows
+        self.workflows: dict[str, Workflow[Any]] = {wf.name: wf for wf in items}
+        self.saver = saver
+        self.scheduler = scheduler
+        self.lease = lease
+        self.store_url = store_url
+        self.clock = clock
+
+    def start(self, workflow: Workflow[Any], input: Any = None, *, thread_id: str, **options: Any) -> Run:
+        """Start (or idempotently re-start) ``workflow`` on ``thread_id``; see :meth:`Workflow.run`."""
+        self.workflows.setdefault(workflow.name, workflow)
+        return self._drive(
+            workflow, thread_id, lambda: workflow.run(input, thread_id=thread_id, saver=self.saver, **options)
+        )
+
+    def handle(self, wakeup: Wakeup, **options: Any) -> Run | None:
+        """Continue the run ``wakeup`` names; None when it was early, or another invocation has it.
+
+        ``options`` go to :meth:`Workflow.resume` (e.g. ``deadline=`` from
+        the function's remaining time).
+        """
+        if wakeup.at > self.clock() + EARLY_TOLERANCE:
+            self.scheduler.schedule(wakeup)  # the service delivered early (capped delay): chain
+            return None
+        workflow = self.workflows.get(wakeup.workflow)
+        if workflow is None:
+            known = ", ".join(sorted(self.workflows)) or "none"
+            raise InvalidArgumentError(
+                f"wake-up for thread {wakeup.thread_id!r} names workflow {wakeup.workflow!r}, which this "
+                f"process does not define (it has: {known}); import the module that defines it"
+            )
+        # Wake-ups are delivered at least once and cannot always be cancelled (a queue message
+        # is out of reach once sent): continue only a run that is still unfinished. A failed
+        # run is retried by its owner's explicit resume(), never by a stray wake-up.
+        standing = workflow.get_run(thread_id=wakeup.thread_id, saver=self.saver)
+        if standing is None or standing.status not in CONTINUABLE:
+            return standing
+        try:
+            return self._drive(
+                workflow,
+                wakeup.thread_id,
+                lambda: workflow.resume(thread_id=wakeup.thread_id, saver=self.saver, **options),
+            )
+        except ConflictError:
+            return None  # another invocation continued the run first; it owns the next step
+        except ResumeError:
+            return None  # the run waits for an answer (interrupt): only its answer continues it
+
+    def deliver(self, wakeup: Wakeup, **options: Any) -> bool:
+        """Handle ``wakeup`` for a queue or worker: False means "deliver it again later".
+
+        Only a store failure asks for redelivery. A workflow body that raised
+        has its failure recorded in the thread (``get_run`` shows it), so
+        delivering the wake-up again would change nothing.
+        """
+        try:
+            self.handle(wakeup, **options)
+        except StoreError:
+            _log.warning("continuing thread %r: store error", wakeup.thread_id, exc_info=True)
+            return False
+        except Exception:  # noqa: BLE001 - the body's own failure, recorded in the thread
+            _log.info("thread %r failed", wakeup.thread_id, exc_info=True)
+        return True
+
+    def _drive(self, workflow: Workflow[Any], thread_id: str, execute: Callable[[], Run]) -> Run:
+        lease = Wakeup(thread_id, workflow.name, self.clock() + self.lease, "lease", self.store_url)
+        self.scheduler.schedule(lease)
+        # If execute() raises (the body failed, the store is unreachable, another invocation
+        # won a race), the lease stays: when it fires, handle() continues the run only if
+        # its log still says "running", so a stranded run is picked up and a failed one is not.
+        run = execute()
+        follow_up = self._follow_up(workflow, run)
+        if follow_up is not None:
+            self.scheduler.schedule(follow_up)
+        self._cancel(lease)
+        return run
+
+    def _cancel(self, lease: Wakeup) -> None:
+        cancel = getattr(self.scheduler, "cancel", None)
+        if cancel is not None:
+            cancel(lease)
+
+    def _follow_up(self, workflow: Workflow[Any], run: Run) -> Wakeup | None:
+        if run.status == "suspended":
+            return Wakeup(run.thread_id, workflow.name, self.clock(), "suspended", self.store_url)
+        wake_at = getattr(run, "wake_at", None)  # set by runs that wait for a timer
+        if wake_at is not None:
+            return Wakeup(run.thread_id, workflow.name, float(wake_at), "timer", self.store_url)
+        return None

@@ -1,0 +1,300 @@
+"""The web view over a real mixed store, through a plain HTTP client.
+
+Every test reads the module's store through :class:`~tests.ui.conftest.RecordingStore`;
+``test_a_full_browse_never_writes`` follows every link the pages offer and
+checks that no write-class request reached the store.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import subprocess
+import sys
+import time
+import urllib.parse
+
+import pytest
+
+from tests.cli.flows import EXPECTED
+from tests.ui.conftest import READ_REQUESTS, Served, serve
+from tests.ui.demo import HOSTILE, HOSTILE_ID, HOSTILE_WORKFLOW, LANGGRAPH_THREADS
+
+ROW = re.compile(r'<tr data-thread="([^"]*)">(.*?)</tr>', re.S)
+
+
+def rows(body: str) -> dict[str, str]:
+    """Thread id -> the row's HTML, from the thread list."""
+    return {html.unescape(tid): row for tid, row in ROW.findall(body)}
+
+
+def link(thread_id: str, **params: str) -> str:
+    return "/thread?" + urllib.parse.urlencode({"id": thread_id, **params})
+
+
+# --------------------------------------------------------------------------- thread list
+
+
+def test_thread_list_shows_every_thread_with_its_status_and_workflow(served: Served) -> None:
+    resp = served.get("/")
+    assert resp.status == 200
+    listed = rows(resp.body)
+    assert set(listed) == {*EXPECTED, *LANGGRAPH_THREADS, HOSTILE_ID}
+    for tid, exp in EXPECTED.items():
+        assert f"s-{exp.status}" in listed[tid]
+        assert f"<td>{exp.workflow}</td>" in listed[tid]
+        assert f"<td>{exp.steps}</td>" in listed[tid]
+    assert "ValueError: boom 4" in listed["fail-1"]
+    assert "ship?" in listed["wait-1"]
+    for tid, status in LANGGRAPH_THREADS.items():
+        assert "<td>langgraph</td>" in listed[tid]
+        assert f"s-{status}" in listed[tid]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("status=interrupted", {"wait-1", "agent-wait"}),
+        ("status=completed&status=failed", {"done-1", "long-1", "fail-1", HOSTILE_ID}),
+        ("workflow=order", {"done-1", "wait-1", "susp-1"}),
+        ("workflow=order&status=suspended", {"susp-1"}),
+        ("layout=langgraph", set(LANGGRAPH_THREADS)),
+        ("layout=executor&workflow=crashy", {"run-1"}),
+        ("age=1h", {*EXPECTED, *LANGGRAPH_THREADS, HOSTILE_ID}),
+        ("older=1h", set()),
+        ("workflow=nothing-like-this", set()),
+    ],
+)
+def test_filters(served: Served, query: str, expected: set[str]) -> None:
+    resp = served.get("/?" + query)
+    assert resp.status == 200
+    assert set(rows(resp.body)) == expected
+
+
+def test_age_filters_against_the_clock(demo_url: str) -> None:
+    """Two days later, nothing was updated within a day and everything is older than one."""
+    with serve(demo_url, clock=lambda: time.time() + 2 * 86400) as later:
+        assert rows(later.get("/?age=1d").body) == {}
+        assert set(rows(later.get("/?older=1d").body)) == {*EXPECTED, *LANGGRAPH_THREADS, HOSTILE_ID}
+        assert "2d" in rows(later.get("/").body)["done-1"]
+
+
+def test_filter_form_keeps_the_choices(served: Served) -> None:
+    body = served.get("/?status=failed&workflow=fragile&age=1d").body
+    assert '<input type="checkbox" name="status" value="failed" checked>' in body
+    assert '<input type="checkbox" name="status" value="running">' in body
+    assert 'name="workflow" value="fragile"' in body
+    assert '<option value="1d" selected>1d</option>' in body
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "says"),
+    [
+        ("/?status=bogus", 400, "unknown status &#x27;bogus&#x27;"),
+        ("/?age=soon", 400, "age: not a duration"),
+        ("/?limit=0", 400, "limit: must be between"),
+        ("/?layout=sql", 400, "layout: must be one of"),
+        ("/thread", 400, "id: name the thread"),
+        ("/thread?id=no-such-thread", 404, "no LangGraph thread"),
+        ("/thread?id=no-such-thread&layout=executor", 404, "no thread"),
+        ("/thread?id=done-1&checkpoint=99", 404, "has no checkpoint 99"),
+        ("/thread?id=done-1&layout=other", 400, "layout: must be executor or langgraph"),
+        ("/nowhere", 404, "no page"),
+    ],
+)
+def test_bad_requests_get_a_clear_page(served: Served, path: str, status: int, says: str) -> None:
+    resp = served.get(path)
+    assert resp.status == status
+    assert says in resp.body
+    assert "Traceback" not in resp.body
+
+
+# --------------------------------------------------------------------------- thread pages
+
+
+def test_executor_thread_shows_state_and_timeline_with_values(served: Served) -> None:
+    body = served.get(link("done-1")).body
+    assert "State at checkpoint 3 (latest)" in body
+    assert "s-completed" in body
+    # input, result (bytes and tuples shown as JSON), the answer to the interrupt
+    assert "&quot;a&quot;: 1" in body
+    assert "&quot;answer&quot;: &quot;yes&quot;" in body
+    assert "&quot;$bytes&quot;: &quot;b2s=&quot;" in body
+    timeline = body[body.index('id="timeline"') :]
+    kinds = re.findall(r'class="ev k-([a-z_]+)"', timeline)
+    assert kinds == ["start", "task", "interrupt", "answer", "end"]
+    assert "task #0 add" in timeline
+    assert "&quot;question&quot;: &quot;ship?&quot;" in timeline
+    checkpoints = body[body.index('id="checkpoints"') :]
+    assert [int(c) for c in re.findall(r"checkpoint=(\d+)", checkpoints)] == [3, 2, 1, 0]
+
+
+def test_executor_thread_at_an_older_checkpoint(served: Served) -> None:
+    body = served.get(link("done-1", checkpoint="1")).body
+    assert "State at checkpoint 1 (latest is 3)" in body
+    assert "Waiting for an answer to interrupt #1" in body
+    assert "s-interrupted" in body
+
+
+def test_failed_thread_shows_its_error(served: Served) -> None:
+    body = served.get(link("fail-1", layout="executor")).body
+    assert "ValueError: boom 4" in body
+    assert re.findall(r'class="ev k-([a-z_]+)"', body) == ["start", "task", "error", "error"]
+
+
+def test_long_thread_lists_every_checkpoint(served: Served) -> None:
+    body = served.get(link("long-1")).body
+    assert f"Timeline ({EXPECTED['long-1'].records} events)" in body
+    assert f"Checkpoints ({EXPECTED['long-1'].head + 1})" in body
+
+
+def test_langgraph_thread_shows_checkpoints_channel_values_and_pending_writes(served: Served) -> None:
+    body = served.get(link("agent-wait", layout="langgraph")).body
+    assert "LangGraph thread" in body
+    assert body.count('class="checkpoint"') == 3  # input, draft, and the step waiting in review
+    newest = body[: body.index('class="checkpoint"', body.index('class="checkpoint"') + 1)]
+    assert "draft: refund order 1182" in newest
+    assert "__interrupt__" in newest
+    assert "send the refund?" in newest
+    assert "s-interrupted" in newest
+    done = served.get(link("agent-done")).body  # no layout: found as a LangGraph thread
+    assert "review: approved" in done
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def test_verify_page_reports_what_verify_finds(served: Served) -> None:
+    resp = served.get("/verify?thread=done-1")
+    assert resp.status == 200
+    assert "Checked thread done-1: 1 thread(s), 4 object(s): no errors, 0 warning(s)." in resp.body
+
+
+def test_verify_page_lists_problems() -> None:
+    from cairnflow.savers import open_saver, open_store
+    from tests.cli.flows import order
+
+    url = "memory://ui-verify/app"  # a memory store takes any key, HTML included
+    order.run({"a": 1, "b": 2}, thread_id="t<1>", saver=open_saver(url))
+    store, prefix = open_store(url)
+    store.put(f"{prefix}v1/threads/stray<obj>", b"not a checkpoint")
+    with serve(url) as running:
+        body = running.get("/verify").body
+    assert "1 error(s)" in body
+    assert "foreign_object" in body
+    assert "stray&lt;obj&gt;" in body
+    assert "<obj>" not in body
+
+
+# --------------------------------------------------------------------------- security
+
+
+def test_every_stored_value_is_escaped(served: Served) -> None:
+    pages = [
+        "/",
+        link(HOSTILE_ID),
+        link(HOSTILE_ID, checkpoint="0"),
+        "/?" + urllib.parse.urlencode({"workflow": HOSTILE_WORKFLOW}),
+        "/verify?" + urllib.parse.urlencode({"thread": HOSTILE_ID}),
+        "/thread?" + urllib.parse.urlencode({"id": HOSTILE}),  # not found: the id is echoed in the error
+    ]
+    for path in pages:
+        body = served.get(path).body
+        assert "<script" not in body, path
+        assert "<img" not in body, path
+        assert "<b onmouseover" not in body, path
+        assert "onerror=alert(1)>" not in body, path
+    listed = rows(served.get("/").body)
+    assert HOSTILE_ID in listed
+    thread = served.get(link(HOSTILE_ID)).body
+    assert html.escape(HOSTILE_ID, quote=True) in thread
+    assert html.escape(HOSTILE_WORKFLOW, quote=True) in thread
+    filtered = served.get("/?" + urllib.parse.urlencode({"workflow": HOSTILE_WORKFLOW})).body
+    assert set(rows(filtered)) == {HOSTILE_ID}
+
+
+def test_pages_carry_a_strict_csp_with_a_fresh_nonce(served: Served) -> None:
+    seen = set()
+    for path in ("/", link("done-1"), "/verify?thread=done-1", "/nowhere"):
+        resp = served.get(path)
+        policy = resp.headers["content-security-policy"]
+        assert "default-src 'none'" in policy
+        assert "script-src" not in policy  # no script at all: default-src 'none' covers it
+        assert "frame-ancestors 'none'" in policy
+        nonce = re.search(r"style-src 'nonce-([A-Za-z0-9_-]+)'", policy)
+        assert nonce is not None
+        assert f'<style nonce="{nonce.group(1)}">' in resp.body
+        assert resp.body.count("<style") == 1
+        assert "<script" not in resp.body
+        assert ' style="' not in resp.body  # inline style attributes would be blocked
+        assert resp.headers["x-content-type-options"] == "nosniff"
+        assert resp.headers["cache-control"] == "no-store"
+        seen.add(nonce.group(1))
+    assert len(seen) == 4
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example:{port}",
+        "127.0.0.1",
+        "127.0.0.1:1",
+        "localhost.evil.example:{port}",
+        "",
+        "0.0.0.0:{port}",
+    ],
+)
+def test_requests_for_another_host_are_refused(served: Served, host: str) -> None:
+    resp = served.request("/", host=host.format(port=served.port))
+    assert resp.status == 421
+    assert "done-1" not in resp.body
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}", "[::1]:{port}"])
+def test_loopback_host_names_are_served(served: Served, host: str) -> None:
+    assert served.request("/", host=host.format(port=served.port)).status == 200
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_only_get_and_head(served: Served, method: str) -> None:
+    resp = served.request("/", method=method)
+    assert resp.status == 405
+    assert resp.headers["allow"] == "GET, HEAD"
+    head = served.request("/", method="HEAD")
+    assert head.status == 200
+    assert head.body == ""
+
+
+def test_a_full_browse_never_writes(demo_url: str) -> None:
+    """Follow every link from the front page (and the filters); the store sees reads only."""
+    with serve(demo_url) as running:
+        queue = ["/", "/verify", "/?status=interrupted", "/?layout=langgraph", "/?age=1d&workflow=order"]
+        seen: set[str] = set()
+        while queue and len(seen) < 400:
+            path = queue.pop()
+            if path in seen:
+                continue
+            seen.add(path)
+            resp = running.get(path)
+            assert resp.status == 200, path
+            for href in re.findall(r'href="([^"]+)"', resp.body):
+                target = html.unescape(href)
+                if target.startswith("/") and target not in seen:
+                    queue.append(target)
+        calls = set(running.store.calls)
+    thread_pages = [p for p in seen if p.startswith("/thread?")]
+    assert len(thread_pages) > len(EXPECTED) + len(LANGGRAPH_THREADS)  # threads and their checkpoints
+    assert any("checkpoint=" in p for p in thread_pages)
+    assert calls, "the store saw no request at all"
+    assert calls <= READ_REQUESTS, f"write-class requests: {calls - READ_REQUESTS}"
+
+
+def test_importing_cairnflow_ui_loads_no_server() -> None:
+    code = (
+        "import sys, cairnflow, cairnflow.ui; "
+        "heavy = ('http.server', 'cairnflow.ui.server', 'cairnflow.ops', 'langgraph'); "
+        "bad = [m for m in heavy if m in sys.modules]; "
+        "print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
