@@ -403,3 +403,18 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
     )
     return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def cmd_worker(args: argparse.Namespace, out: Output) -> int:
+    from cairnflow.driver.worker import main as serve
+
+    result = serve(args.url, args.modules, interval=args.interval, lease=args.lease, once=args.once)
+    if args.once:
+        summary = {"due": result.due, "handled": result.handled, "skipped": result.skipped}
+        if out.as_json:
+            out.json(summary)
+        else:
+            out.line(
+                f"handled {result.handled} of {result.due} due wake-up(s); {result.skipped} held by others"
+            )
+    return EXIT_OK

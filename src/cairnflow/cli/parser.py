@@ -210,6 +210,25 @@ def add_verify(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=commands.cmd_verify)
 
 
+def add_worker(sub: Sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "worker", parents=[common], help="continue due runs (suspended, timers, dead processes)"
+    )
+    p.add_argument("url")
+    p.add_argument(
+        "--import",
+        dest="modules",
+        action="append",
+        required=True,
+        metavar="MODULE",
+        help="a module defining workflows (repeatable)",
+    )
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between idle polls (default 1)")
+    p.add_argument("--lease", type=float, default=900.0, help="seconds before a silent run is presumed dead")
+    p.add_argument("--once", action="store_true", help="handle what is due now, then exit")
+    p.set_defaults(handler=commands.cmd_worker)
+
+
 #: Every subcommand's registration function, in the order ``--help`` lists them.
 COMMANDS: list[Callable[[Sub, argparse.ArgumentParser], None]] = [
     add_threads,
@@ -219,6 +238,7 @@ COMMANDS: list[Callable[[Sub, argparse.ArgumentParser], None]] = [
     add_prune,
     add_copy,
     add_verify,
+    add_worker,
 ]
 
 
