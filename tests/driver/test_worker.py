@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -136,3 +137,37 @@ def test_stray_wakeups_leave_finished_and_failed_runs_alone(saver: CheckpointLog
             standing = worker.driver.handle(Wakeup(thread_id, name, time.time(), reason))
             assert standing is not None and standing.status in ("completed", "failed")
     assert flows.EXECUTIONS["bad:declined"] == ran  # the failed task was not tried again
+
+
+def test_cairnflow_worker_command_finishes_suspended_runs(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}/store"
+    saver = open_saver(url)
+    starter = Driver(saver, DueIndex(saver), [flows.five_steps])
+    for n in range(3):
+        suspend_at_start(starter, f"cli-{n}")
+    script = Path(sys.executable).parent / "cairnflow"
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [str(script), "worker", url, "--import", "tests.driver.flows", "--once", "--json"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"due": 3, "handled": 3, "skipped": 0}
+    for n in range(3):
+        run = flows.five_steps.get_run(thread_id=f"cli-{n}", saver=saver)
+        assert run is not None and run.status == "completed"
+
+
+def test_cairnflow_worker_without_workflows_is_a_usage_error(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "cairnflow"
+    proc = subprocess.run(
+        [str(script), "worker", f"file://{tmp_path}/s", "--import", "json", "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "no @workflow found" in proc.stderr

@@ -210,6 +210,41 @@ def add_verify(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=commands.cmd_verify)
 
 
+def add_worker(sub: Sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "worker", parents=[common], help="continue due runs (suspended, timers, dead processes)"
+    )
+    p.add_argument("url")
+    p.add_argument(
+        "--import",
+        dest="modules",
+        action="append",
+        required=True,
+        metavar="MODULE",
+        help="a module defining workflows (repeatable)",
+    )
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between idle polls (default 1)")
+    p.add_argument("--lease", type=float, default=900.0, help="seconds before a silent run is presumed dead")
+    p.add_argument("--once", action="store_true", help="handle what is due now, then exit")
+    p.set_defaults(handler=commands.cmd_worker)
+
+
+def add_ui(sub: Sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("ui", help="serve a local, read-only web view of the store (127.0.0.1:8470)")
+    p.add_argument("url")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=8470, help="port (default 8470; 0 picks a free one)")
+    p.set_defaults(handler=_run_ui, json=False)
+
+
+def _run_ui(args: argparse.Namespace, out: Any) -> int:
+    from cairnflow.ui import main as ui_main  # the web view loads only when asked for
+
+    return ui_main([args.url, "--host", args.host, "--port", str(args.port)])
+
+
 #: Every subcommand's registration function, in the order ``--help`` lists them.
 COMMANDS: list[Callable[[Sub, argparse.ArgumentParser], None]] = [
     add_threads,
@@ -219,6 +254,8 @@ COMMANDS: list[Callable[[Sub, argparse.ArgumentParser], None]] = [
     add_prune,
     add_copy,
     add_verify,
+    add_worker,
+    add_ui,
 ]
 
 

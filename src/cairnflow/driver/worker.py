@@ -87,3 +87,28 @@ class Worker:
         while not stop.is_set():
             if self.poll().due == 0:
                 stop.wait(interval)
+
+
+def main(url: str, modules: list[str], *, interval: float, lease: float, once: bool) -> PollResult:
+    """``cairnflow worker``: serve ``url`` until SIGTERM/SIGINT (or, with ``once``, until idle)."""
+    import signal
+    import sys
+
+    from cairnflow.savers import open_saver
+
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # like `python -m`: modules in the working directory import
+    workflows = workflows_in(modules)  # a usage error before any request to the store
+    worker = Worker(open_saver(url, create=False), workflows, lease=lease)
+    total = PollResult()
+    if once:
+        while (result := worker.poll()).due:
+            total.due += result.due
+            total.handled += result.handled
+            total.skipped += result.skipped
+        return total
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    worker.run(interval=interval, stop=stop)
+    return total
