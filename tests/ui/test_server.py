@@ -105,7 +105,7 @@ def test_filter_form_keeps_the_choices(served: Served) -> None:
         ("/?limit=0", 400, "limit: must be between"),
         ("/?layout=sql", 400, "layout: must be one of"),
         ("/thread", 400, "id: name the thread"),
-        ("/thread?id=no-such-thread", 404, "no LangGraph thread"),
+        ("/thread?id=no-such-thread", 404, "no thread &#x27;no-such-thread&#x27;"),
         ("/thread?id=no-such-thread&layout=executor", 404, "no thread"),
         ("/thread?id=done-1&checkpoint=99", 404, "has no checkpoint 99"),
         ("/thread?id=done-1&layout=other", 400, "layout: must be executor or langgraph"),
