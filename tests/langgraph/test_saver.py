@@ -32,10 +32,11 @@ from typing_extensions import TypedDict
 
 from cairnflow.core.counting import CountingStore
 from cairnflow.core.errors import ConflictError, CorruptCheckpointError, TransientStoreError
-from cairnflow.core.store import CREATE, OVERWRITE, ObjectInfo, ObjectStore, PutMode, StoredObject
+from cairnflow.core.store import CREATE, OVERWRITE, ObjectStore, PutMode
 from cairnflow.langgraph import LangGraphSaver, PruneRefusedError
 from cairnflow.savers.local import LocalStore
 from cairnflow.savers.memory import MemoryStore
+from tests.support.forwarding import ForwardingStore
 
 PREFIX = "lg-test/"
 pytestmark = pytest.mark.parametrize("backend", ["memory", "local"], indirect=True)
@@ -270,12 +271,11 @@ def test_configs_carry_only_thread_namespace_and_checkpoint_id(saver: LangGraphS
         assert set(config["configurable"]) == {"thread_id", "checkpoint_ns", "checkpoint_id"}
 
 
-class FlakyStore(ObjectStore):
+class FlakyStore(ForwardingStore):
     """The next ``fail`` create-only puts land, but their answers are lost (a timeout)."""
 
     def __init__(self, inner: ObjectStore) -> None:
-        self.inner = inner
-        self.url = inner.url
+        super().__init__(inner)
         self.fail = 0
 
     def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
@@ -284,17 +284,6 @@ class FlakyStore(ObjectStore):
             self.fail -= 1
             raise TransientStoreError("timed out", key=key, ambiguous=True)
         return etag
-
-    def get(self, key: str) -> StoredObject:
-        return self.inner.get(key)
-
-    def list(
-        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
-    ) -> Iterator[ObjectInfo]:
-        return self.inner.list(prefix, start_after=start_after, limit=limit)
-
-    def delete(self, key: str, *, etag: str | None = None) -> None:
-        self.inner.delete(key, etag=etag)
 
 
 def test_a_write_whose_answer_was_lost_is_recognised_as_our_own(store: ObjectStore) -> None:
