@@ -229,6 +229,22 @@ def add_worker(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=commands.cmd_worker)
 
 
+def add_ui(sub: Sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("ui", help="serve a local, read-only web view of the store (127.0.0.1:8470)")
+    p.add_argument("url")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=8470, help="port (default 8470; 0 picks a free one)")
+    p.set_defaults(handler=_run_ui, json=False)
+
+
+def _run_ui(args: argparse.Namespace, out: Any) -> int:
+    from cairnflow.ui import main as ui_main  # the web view loads only when asked for
+
+    return ui_main([args.url, "--host", args.host, "--port", str(args.port)])
+
+
 #: Every subcommand's registration function, in the order ``--help`` lists them.
 COMMANDS: list[Callable[[Sub, argparse.ArgumentParser], None]] = [
     add_threads,
@@ -239,6 +255,7 @@ COMMANDS: list[Callable[[Sub, argparse.ArgumentParser], None]] = [
     add_copy,
     add_verify,
     add_worker,
+    add_ui,
 ]
 
 
