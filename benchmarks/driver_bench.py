@@ -39,7 +39,9 @@ RESULTS = Path(__file__).parent / "results" / "driver.json"
 def seed_finished(saver: CheckpointLog, count: int) -> None:
     """``count`` completed threads, written through the log (what finished runs leave)."""
     for n in range(count):
-        head = saver.append(f"done-{n:05d}", None, [{"op": "start", "workflow": "five_steps"}], status="running")
+        head = saver.append(
+            f"done-{n:05d}", None, [{"op": "start", "workflow": "five_steps"}], status="running"
+        )
         saver.append(f"done-{n:05d}", head, [{"op": "end", "value": 0}], status="completed")
 
 
