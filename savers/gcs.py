@@ -116,7 +116,7 @@ from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.auth import exceptions as auth_exc
 from google.auth.credentials import AnonymousCredentials, Credentials
-from google.cloud import storage  # type: ignore[import-untyped]
+from google.cloud import storage  # type: ignore[import-untyped,attr-defined]
 from google.cloud.storage.exceptions import (  # type: ignore[import-untyped]
     DataCorruption,
     InvalidResponse,

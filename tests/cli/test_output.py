@@ -21,36 +21,47 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SCRIPT = Path(sys.executable).parent / "cairnflow"
 
 
-def test_colour_only_on_a_terminal_and_never_with_no_color(
+def visible_lines(text: str) -> list[str]:
+    return [line.rstrip() for line in ANSI.sub("", text).splitlines()]
+
+
+def test_colour_and_fitted_tables_only_on_a_terminal_and_never_with_no_color(
     local_location: StoreLocation, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     populate(local_location.url)
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.delenv("TERM", raising=False)
     plain = cli(capsys, "threads", local_location.url).out
-    assert not ANSI.search(plain)
+    assert not ANSI.search(plain)  # piped: plain columns, never cut
+    ids = sorted(line.split()[0] for line in plain.splitlines()[1:])
+    assert 'waiting: {"question": "ship?", "x": 7}' in plain
 
-    tty = FakeTTY()
-    monkeypatch.setattr(sys, "stdout", tty)
-    assert cli(capsys, "threads", local_location.url).code == 0
-    coloured = tty.getvalue()
-    assert "\x1b[31mfailed\x1b[0m" in coloured and "\x1b[32mcompleted\x1b[0m" in coloured
-    assert ANSI.sub("", coloured) == plain  # colour never shifts the columns
+    for width in (100, 72):
+        monkeypatch.setenv("COLUMNS", str(width))
+        tty = FakeTTY()
+        monkeypatch.setattr(sys, "stdout", tty)
+        assert cli(capsys, "threads", local_location.url).code == 0
+        drawn = tty.getvalue()
+        assert re.search(r"\x1b\[31mfailed", drawn) and re.search(r"\x1b\[32mcompleted", drawn)
+        lines = visible_lines(drawn)
+        assert lines[0].split()[:3] == ["THREAD", "LAYOUT", "STATUS"]
+        assert max(len(line) for line in lines) <= width  # the table fits the terminal
+        assert sorted(line.split()[0] for line in lines[1:]) == ids  # ids are never cut
 
     monkeypatch.setenv("NO_COLOR", "1")
     tty = FakeTTY()
     monkeypatch.setattr(sys, "stdout", tty)
     assert cli(capsys, "threads", local_location.url).code == 0
-    assert tty.getvalue() == plain
+    assert not ANSI.search(tty.getvalue()) and "\x1b" not in tty.getvalue()
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "total"),
     [
-        ["verify", "{url}"],
-        ["prune", "{url}", "--keep-last", "1", "--dry-run"],
-        ["copy", "{url}", "{url}-copy"],
-        ["threads", "{url}"],
+        (["verify", "{url}"], True),
+        (["prune", "{url}", "--keep-last", "1", "--dry-run"], True),
+        (["copy", "{url}", "{url}-copy"], True),
+        (["threads", "{url}"], False),
     ],
 )
 def test_progress_on_a_terminal_only(
@@ -58,6 +69,7 @@ def test_progress_on_a_terminal_only(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     argv: list[str],
+    total: bool,
 ) -> None:
     populate(local_location.url)
     args = [a.replace("{url}", local_location.url) for a in argv]
@@ -66,9 +78,15 @@ def test_progress_on_a_terminal_only(
     tty = FakeTTY()
     monkeypatch.setattr(sys, "stderr", tty)
     cli(capsys, *args)
-    drawn = tty.getvalue()
-    assert drawn.startswith(f"\r\x1b[K{argv[0]}: ")
-    assert drawn.endswith("\r\x1b[K")  # the line is cleared at the end
+    drawn = ANSI.sub("", tty.getvalue())
+    assert f"{argv[0]}:" in drawn
+    assert "/s" in drawn and "ETA" in drawn  # rate and time remaining
+    if total:
+        done = re.findall(r" (\d+)/(\d+) ", drawn)
+        assert done and done[-1][0] == done[-1][1] and int(done[-1][1]) > 0  # done/total, finished
+    else:
+        assert re.search(r" \d+/\? ", drawn)  # a listing's total is not known in advance
+    assert tty.getvalue().endswith("\x1b[2K")  # the bar is erased at the end
 
 
 def test_relative_times() -> None:
@@ -150,3 +168,20 @@ def test_installed_console_script(location: StoreLocation, populated: dict[str, 
     assert proc.stderr.strip().splitlines() == ["cairnflow history: error: no thread 'nope'"]
     proc = run_script("threads", "ftp://nowhere", env=env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_rich_and_langgraph_are_imported_only_when_needed() -> None:
+    """The core, ops and the CLI module never import rich; piped output never needs it."""
+    code = (
+        "import sys, cairnflow.core, cairnflow.ops, cairnflow.cli\n"
+        "assert 'rich' not in sys.modules, 'rich imported'\n"
+        "assert 'langgraph' not in sys.modules, 'langgraph imported'\n"
+        "from cairnflow.cli import main\n"
+        "import tempfile; d = tempfile.mkdtemp()\n"
+        "code = main(['verify', 'file://' + d])\n"
+        "sys.exit(code or ('rich' in sys.modules) or ('langgraph' in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr

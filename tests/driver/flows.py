@@ -39,3 +39,15 @@ def fragile(marker: str, n: int) -> int:
 @workflow
 def dies_once(marker: str) -> int:
     return sum(fragile(marker, n).result() for n in range(4))
+
+
+@task
+def declined(thread: str) -> int:
+    with _lock:
+        EXECUTIONS[f"{thread}:declined"] += 1
+    raise ValueError("card declined")
+
+
+@workflow
+def always_fails(thread: str) -> int:
+    return declined(thread).result()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -120,4 +121,53 @@ def test_three_workers_never_record_a_step_twice(tmp_path: Path) -> None:
 
 def test_workflows_are_found_in_modules_by_name() -> None:
     names = sorted(wf.name for wf in workflows_in(["tests.driver.flows"]))
-    assert names == ["dies_once", "five_steps"]
+    assert names == ["always_fails", "dies_once", "five_steps"]
+
+
+def test_stray_wakeups_leave_finished_and_failed_runs_alone(saver: CheckpointLog) -> None:
+    from cairnflow.core.wake import Wakeup
+
+    worker = Worker(saver, [flows.five_steps, flows.always_fails])
+    worker.driver.start(flows.five_steps, "fin", thread_id="fin")
+    with pytest.raises(Exception, match="card declined"):
+        worker.driver.start(flows.always_fails, "bad", thread_id="bad")
+    ran = flows.EXECUTIONS["bad:declined"]
+    for thread_id, name in (("fin", "five_steps"), ("bad", "always_fails")):
+        for reason in ("lease", "suspended", "timer"):
+            standing = worker.driver.handle(Wakeup(thread_id, name, time.time(), reason))
+            assert standing is not None and standing.status in ("completed", "failed")
+    assert flows.EXECUTIONS["bad:declined"] == ran  # the failed task was not tried again
+
+
+def test_cairnflow_worker_command_finishes_suspended_runs(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}/store"
+    saver = open_saver(url)
+    starter = Driver(saver, DueIndex(saver), [flows.five_steps])
+    for n in range(3):
+        suspend_at_start(starter, f"cli-{n}")
+    script = Path(sys.executable).parent / "cairnflow"
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [str(script), "worker", url, "--import", "tests.driver.flows", "--once", "--json"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"due": 3, "handled": 3, "skipped": 0}
+    for n in range(3):
+        run = flows.five_steps.get_run(thread_id=f"cli-{n}", saver=saver)
+        assert run is not None and run.status == "completed"
+
+
+def test_cairnflow_worker_without_workflows_is_a_usage_error(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "cairnflow"
+    proc = subprocess.run(
+        [str(script), "worker", f"file://{tmp_path}/s", "--import", "json", "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "no @workflow found" in proc.stderr

@@ -19,7 +19,7 @@ from tests.cli.flows import Expected, populate
 HOSTILE = "<script>alert('x')</script>\"'><img src=x onerror=alert(1)>&amp;"
 HOSTILE_ID = f"evil{HOSTILE}"
 HOSTILE_WORKFLOW = "wf<b onmouseover=alert(2)>"
-LANGGRAPH_THREADS = {"agent-wait": "interrupted", "agent-done": "saved"}
+LANGGRAPH_THREADS = {"agent-wait": "interrupted", "agent-done": "completed"}
 
 
 @task

@@ -49,13 +49,14 @@ def test_thread_list_shows_every_thread_with_its_status_and_workflow(served: Ser
     for tid, status in LANGGRAPH_THREADS.items():
         assert "<td>langgraph</td>" in listed[tid]
         assert f"s-{status}" in listed[tid]
+    assert "send the refund?" in listed["agent-wait"]
 
 
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
         ("status=interrupted", {"wait-1", "agent-wait"}),
-        ("status=completed&status=failed", {"done-1", "long-1", "fail-1", HOSTILE_ID}),
+        ("status=completed&status=failed", {"done-1", "long-1", "fail-1", "agent-done", HOSTILE_ID}),
         ("workflow=order", {"done-1", "wait-1", "susp-1"}),
         ("workflow=order&status=suspended", {"susp-1"}),
         ("layout=langgraph", set(LANGGRAPH_THREADS)),
@@ -77,6 +78,15 @@ def test_age_filters_against_the_clock(demo_url: str) -> None:
         assert rows(later.get("/?age=1d").body) == {}
         assert set(rows(later.get("/?older=1d").body)) == {*EXPECTED, *LANGGRAPH_THREADS, HOSTILE_ID}
         assert "2d" in rows(later.get("/").body)["done-1"]
+
+
+def test_a_full_list_offers_more(served: Served) -> None:
+    body = served.get("/?limit=2&workflow=order").body
+    assert len(rows(body)) == 2
+    more = re.search(r'<a href="([^"]+)" id="more">show more</a>', body)
+    assert more is not None
+    assert set(rows(served.get(html.unescape(more.group(1))).body)) == {"done-1", "wait-1", "susp-1"}
+    assert 'id="more"' not in served.get("/?limit=3&workflow=order&status=failed").body
 
 
 def test_filter_form_keeps_the_choices(served: Served) -> None:
@@ -240,8 +250,10 @@ def test_pages_carry_a_strict_csp_with_a_fresh_nonce(served: Served) -> None:
         "127.0.0.1",
         "127.0.0.1:1",
         "localhost.evil.example:{port}",
+        "127.0.0.1.evil.example:{port}",
         "",
-        "0.0.0.0:{port}",
+        ":{port}",
+        "[::1]x:{port}",
     ],
 )
 def test_requests_for_another_host_are_refused(served: Served, host: str) -> None:
@@ -250,8 +262,10 @@ def test_requests_for_another_host_are_refused(served: Served, host: str) -> Non
     assert "done-1" not in resp.body
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}", "[::1]:{port}"])
-def test_loopback_host_names_are_served(served: Served, host: str) -> None:
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}", "[::1]:{port}", "192.0.2.7:{port}"]
+)
+def test_loopback_names_and_ip_literals_are_served(served: Served, host: str) -> None:
     assert served.request("/", host=host.format(port=served.port)).status == 200
 
 
@@ -298,3 +312,33 @@ def test_importing_cairnflow_ui_loads_no_server() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_serves_on_ipv6_loopback(demo_url: str) -> None:
+    import http.client
+
+    from cairnflow.savers import open_saver
+    from cairnflow.ui.model import Browser
+    from cairnflow.ui.server import make_server
+
+    try:
+        server = make_server(Browser(open_saver(demo_url, create=False)), "::1", 0, quiet=True)
+    except OSError as exc:  # a machine with IPv6 switched off
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    import threading
+
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert server.url == f"http://[::1]:{server.port}/"
+        conn = http.client.HTTPConnection("::1", server.port, timeout=30)
+        conn.request("GET", "/?status=failed")
+        resp = conn.getresponse()
+        body = resp.read().decode()
+        conn.close()
+        assert resp.status == 200
+        assert set(rows(body)) == {"fail-1"}
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

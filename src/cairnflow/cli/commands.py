@@ -79,7 +79,7 @@ def statuses(values: list[str] | None) -> set[str] | None:
 def cmd_threads(args: argparse.Namespace, out: Output) -> int:
     saver = open_log(args.url)
     now = time.time()
-    with Progress(out, "threads") as progress:
+    with Progress(out, "threads", unit="threads") as progress:
         found = ops.list_threads(
             saver,
             statuses=statuses(args.status),
@@ -88,7 +88,8 @@ def cmd_threads(args: argparse.Namespace, out: Output) -> int:
             updated_after=None if args.newer_than is None else now - args.newer_than,
             limit=args.limit,
             sort=args.sort,
-            progress=lambda n: progress.update(f"{n} threads examined"),
+            progress=lambda n: progress.update(n),
+            layouts=None if args.layout is None else [args.layout],
         )
     if out.as_json:
         out.json({"store": args.url, "count": len(found), "threads": [t.to_dict() for t in found]})
@@ -98,13 +99,14 @@ def cmd_threads(args: argparse.Namespace, out: Output) -> int:
             detail = t.error or (f"waiting: {short(t.waiting_for)}" if t.status == "interrupted" else "")
             steps = "-" if t.steps is None else str(t.steps)
             updated = ago(t.updated_at, now)
+            checkpoint = t.checkpoint_id or "-"
             rows.append(
-                [t.thread_id, t.status, t.workflow or "-", steps, t.checkpoint_id or "-", updated, detail]
+                [t.thread_id, t.layout, t.status, t.workflow or "-", steps, checkpoint, updated, detail]
             )
         out.table(
-            ["THREAD", "STATUS", "WORKFLOW", "STEPS", "CHECKPOINT", "UPDATED", "DETAIL"],
+            ["THREAD", "LAYOUT", "STATUS", "WORKFLOW", "STEPS", "CHECKPOINT", "UPDATED", "DETAIL"],
             rows,
-            {1: status_style},
+            {2: status_style},
         )
     if not found:
         if not out.as_json:
@@ -115,6 +117,8 @@ def cmd_threads(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_history(args: argparse.Namespace, out: Output) -> int:
     saver = open_log(args.url)
+    if ops.thread_layout(saver, args.thread, args.layout) == "langgraph":
+        return _graph_history(args, out, ops.graph_history(saver, args.thread, limit=args.limit))
     entries = ops.thread_history(saver, args.thread, limit=args.limit)
     if out.as_json:
         out.json({"thread_id": args.thread, "checkpoints": [e.to_dict() for e in entries]})
@@ -130,8 +134,56 @@ def cmd_history(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def _graph_history(args: argparse.Namespace, out: Output, entries: list[ops.GraphCheckpoint]) -> int:
+    if out.as_json:
+        checkpoints = [e.to_dict() for e in entries]
+        out.json({"thread_id": args.thread, "layout": "langgraph", "checkpoints": checkpoints})
+        return EXIT_OK
+    now = time.time()
+    rows = [
+        [e.checkpoint_id, e.ns or "-", e.source or "-", "-" if e.step is None else str(e.step),
+         ago(e.created_at, now), ", ".join(e.next) or "-", str(len(e.writes))]
+        for e in entries
+    ]  # fmt: skip
+    out.table(["CHECKPOINT", "NAMESPACE", "SOURCE", "STEP", "WRITTEN", "NEXT", "WRITES"], rows)
+    return EXIT_OK
+
+
+def _graph_show(out: Output, state: ops.GraphState) -> int:
+    if out.as_json:
+        out.json(state.to_dict())
+        return EXIT_OK
+    pad = " " * 13
+    cp = state.checkpoint
+
+    def field(name: str, value: str) -> None:
+        out.line(f"{name:<12} {value}")
+
+    field("thread", f"{state.thread_id} (langgraph)")
+    field("status", out.paint(state.status, status_style(state.status)))
+    latest = "latest" if state.is_latest else f"latest is {state.latest_checkpoint_id}"
+    field("checkpoint", f"{cp.checkpoint_id} ({cp.source or '?'} step {cp.step}, {latest})")
+    field("written", f"{ago(cp.created_at)} ({ops.iso_time(cp.created_at)})")
+    if len(state.namespaces) > 1:
+        field("namespaces", ", ".join(ns or '""' for ns in state.namespaces))
+    field("next", ", ".join(cp.next) or "-")
+    if state.interrupts:
+        waiting = state.interrupts[0] if len(state.interrupts) == 1 else state.interrupts
+        field("waiting for", pretty(waiting, pad))
+    if state.error is not None:
+        field("error", out.paint(state.error, "red"))
+    field("values", pretty(state.values, pad))
+    if cp.writes:
+        out.line("")
+        rows = [[w["task"], w["channel"], short(w["value"])] for w in cp.writes]
+        out.table(["TASK", "CHANNEL", "PENDING WRITE"], rows)
+    return EXIT_OK
+
+
 def cmd_show(args: argparse.Namespace, out: Output) -> int:
     saver = open_log(args.url)
+    if ops.thread_layout(saver, args.thread, args.layout) == "langgraph":
+        return _graph_show(out, ops.graph_state(saver, args.thread, args.checkpoint))
     state = ops.show_state(saver, args.thread, args.checkpoint)
     if out.as_json:
         out.json(state.to_dict())
@@ -177,7 +229,7 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_delete(args: argparse.Namespace, out: Output) -> int:
     saver = open_log(args.url)
-    plan = ops.delete_thread(saver, args.thread, dry_run=True, purge=args.purge)
+    plan = ops.delete_thread(saver, args.thread, dry_run=True, purge=args.purge, layout=args.layout)
     if args.dry_run:
         _print_delete(out, plan)
         return EXIT_OK
@@ -191,7 +243,9 @@ def cmd_delete(args: argparse.Namespace, out: Output) -> int:
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             out.note("not deleted")
             return EXIT_PROBLEMS
-    result = ops.delete_thread(saver, args.thread, purge=args.purge)
+    with Progress(out, "delete", total=len(plan.deleted)) as progress:
+        result = ops.delete_thread(saver, args.thread, purge=args.purge, layout=plan.layout)
+        progress.advance(len(result.deleted))
     _print_delete(out, result)
     return EXIT_OK
 
@@ -203,18 +257,23 @@ def _print_delete(out: Output, result: ops.DeleteResult) -> None:
     verb = "would delete" if result.dry_run else "deleted"
     ids = _ids(result.deleted)
     where = f" ({ids})" if ids else ""
-    tail = (
-        "; the tombstone is removed too (purge)"
-        if result.purged
-        else f"; tombstone at checkpoint {result.tombstone} fences stale writers"
-    )
+    if result.purged:
+        tail = "; the tombstone is removed too (purge)"
+    elif result.layout == "langgraph":
+        tail = "; a tombstone in each namespace fences stale writers"
+        where = ""
+    else:
+        tail = f"; tombstone at checkpoint {result.tombstone} fences stale writers"
     count = len(result.deleted)
-    out.line(f"{verb} thread {result.thread_id!r} ({result.status}): {count} checkpoint(s){where}{tail}")
+    kind = "LangGraph thread" if result.layout == "langgraph" else "thread"
+    out.line(f"{verb} {kind} {result.thread_id!r} ({result.status}): {count} checkpoint(s){where}{tail}")
 
 
 def _ids(ids: Sequence[str]) -> str:
     if not ids:
         return ""
+    if not all(i.isdigit() for i in ids):
+        return ", ".join(ids)
     numbers = [int(i) for i in ids]
     if numbers == list(range(numbers[0], numbers[0] + len(numbers))) and len(numbers) > 2:
         return f"{numbers[0]}..{numbers[-1]}"
@@ -223,7 +282,7 @@ def _ids(ids: Sequence[str]) -> str:
 
 def cmd_prune(args: argparse.Namespace, out: Output) -> int:
     saver = open_log(args.url)
-    with Progress(out, "prune") as progress:
+    with Progress(out, "prune", unit="threads") as progress:
         result = ops.prune(
             saver,
             keep_last=args.keep_last,
@@ -231,7 +290,8 @@ def cmd_prune(args: argparse.Namespace, out: Output) -> int:
             statuses=statuses(args.status),
             dry_run=args.dry_run,
             purge=args.purge,
-            progress=lambda n, d: progress.update(f"{n} threads examined, {d} checkpoints"),
+            progress=lambda n, d: progress.update(n, f"{d} checkpoints"),
+            total=progress.set_total,
         )
     if out.as_json:
         out.json(result.to_dict())
@@ -241,6 +301,7 @@ def cmd_prune(args: argparse.Namespace, out: Output) -> int:
             rows = [
                 [
                     t.thread_id,
+                    t.layout,
                     t.status,
                     ago(t.updated_at, now),
                     t.action,
@@ -251,9 +312,9 @@ def cmd_prune(args: argparse.Namespace, out: Output) -> int:
                 for t in result.threads
             ]
             out.table(
-                ["THREAD", "STATUS", "UPDATED", "ACTION", "CHECKPOINTS", "KEEP-FROM", "NOTE"],
+                ["THREAD", "LAYOUT", "STATUS", "UPDATED", "ACTION", "CHECKPOINTS", "KEEP-FROM", "NOTE"],
                 rows,
-                {1: status_style, 3: lambda c: "red" if c == "skip" else None},
+                {2: status_style, 4: lambda c: "red" if c == "skip" else None},
             )
         verb = "would delete" if result.dry_run else "deleted"
         affected = sum(1 for t in result.threads if t.action != "skip")
@@ -268,41 +329,56 @@ def cmd_prune(args: argparse.Namespace, out: Output) -> int:
 def cmd_copy(args: argparse.Namespace, out: Output) -> int:
     src = open_log(args.src)
     dst = open_log(args.dst, create=True)
-    with Progress(out, "copy") as progress:
+    with Progress(out, "copy", unit="threads") as progress:
         result = ops.copy_threads(
             src,
             dst,
             thread_id=args.thread,
-            progress=lambda n, c: progress.update(f"{n} threads, {c} checkpoints copied"),
+            progress=lambda n, c: progress.update(n, f"{c} checkpoints"),
+            total=progress.set_total,
+            dry_run=args.dry_run,
+            layout=args.layout,
         )
     if out.as_json:
         out.json(result.to_dict())
     else:
         if result.threads:
             rows = [
-                [t.thread_id, t.result, str(t.copied), str(t.skipped), t.head or "-", t.error or ""]
+                [t.thread_id, t.layout, t.result, str(t.copied), str(t.skipped), t.head or "-", t.error or ""]
                 for t in result.threads
             ]
             out.table(
-                ["THREAD", "RESULT", "COPIED", "SKIPPED", "HEAD", "ERROR"],
+                ["THREAD", "LAYOUT", "RESULT", "COPIED", "SKIPPED", "HEAD", "ERROR"],
                 rows,
-                {1: lambda c: "red" if c in ("conflict", "corrupt") else "green"},
+                {2: lambda c: "red" if c in ("conflict", "corrupt") else "green"},
             )
         summary = result.to_dict()
+        verb = "would copy" if result.dry_run else "copied"
         out.line(
-            f"copied {summary['checkpoints_copied']} checkpoint(s), skipped {summary['checkpoints_skipped']} "
+            f"{verb} {summary['checkpoints_copied']} checkpoint(s), skipped {summary['checkpoints_skipped']} "
             f"already there, {len(result.threads)} thread(s), {summary['problems']} problem(s)"
         )
-    return EXIT_PROBLEMS if result.problems else EXIT_OK
+    if not result.threads:
+        out.note(f"cairnflow copy: nothing copied: no threads under {args.src}")
+        return EXIT_PROBLEMS
+    if result.problems:
+        failed = ", ".join(repr(t.thread_id) for t in result.problems)
+        out.note(
+            f"cairnflow copy: the copy is partial: {len(result.problems)} thread(s) not copied ({failed})"
+        )
+        return EXIT_PROBLEMS
+    return EXIT_OK
 
 
 def cmd_verify(args: argparse.Namespace, out: Output) -> int:
     saver = open_log(args.url)
-    with Progress(out, "verify") as progress:
+    with Progress(out, "verify", unit="objects") as progress:
         report = ops.verify(
             saver,
             args.thread,
-            progress=lambda o, t: progress.update(f"{o} objects, {t} threads checked"),
+            progress=lambda o, t: progress.update(o, f"{t} threads"),
+            total=progress.set_total,
+            layout=args.layout,
         )
     if out.as_json:
         out.json({**report.to_dict(), "url": args.url})
@@ -329,3 +405,18 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
     )
     return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def cmd_worker(args: argparse.Namespace, out: Output) -> int:
+    from cairnflow.driver.worker import main as serve
+
+    result = serve(args.url, args.modules, interval=args.interval, lease=args.lease, once=args.once)
+    if args.once:
+        summary = {"due": result.due, "handled": result.handled, "skipped": result.skipped}
+        if out.as_json:
+            out.json(summary)
+        else:
+            out.line(
+                f"handled {result.handled} of {result.due} due wake-up(s); {result.skipped} held by others"
+            )
+    return EXIT_OK

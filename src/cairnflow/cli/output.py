@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
@@ -33,13 +32,20 @@ def isatty(stream: IO[str]) -> bool:
 
 
 class Output:
-    """Where a command writes: tables or JSON on stdout, notes and progress on stderr."""
+    """Where a command writes: tables or JSON on stdout, notes and progress on stderr.
+
+    On a terminal, tables are drawn by ``rich`` to fit its width (the last
+    column is cut with an ellipsis) and statuses are coloured (never with
+    ``NO_COLOR`` or ``TERM=dumb``). Piped, tables are plain aligned columns,
+    never cut, with no escape codes: what a script reads is every character.
+    """
 
     def __init__(self, stdout: IO[str], stderr: IO[str], *, as_json: bool) -> None:
         self.stdout = stdout
         self.stderr = stderr
         self.as_json = as_json
-        self.colour = isatty(stdout) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+        self.terminal = isatty(stdout)
+        self.colour = self.terminal and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
         self.progress_enabled = isatty(stderr)
 
     def line(self, text: str = "") -> None:
@@ -63,61 +69,117 @@ class Output:
         styles: dict[int, Callable[[str], str | None]] | None = None,
     ) -> None:
         """Aligned columns; ``styles`` maps a column to a function choosing a cell's colour."""
+        if self.terminal:
+            self._rich_table(headers, rows, styles or {})
+            return
         widths = [len(h) for h in headers]
         for row in rows:
             for i, cell in enumerate(row):
                 widths[i] = max(widths[i], len(cell))
-        self.line(self._row([self.paint(h, "bold") for h in headers], list(headers), widths))
-        for row in rows:
-            painted = [
-                self.paint(cell, styles[i](cell) if styles and i in styles else None)
-                for i, cell in enumerate(row)
-            ]
-            self.line(self._row(painted, list(row), widths))
+        for row in [list(headers), *rows]:
+            cells = [c + " " * (w - len(c)) for c, w in zip(row[:-1], widths[:-1], strict=True)]
+            self.line("  ".join([*cells, row[-1]]).rstrip())
 
-    @staticmethod
-    def _row(painted: list[str], plain: list[str], widths: list[int]) -> str:
-        cells = [
-            p + " " * (w - len(c)) for p, c, w in zip(painted[:-1], plain[:-1], widths[:-1], strict=True)
-        ]
-        return "  ".join([*cells, painted[-1]]).rstrip()
+    def _rich_table(
+        self,
+        headers: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        styles: dict[int, Callable[[str], str | None]],
+    ) -> None:
+        from rich.console import Console  # the CLI's only heavy import, and only on a terminal
+        from rich.table import Table
+        from rich.text import Text
+
+        console = Console(file=self.stdout, no_color=not self.colour, highlight=False, soft_wrap=False)
+        table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold" if self.colour else "")
+        for i, header in enumerate(headers):
+            if i == len(headers) - 1:  # the free-text column takes what is left, cut with an ellipsis
+                table.add_column(header, no_wrap=True, overflow="ellipsis")
+            else:  # the others keep their width (up to a point), so ids and statuses stay whole
+                width = max([len(header), *(len(row[i]) for row in rows)])
+                table.add_column(header, no_wrap=True, overflow="ellipsis", min_width=min(width, 40))
+        for row in rows:
+            table.add_row(
+                *(
+                    Text(cell, style=(styles[i](cell) if i in styles else None) or "")
+                    for i, cell in enumerate(row)
+                )
+            )
+        console.print(table)
 
 
 class Progress:
-    """A one-line progress indicator on stderr, drawn only when stderr is a terminal."""
+    """Progress on stderr, drawn by ``rich`` only when stderr is a terminal: done/total, rate, ETA.
 
-    def __init__(self, out: Output, label: str) -> None:
-        self.out = out
-        self.label = label
+    Piped (or with no terminal), nothing is written. ``set_total`` may come
+    later than the first update (the total is unknown until a listing ends);
+    ``update`` may be called from several threads.
+    """
+
+    def __init__(self, out: Output, label: str, *, unit: str = "items", total: int | None = None) -> None:
         self.enabled = out.progress_enabled
-        self._shown = False
-        self._last = 0.0
-        self._lock = threading.Lock()
+        self._bar: Any = None
+        self._task: Any = None
+        if self.enabled:
+            self._bar = _rich_progress(out.stderr, colour=out.colour or out.progress_enabled)
+            self._task = self._bar.add_task(label, total=total, unit=unit, note="")
 
-    def update(self, text: str) -> None:
-        if not self.enabled:
-            return
-        with self._lock:
-            now = time.monotonic()
-            if self._shown and now - self._last < 0.1:
-                return
-            self._last = now
-            self._shown = True
-            self.out.stderr.write(f"\r\x1b[K{self.label}: {text}")
-            self.out.stderr.flush()
+    def set_total(self, total: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, total=total)
 
-    def close(self) -> None:
-        with self._lock:
-            if self._shown:
-                self.out.stderr.write("\r\x1b[K")
-                self.out.stderr.flush()
-                self._shown = False
+    def update(self, done: int, note: str = "") -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, note=note)
+
+    def advance(self, amount: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=amount)
 
     def __enter__(self) -> Progress:
+        if self._bar is not None:
+            self._bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        if self._bar is not None:
+            self._bar.stop()  # transient: the bar is erased, the terminal is left as it was
+
+
+def _rich_progress(stream: IO[str], *, colour: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as RichProgress
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        """Items per second (rich's own speed column counts bytes)."""
+
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("?/s" if speed is None else f"{speed:,.1f}/s")
+
+    console = Console(file=stream, no_color=not colour, highlight=False)
+    return RichProgress(
+        TextColumn("{task.description}:"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[unit]}"),
+        RateColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=console,
+        transient=True,
+        refresh_per_second=8,
+    )
 
 
 def ago(epoch: float | None, now: float | None = None) -> str:

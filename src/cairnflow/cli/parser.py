@@ -114,6 +114,10 @@ def duration(text: str) -> float:
 Sub = Any  # argparse's _SubParsersAction (private type)
 
 
+def layout_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--layout", choices=ops.LAYOUTS, help=what)
+
+
 def add_threads(sub: Sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("threads", parents=[common], help="list threads with status, steps and last update")
     p.add_argument("url")
@@ -131,6 +135,7 @@ def add_threads(sub: Sub, common: argparse.ArgumentParser) -> None:
         "--sort", choices=("id", "updated"), default="id", help="thread id (default) or newest first"
     )
     p.add_argument("--limit", type=positive_int, metavar="N", help="at most N threads")
+    layout_option(p, "only threads of this layout (default: both)")
     p.set_defaults(handler=commands.cmd_threads)
 
 
@@ -139,6 +144,7 @@ def add_history(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("url")
     p.add_argument("thread")
     p.add_argument("--limit", type=positive_int, metavar="N", help="only the newest N checkpoints")
+    layout_option(p, "the thread's layout, when both layouts hold its id")
     p.set_defaults(handler=commands.cmd_history)
 
 
@@ -147,6 +153,7 @@ def add_show(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("url")
     p.add_argument("thread")
     p.add_argument("checkpoint", nargs="?")
+    layout_option(p, "the thread's layout, when both layouts hold its id")
     p.set_defaults(handler=commands.cmd_show)
 
 
@@ -157,6 +164,7 @@ def add_delete(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.add_argument("--dry-run", action="store_true", help="say what would be deleted; change nothing")
     p.add_argument("--purge", action="store_true", help="remove the tombstone too")
+    layout_option(p, "the thread's layout, when both layouts hold its id")
     p.set_defaults(handler=commands.cmd_delete)
 
 
@@ -189,6 +197,8 @@ def add_copy(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("src", metavar="SRC_URL")
     p.add_argument("dst", metavar="DST_URL")
     p.add_argument("--thread", metavar="T", help="only this thread")
+    p.add_argument("--dry-run", action="store_true", help="say what would be copied; write nothing")
+    layout_option(p, "only threads of this layout (default: both)")
     p.set_defaults(handler=commands.cmd_copy)
 
 
@@ -196,7 +206,43 @@ def add_verify(sub: Sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("verify", parents=[common], help="check checksums and linear histories")
     p.add_argument("url")
     p.add_argument("thread", nargs="?")
+    layout_option(p, "the thread's layout, when both layouts hold its id")
     p.set_defaults(handler=commands.cmd_verify)
+
+
+def add_worker(sub: Sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "worker", parents=[common], help="continue due runs (suspended, timers, dead processes)"
+    )
+    p.add_argument("url")
+    p.add_argument(
+        "--import",
+        dest="modules",
+        action="append",
+        required=True,
+        metavar="MODULE",
+        help="a module defining workflows (repeatable)",
+    )
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between idle polls (default 1)")
+    p.add_argument("--lease", type=float, default=900.0, help="seconds before a silent run is presumed dead")
+    p.add_argument("--once", action="store_true", help="handle what is due now, then exit")
+    p.set_defaults(handler=commands.cmd_worker)
+
+
+def add_ui(sub: Sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("ui", help="serve a local, read-only web view of the store (127.0.0.1:8470)")
+    p.add_argument("url")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=8470, help="port (default 8470; 0 picks a free one)")
+    p.set_defaults(handler=_run_ui, json=False)
+
+
+def _run_ui(args: argparse.Namespace, out: Any) -> int:
+    from cairnflow.ui import main as ui_main  # the web view loads only when asked for
+
+    return ui_main([args.url, "--host", args.host, "--port", str(args.port)])
 
 
 #: Every subcommand's registration function, in the order ``--help`` lists them.
@@ -208,6 +254,8 @@ COMMANDS: list[Callable[[Sub, argparse.ArgumentParser], None]] = [
     add_prune,
     add_copy,
     add_verify,
+    add_worker,
+    add_ui,
 ]
 
 

@@ -23,16 +23,22 @@ Tasks run at least once; records are written exactly once.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from cairnflow.core.checkpoint import CheckpointSaver
-from cairnflow.core.errors import ConflictError, InvalidArgumentError, ResumeError
+from cairnflow.core.errors import ConflictError, InvalidArgumentError, ResumeError, StoreError
 from cairnflow.core.executor import Run, Workflow
 from cairnflow.core.wake import WakeScheduler, Wakeup
 
-__all__ = ["Driver"]
+__all__ = ["CONTINUABLE", "Driver"]
+
+_log = logging.getLogger("cairnflow.driver")
+
+#: The statuses a wake-up continues; any other means the run needs nothing (or a person).
+CONTINUABLE = frozenset({"running", "suspended", "waiting"})
 
 #: A wake-up earlier than its time by less than this is handled now (clock skew, queue jitter).
 EARLY_TOLERANCE = 1.0
@@ -90,12 +96,12 @@ class Driver:
                 f"wake-up for thread {wakeup.thread_id!r} names workflow {wakeup.workflow!r}, which this "
                 f"process does not define (it has: {known}); import the module that defines it"
             )
-        if wakeup.reason == "lease":
-            # Leases cannot always be cancelled (a queue message is out of reach once sent):
-            # continue only a run that is still marked as running, never a finished one.
-            standing = workflow.get_run(thread_id=wakeup.thread_id, saver=self.saver)
-            if standing is None or standing.status not in ("running", "suspended"):
-                return standing
+        # Wake-ups are delivered at least once and cannot always be cancelled (a queue message
+        # is out of reach once sent): continue only a run that is still unfinished. A failed
+        # run is retried by its owner's explicit resume(), never by a stray wake-up.
+        standing = workflow.get_run(thread_id=wakeup.thread_id, saver=self.saver)
+        if standing is None or standing.status not in CONTINUABLE:
+            return standing
         try:
             return self._drive(
                 workflow,
@@ -106,6 +112,22 @@ class Driver:
             return None  # another invocation continued the run first; it owns the next step
         except ResumeError:
             return None  # the run waits for an answer (interrupt): only its answer continues it
+
+    def deliver(self, wakeup: Wakeup, **options: Any) -> bool:
+        """Handle ``wakeup`` for a queue or worker: False means "deliver it again later".
+
+        Only a store failure asks for redelivery. A workflow body that raised
+        has its failure recorded in the thread (``get_run`` shows it), so
+        delivering the wake-up again would change nothing.
+        """
+        try:
+            self.handle(wakeup, **options)
+        except StoreError:
+            _log.warning("continuing thread %r: store error", wakeup.thread_id, exc_info=True)
+            return False
+        except Exception:  # noqa: BLE001 - the body's own failure, recorded in the thread
+            _log.info("thread %r failed", wakeup.thread_id, exc_info=True)
+        return True
 
     def _drive(self, workflow: Workflow[Any], thread_id: str, execute: Callable[[], Run]) -> Run:
         lease = Wakeup(thread_id, workflow.name, self.clock() + self.lease, "lease", self.store_url)

@@ -12,7 +12,6 @@ do.
 from __future__ import annotations
 
 import importlib
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -20,15 +19,13 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from cairnflow.core.errors import InvalidArgumentError, StoreError
+from cairnflow.core.errors import InvalidArgumentError
 from cairnflow.core.executor import Workflow
 from cairnflow.core.log import CheckpointLog
 from cairnflow.driver.driver import Driver
 from cairnflow.driver.due import DueIndex
 
 __all__ = ["PollResult", "Worker", "workflows_in"]
-
-_log = logging.getLogger("cairnflow.worker")
 
 
 def workflows_in(modules: Iterable[str | ModuleType]) -> list[Workflow[Any]]:
@@ -78,13 +75,8 @@ class Worker:
             if not self.index.claim(entry):
                 result.skipped += 1
                 continue
-            try:
-                self.driver.handle(entry.wakeup)
-            except StoreError:  # the store is unwell: keep the entry, the claim expires, we retry
-                _log.warning("continuing thread %r: store error", entry.wakeup.thread_id, exc_info=True)
-                continue
-            except Exception:  # noqa: BLE001 - the workflow body failed: its failure is recorded
-                _log.info("thread %r failed", entry.wakeup.thread_id, exc_info=True)
+            if not self.driver.deliver(entry.wakeup):
+                continue  # the store is unwell: keep the entry; its claim expires and we retry
             self.index.done(entry)
             result.handled += 1
         return result
@@ -95,3 +87,28 @@ class Worker:
         while not stop.is_set():
             if self.poll().due == 0:
                 stop.wait(interval)
+
+
+def main(url: str, modules: list[str], *, interval: float, lease: float, once: bool) -> PollResult:
+    """``cairnflow worker``: serve ``url`` until SIGTERM/SIGINT (or, with ``once``, until idle)."""
+    import signal
+    import sys
+
+    from cairnflow.savers import open_saver
+
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # like `python -m`: modules in the working directory import
+    workflows = workflows_in(modules)  # a usage error before any request to the store
+    worker = Worker(open_saver(url, create=False), workflows, lease=lease)
+    total = PollResult()
+    if once:
+        while (result := worker.poll()).due:
+            total.due += result.due
+            total.handled += result.handled
+            total.skipped += result.skipped
+        return total
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    worker.run(interval=interval, stop=stop)
+    return total

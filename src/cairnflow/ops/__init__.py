@@ -13,6 +13,13 @@ a ``to_dict()`` whose field names are the command's ``--json`` output.
 * :func:`copy_threads` -- copy threads, history included, to another store; resumable.
 * :func:`verify` -- check stored histories (:mod:`cairnflow.core.verify`).
 
+A prefix may hold executor threads and LangGraph threads side by side; every
+operation handles both and each result says which ``layout`` a thread is.
+LangGraph threads are read and written only through the LangGraph saver
+(:mod:`cairnflow.ops.lgraph`); :func:`graph_history` and :func:`graph_state`
+are their ``history`` and ``show``, and :func:`thread_layout` tells which one
+a thread id is.
+
 Reading never constructs a stored value: bodies are parsed as JSON and tagged
 values are shown as plain JSON (see :func:`untag`), so an operator needs none
 of the workflow's code. Bodies written with another serializer (pickle) are
@@ -22,7 +29,8 @@ Modules, one concern each: :mod:`~cairnflow.ops.results` (the dataclasses),
 :mod:`~cairnflow.ops.display` (values, records, times), :mod:`~cairnflow.ops.objects`
 (raw, checked object reads), :mod:`~cairnflow.ops.reading` (threads, history,
 show), :mod:`~cairnflow.ops.maintenance` (delete, prune),
-:mod:`~cairnflow.ops.copying` (copy).
+:mod:`~cairnflow.ops.copying` (copy), :mod:`~cairnflow.ops.verifying` (verify),
+:mod:`~cairnflow.ops.lgraph` (LangGraph threads), :mod:`~cairnflow.ops.graph_results`.
 """
 
 from __future__ import annotations
@@ -30,12 +38,21 @@ from __future__ import annotations
 from typing import Any
 
 from cairnflow.core.errors import InvalidURLError
-from cairnflow.core.verify import Problem, VerifyReport, verify
+from cairnflow.core.verify import Problem, VerifyReport
 from cairnflow.ops.copying import copy_threads
 from cairnflow.ops.display import describe_record, iso_time, parse_duration, untag
+from cairnflow.ops.graph_results import GraphCheckpoint, GraphState
 from cairnflow.ops.maintenance import delete_thread, prune
-from cairnflow.ops.reading import list_threads, show_state, thread_history
+from cairnflow.ops.reading import (
+    graph_history,
+    graph_state,
+    list_threads,
+    show_state,
+    thread_history,
+    thread_layout,
+)
 from cairnflow.ops.results import (
+    LAYOUTS,
     STATUSES,
     CopiedThread,
     CopyResult,
@@ -47,12 +64,16 @@ from cairnflow.ops.results import (
     ThreadState,
     ThreadSummary,
 )
+from cairnflow.ops.verifying import verify
 
 __all__ = [
+    "LAYOUTS",
     "STATUSES",
     "CopiedThread",
     "CopyResult",
     "DeleteResult",
+    "GraphCheckpoint",
+    "GraphState",
     "HistoryEntry",
     "InvalidURLError",
     "Problem",
@@ -65,12 +86,15 @@ __all__ = [
     "copy_threads",
     "delete_thread",
     "describe_record",
+    "graph_history",
+    "graph_state",
     "iso_time",
     "list_threads",
     "parse_duration",
     "prune",
     "show_state",
     "thread_history",
+    "thread_layout",
     "untag",
     "verify",
 ]

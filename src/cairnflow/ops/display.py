@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from cairnflow.core.errors import InvalidArgumentError
+from cairnflow.core.records import RecordedError
 
 __all__ = ["describe_record", "error_text", "iso_time", "parse_duration", "untag"]
 
@@ -63,11 +64,7 @@ def compact(value: Any, width: int = 60) -> str:
 
 def error_text(error: Any) -> str:
     """A recorded error (``{"type": ..., "message": ...}``) as ``Type: message``."""
-    if not isinstance(error, dict):
-        return "unknown error"
-    kind = str(error.get("type", "?"))
-    kind = kind.removeprefix("builtins.")
-    return f"{kind}: {error.get('message', '')}"
+    return RecordedError.of(error).text()
 
 
 def describe_record(record: Any) -> str:

@@ -32,8 +32,9 @@ from cairnflow.core.errors import (
     ThreadNotFoundError,
 )
 from cairnflow.core.log import CheckpointLog
-from cairnflow.ops import objects
+from cairnflow.ops import lgraph, objects
 from cairnflow.ops.objects import StoredCheckpoint
+from cairnflow.ops.reading import thread_layout
 from cairnflow.ops.results import STATUSES, DeleteResult, PrunedThread, PruneResult
 
 __all__ = ["delete_thread", "prune"]
@@ -77,7 +78,12 @@ def _delete(
 
 
 def delete_thread(
-    saver: CheckpointLog, thread_id: str, *, dry_run: bool = False, purge: bool = False
+    saver: CheckpointLog,
+    thread_id: str,
+    *,
+    dry_run: bool = False,
+    purge: bool = False,
+    layout: str | None = None,
 ) -> DeleteResult:
     """Delete a thread: write a tombstone above its head, then delete every older checkpoint.
 
@@ -87,8 +93,14 @@ def delete_thread(
     Unlike a blind sweep of the prefix, only checkpoints *below* the tombstone
     are deleted, so a new run started on the same id right after the tombstone
     is left alone. ``ThreadNotFoundError`` if the thread does not exist (or is
-    only a tombstone and ``purge`` is false).
+    only a tombstone and ``purge`` is false). A LangGraph thread is deleted by
+    the LangGraph saver, in every namespace (``layout`` names the layout when
+    the id exists in both).
     """
+    if thread_layout(saver, thread_id, layout) == "langgraph":
+        lg = lgraph.graph_saver(saver)
+        assert lg is not None  # thread_layout found the thread there
+        return lgraph.delete(lg, thread_id, dry_run=dry_run, purge=purge)
     seqs = objects.thread_seqs(saver, thread_id)
     head = objects.head(saver, thread_id) if seqs else None
     if head is None:
@@ -135,6 +147,7 @@ def prune(
     purge: bool = False,
     now: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    total: Callable[[int], None] | None = None,
 ) -> PruneResult:
     """Trim old checkpoints (``keep_last``) or delete stale threads (``older_than`` seconds).
 
@@ -142,7 +155,10 @@ def prune(
     ``statuses`` restricts the threads touched (default: every status for
     ``keep_last``; only ``completed`` for ``older_than``). See the module
     docstring for what is kept. ``progress(threads_examined,
-    checkpoints_deleted)`` is called as it goes.
+    checkpoints_deleted)`` is called as it goes, after ``total(threads)``.
+    LangGraph threads are pruned by the LangGraph saver: ``keep_last=1`` keeps
+    each namespace's latest checkpoint (a larger ``keep_last`` skips them with
+    a reason), ``older_than`` deletes stale ones like executor threads.
     """
     if (keep_last is None) == (older_than is None):
         raise InvalidArgumentError("give exactly one of keep_last and older_than")
@@ -159,7 +175,12 @@ def prune(
     examined = 0
     deleted_total = 0
     results: list[PrunedThread] = []
-    for thread_id, head_key in objects.scan_heads(saver):
+    heads = list(objects.scan_heads(saver))
+    lg = lgraph.graph_saver(saver)
+    graph_ids = list(lgraph.thread_ids(lg)) if lg is not None else []
+    if total is not None:
+        total(len(heads) + len(graph_ids))
+    for thread_id, head_key in heads:
         examined += 1
         try:
             outcome = (
@@ -179,6 +200,18 @@ def prune(
         if outcome is not None:
             results.append(outcome)
             deleted_total += len(outcome.deleted)
+        if progress is not None:
+            progress(examined, deleted_total)
+    for summary in lgraph.summaries(lg, graph_ids) if lg is not None else ():
+        assert lg is not None
+        examined += 1
+        if summary.status in plan.wanted:
+            outcome = lgraph.prune_thread(
+                lg, summary, keep_last=keep_last, cutoff=cutoff, dry_run=dry_run, purge=purge
+            )
+            if outcome is not None:
+                results.append(outcome)
+                deleted_total += len(outcome.deleted)
         if progress is not None:
             progress(examined, deleted_total)
     return PruneResult(

@@ -8,9 +8,8 @@ checkpoint; :func:`show_state` one LIST and one to three GETs.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Collection, Iterator
+from typing import TYPE_CHECKING
 
 from cairnflow.core import keys
 from cairnflow.core.errors import (
@@ -21,45 +20,56 @@ from cairnflow.core.errors import (
     ThreadNotFoundError,
 )
 from cairnflow.core.log import CheckpointLog
-from cairnflow.ops import objects
-from cairnflow.ops.display import error_text
-from cairnflow.ops.results import STATUSES, HistoryEntry, Step, ThreadState, ThreadSummary
+from cairnflow.core.records import RunRecords, parse_records
+from cairnflow.ops import lgraph, objects
+from cairnflow.ops.graph_results import GraphCheckpoint, GraphState
+from cairnflow.ops.results import LAYOUTS, STATUSES, HistoryEntry, Step, ThreadState, ThreadSummary
 
-__all__ = ["list_threads", "show_state", "thread_history"]
+if TYPE_CHECKING:
+    from cairnflow.langgraph import LangGraphSaver
+
+__all__ = ["graph_history", "graph_state", "list_threads", "show_state", "thread_history", "thread_layout"]
 
 
-@dataclass
-class _Analysis:
-    start: dict[str, Any] | None = None
-    ops: dict[int, dict[str, Any]] = field(default_factory=dict)
-    answers: dict[int, Any] = field(default_factory=dict)
-    end: dict[str, Any] | None = None
+def _graph(saver: CheckpointLog, thread_id: str) -> LangGraphSaver:
+    lg = lgraph.graph_saver(saver)
+    if lg is None or not lgraph.has_thread(lg, thread_id):
+        raise ThreadNotFoundError(f"no LangGraph thread {thread_id!r}")
+    return lg
 
-    @classmethod
-    def of(cls, records: Sequence[Any]) -> _Analysis:
-        out = cls()
-        for rec in records:
-            op = rec.get("op") if isinstance(rec, dict) else None
-            if op == "start":
-                out.start = rec
-            elif op in ("task", "task_error", "interrupt") and isinstance(rec.get("pos"), int):
-                out.ops[rec["pos"]] = rec
-            elif op == "resume" and isinstance(rec.get("pos"), int):
-                out.answers[rec["pos"]] = rec.get("value")
-            if op == "end":
-                out.end = rec
-            elif op is not None and op != "start":
-                out.end = None  # a retried failure supersedes its end record
-        return out
 
-    def pending(self) -> dict[str, Any] | None:
-        waiting = [r for p, r in self.ops.items() if r.get("op") == "interrupt" and p not in self.answers]
-        return max(waiting, key=lambda r: int(r["pos"])) if waiting else None
+def graph_history(saver: CheckpointLog, thread_id: str, *, limit: int | None = None) -> list[GraphCheckpoint]:
+    """A LangGraph thread's checkpoints, every namespace, newest first (through the LangGraph saver)."""
+    return lgraph.history(_graph(saver, thread_id), thread_id, limit=limit)
 
-    def error(self) -> str | None:
-        if self.end is not None and self.end.get("status") == "failed":
-            return error_text(self.end.get("error"))
-        return None
+
+def graph_state(saver: CheckpointLog, thread_id: str, checkpoint_id: str | None = None) -> GraphState:
+    """A LangGraph thread's state: values, pending writes, next nodes (through the LangGraph saver)."""
+    return lgraph.state(_graph(saver, thread_id), thread_id, checkpoint_id)
+
+
+def thread_layout(saver: CheckpointLog, thread_id: str, layout: str | None = None) -> str:
+    """Which layout holds ``thread_id``: ``executor`` or ``langgraph``.
+
+    ``layout`` names it when both do (an :class:`InvalidArgumentError` otherwise);
+    :class:`ThreadNotFoundError` when neither does.
+    """
+    if layout is not None and layout not in LAYOUTS:
+        raise InvalidArgumentError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    found = []
+    if layout in (None, "executor") and objects.thread_keys(saver, thread_id, limit=1):
+        found.append("executor")
+    if layout in (None, "langgraph"):
+        lg = lgraph.graph_saver(saver)
+        if lg is not None and lgraph.has_thread(lg, thread_id):
+            found.append("langgraph")
+    if not found:
+        raise ThreadNotFoundError(f"no thread {thread_id!r}")
+    if len(found) > 1:
+        raise InvalidArgumentError(
+            f"thread {thread_id!r} exists in both layouts (executor and langgraph); say which with --layout"
+        )
+    return found[0]
 
 
 # --------------------------------------------------------------------------- threads
@@ -76,19 +86,20 @@ def _summarise(saver: CheckpointLog, item: tuple[str, str]) -> ThreadSummary | N
         fresh = objects.thread_keys(saver, thread_id, limit=1)
         return _summarise(saver, (thread_id, fresh[0])) if fresh else None
     header = head.header
-    analysis = _Analysis.of(records) if records is not None else None
-    pending = analysis.pending() if analysis is not None and head.status == "interrupted" else None
+    run = parse_records(records) if records is not None else None
+    pending = run.pending_interrupt() if run is not None and head.status == "interrupted" else None
+    failure = run.failure() if run is not None and head.status == "failed" else None
     return ThreadSummary(
         thread_id=thread_id,
         status=head.status,
         workflow=header.workflow,
         checkpoint_id=str(head.seq),
         checkpoints=head.seq + 1,
-        steps=len(analysis.ops) if analysis is not None else None,
+        steps=len(run.steps) if run is not None else None,
         records=header.total,
         updated_at=header.time,
-        error=analysis.error() if analysis is not None and head.status == "failed" else None,
-        waiting_for=pending.get("value") if pending is not None else None,
+        error=failure.text() if failure is not None else None,
+        waiting_for=pending.value if pending is not None else None,
     )
 
 
@@ -102,14 +113,17 @@ def list_threads(
     limit: int | None = None,
     sort: str = "id",
     progress: Callable[[int], None] | None = None,
+    layouts: Collection[str] | None = None,
 ) -> list[ThreadSummary]:
-    """Threads under the prefix with their standing, filtered.
+    """Threads under the prefix, of both layouts, with their standing, filtered.
 
     ``statuses``: keep only these (default: every status but ``deleted``).
     ``updated_before``/``updated_after``: epoch seconds bounds on the last update.
     ``limit``: stop after that many matches. ``sort``: ``"id"`` (key order,
     streaming) or ``"updated"`` (newest first; reads every thread first).
-    ``progress(threads_examined)`` is called as the walk goes.
+    ``progress(threads_examined)`` is called as the walk goes. ``layouts``:
+    only threads of these layouts (default both; LangGraph threads follow the
+    executor's, and are read through the LangGraph saver).
     Costs one LIST and one or two GETs per thread, eight threads at a time.
     """
     if sort not in ("id", "updated"):
@@ -123,20 +137,31 @@ def list_threads(
             return False
         return not (updated_after is not None and (s.updated_at is None or s.updated_at < updated_after))
 
+    wanted_layouts = set(layouts) if layouts else set(LAYOUTS)
     out: list[ThreadSummary] = []
-    walk = objects.parallel(lambda item: _summarise(saver, item), objects.scan_heads(saver))
-    for examined, summary in enumerate(walk, start=1):
-        if progress is not None:
-            progress(examined)
-        if summary is not None and matches(summary):
-            out.append(summary)
-            if sort == "id" and limit is not None and len(out) >= limit:
-                break
+    walks: list[Iterator[ThreadSummary | None]] = []
+    if "executor" in wanted_layouts:
+        walks.append(objects.parallel(lambda item: _summarise(saver, item), objects.scan_heads(saver)))
+    lg = lgraph.graph_saver(saver) if "langgraph" in wanted_layouts else None
+    if lg is not None:
+        walks.append(lgraph.summaries(lg))
+    examined = 0
+    for walk in walks:
+        for summary in walk:
+            examined += 1
+            if progress is not None:
+                progress(examined)
+            if summary is not None and matches(summary):
+                out.append(summary)
+                if sort == "id" and limit is not None and len(out) >= limit:
+                    break
+        if sort == "id" and limit is not None and len(out) >= limit:
+            break
     if sort == "updated":
         out.sort(key=lambda s: (-(s.updated_at or 0.0), s.thread_id))
-        if limit is not None:
-            out = out[:limit]
-    return out
+    else:
+        out.sort(key=lambda s: (s.thread_id, s.layout))
+    return out if limit is None else out[:limit]
 
 
 # --------------------------------------------------------------------------- history
@@ -177,29 +202,28 @@ def thread_history(saver: CheckpointLog, thread_id: str, *, limit: int | None = 
 # --------------------------------------------------------------------------- show
 
 
-def _steps(analysis: _Analysis) -> list[Step]:
+def _steps(run: RunRecords) -> list[Step]:
     steps: list[Step] = []
-    for pos in sorted(analysis.ops):
-        rec = analysis.ops[pos]
-        if rec["op"] == "interrupt":
-            answered = pos in analysis.answers
+    for pos in sorted(run.steps):
+        step = run.steps[pos]
+        if step.op == "interrupt":
+            answered = pos in run.answers
+            status = "answered" if answered else "waiting"
             steps.append(
                 Step(
                     pos=pos,
                     type="interrupt",
                     name=None,
-                    status="answered" if answered else "waiting",
-                    value=rec.get("value"),
-                    answer=analysis.answers.get(pos),
+                    status=status,
+                    value=step.value,
+                    answer=run.answers.get(pos),
                 )
             )
-        elif rec["op"] == "task":
-            steps.append(
-                Step(pos=pos, type="task", name=rec.get("name"), status="done", value=rec.get("value"))
-            )
+        elif step.op == "task":
+            steps.append(Step(pos=pos, type="task", name=step.name, status="done", value=step.value))
         else:
-            error = error_text(rec.get("error"))
-            steps.append(Step(pos=pos, type="task", name=rec.get("name"), status="failed", error=error))
+            error = step.error.text() if step.error is not None else None
+            steps.append(Step(pos=pos, type="task", name=step.name, status="failed", error=error))
     return steps
 
 
@@ -238,15 +262,15 @@ def show_state(saver: CheckpointLog, thread_id: str, checkpoint_id: str | int | 
     )
     if records is None:
         return state
-    analysis = _Analysis.of(records)
-    pending = analysis.pending() if target.status == "interrupted" else None
-    end = analysis.end
+    run = parse_records(records)
+    pending = run.pending_interrupt() if target.status == "interrupted" else None
+    failure = run.failure()
     return dataclasses.replace(
         state,
-        input=analysis.start.get("input") if analysis.start else None,
-        result=end.get("value") if end is not None and end.get("status") == "completed" else None,
-        error=analysis.error(),
-        interrupt=None if pending is None else {"id": str(pending["pos"]), "value": pending.get("value")},
-        steps=tuple(_steps(analysis)),
+        input=run.start.get("input") if run.start else None,
+        result=run.result(),
+        error=failure.text() if failure is not None else None,
+        interrupt=None if pending is None else {"id": str(pending.pos), "value": pending.value},
+        steps=tuple(_steps(run)),
         records=records,
     )

@@ -12,6 +12,7 @@ from typing import Any
 from cairnflow.ops.display import describe_record, iso_time, untag
 
 __all__ = [
+    "LAYOUTS",
     "STATUSES",
     "CopiedThread",
     "CopyResult",
@@ -27,6 +28,9 @@ __all__ = [
 #: Every status a thread can show: the executor's statuses, ``deleted`` (its head is a
 #: tombstone) and ``corrupt`` (its newest checkpoint cannot be read).
 STATUSES = ("running", "interrupted", "suspended", "completed", "failed", "deleted", "corrupt")
+#: The two key layouts a store can hold under one prefix: the executor's checkpoint log
+#: (``v1/threads/``) and the LangGraph checkpointer's (``v1/lg/``).
+LAYOUTS = ("executor", "langgraph")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,10 +53,13 @@ class ThreadSummary:
     """Why it failed (``Type: message``), or why it cannot be read."""
     waiting_for: Any = None
     """The pending interrupt's value, when interrupted."""
+    layout: str = "executor"
+    """Which layout the thread is stored in: ``executor`` or ``langgraph``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "thread_id": self.thread_id,
+            "layout": self.layout,
             "status": self.status,
             "workflow": self.workflow,
             "checkpoint_id": self.checkpoint_id,
@@ -193,10 +200,12 @@ class DeleteResult:
     tombstone: str | None
     """The tombstone's checkpoint id (None when purged)."""
     purged: bool
+    layout: str = "executor"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "thread_id": self.thread_id,
+            "layout": self.layout,
             "dry_run": self.dry_run,
             "status": self.status,
             "deleted": self.deleted,
@@ -221,10 +230,12 @@ class PrunedThread:
     """The oldest checkpoint kept (``trim``)."""
     head: str | None = None
     reason: str | None = None
+    layout: str = "executor"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "thread_id": self.thread_id,
+            "layout": self.layout,
             "status": self.status,
             "updated_at": iso_time(self.updated_at),
             "action": self.action,
@@ -286,10 +297,12 @@ class CopiedThread:
     head: str | None
     """The source's newest checkpoint id."""
     error: str | None = None
+    layout: str = "executor"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "thread_id": self.thread_id,
+            "layout": self.layout,
             "result": self.result,
             "copied": self.copied,
             "skipped": self.skipped,
@@ -305,6 +318,7 @@ class CopyResult:
     source: str
     destination: str
     threads: list[CopiedThread]
+    dry_run: bool = False
 
     @property
     def problems(self) -> list[CopiedThread]:
@@ -314,6 +328,7 @@ class CopyResult:
         return {
             "source": self.source,
             "destination": self.destination,
+            "dry_run": self.dry_run,
             "threads_copied": len(self.threads),
             "checkpoints_copied": sum(t.copied for t in self.threads),
             "checkpoints_skipped": sum(t.skipped for t in self.threads),

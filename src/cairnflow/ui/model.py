@@ -104,10 +104,22 @@ class Filters:
             limit=limit,
         )
 
+    def to_params(self) -> dict[str, Any]:
+        """The query parameters that give these filters back (:meth:`from_query`)."""
+        params: dict[str, Any] = {
+            "status": list(self.statuses),
+            "workflow": self.workflow,
+            "age": None if self.newer_than is None else f"{self.newer_than:g}s",
+            "older": None if self.older_than is None else f"{self.older_than:g}s",
+            "layout": self.layout,
+            "limit": None if self.limit == DEFAULT_LIMIT else str(self.limit),
+        }
+        return {k: v for k, v in params.items() if v not in (None, [])}
+
     def matches(self, row: ThreadRow, now: float) -> bool:
         """Whether ``row`` passes every filter."""
         wanted = set(self.statuses) if self.statuses else set(ops.STATUSES) - {"deleted"}
-        if row.status not in wanted and not (row.layout == "langgraph" and not self.statuses):
+        if row.status not in wanted:
             return False
         if self.workflow is not None and row.workflow != self.workflow:
             return False
@@ -322,14 +334,21 @@ class Browser:
                 break
         rows = []
         for thread_id, (_, item) in newest.items():
-            channels = {w[1] for w in item.pending_writes or ()}
-            status = (
-                "interrupted"
-                if "__interrupt__" in channels
-                else "failed"
-                if "__error__" in channels
-                else "saved"
+            # The same reading of a latest checkpoint as cairnflow.ops gives LangGraph threads.
+            writes = item.pending_writes or []
+            errors = [plain(v) for _, ch, v in writes if ch == "__error__"]
+            groups = [plain(v) for _, ch, v in writes if ch == "__interrupt__"]
+            flat = [i for g in groups for i in (g if isinstance(g, list) else [g])]
+            interrupts = [i.get("value", i) if isinstance(i, dict) else i for i in flat]
+            scheduled = any(
+                str(ch).startswith("branch:to:") for ch in item.checkpoint.get("channel_values", {})
             )
+            if errors:
+                status = "failed"
+            elif interrupts:
+                status = "interrupted"
+            else:
+                status = "running" if scheduled or writes else "completed"
             rows.append(
                 ThreadRow(
                     thread_id=thread_id,
@@ -339,6 +358,8 @@ class Browser:
                     updated_at=_iso_epoch(item.checkpoint.get("ts")),
                     checkpoint_id=str(item.checkpoint.get("id")),
                     steps=(item.metadata or {}).get("step"),
+                    error=str(errors[-1]) if errors else None,
+                    waiting_for=interrupts[-1] if interrupts else None,
                 )
             )
         return rows

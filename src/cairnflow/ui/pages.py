@@ -174,7 +174,15 @@ def threads_page(
         [_thread_row(r, now) for r in rows],
         id="threads",
     )
-    count = f"{len(rows)} thread(s)" + (" (limit reached)" if len(rows) >= filters.limit else "")
+    count: list[Child] = [f"{len(rows)} thread(s)"]
+    if len(rows) >= filters.limit:
+        more = _link("/", **{**filters.to_params(), "limit": str(filters.limit * 2)})
+        count += [
+            " — the newest ",
+            str(filters.limit),
+            " shown; ",
+            tag("a", "show more", href=more, id="more"),
+        ]
     return [tag("h1", "Threads"), _filter_form(filters, workflows), tag("p", count, class_="meta"), table]
 
 

@@ -18,14 +18,22 @@ from __future__ import annotations
 import argparse
 import http
 import http.server
+import ipaddress
 import secrets
+import socket
 import sys
 import traceback
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
-from cairnflow.core.errors import CairnflowError, InvalidArgumentError, StoreError, ThreadNotFoundError
+from cairnflow.core.errors import (
+    CairnflowError,
+    InvalidArgumentError,
+    StoreError,
+    ThreadNotFoundError,
+    UsageError,
+)
 from cairnflow.ui import pages
 from cairnflow.ui.html import Child
 from cairnflow.ui.model import Browser, Filters
@@ -34,7 +42,15 @@ __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "UIServer", "main", "make_server"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8470
-_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def csp(nonce: str) -> str:
@@ -50,20 +66,37 @@ def csp(nonce: str) -> str:
 
 
 class UIServer(http.server.ThreadingHTTPServer):
-    """Serves one :class:`Browser`; ``allowed_hosts`` are the Host header values it answers."""
+    """Serves one :class:`Browser` on ``address``; see :meth:`host_allowed` for whom it answers."""
 
     daemon_threads = True
 
     def __init__(self, browser: Browser, address: tuple[str, int], *, quiet: bool = False) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
         self.browser = browser
         self.quiet = quiet
-        host = address[0]
-        port = self.server_address[1]
-        names = set(_LOOPBACK_NAMES)
-        if host not in ("", "0.0.0.0", "::"):  # noqa: S104 - a name, not a bind
-            names.add(f"[{host}]" if ":" in host else host)
-        self.allowed_hosts = frozenset(f"{name}:{port}" for name in names)
+        self.port = int(self.server_address[1])
+        self.names = frozenset({"localhost", address[0].lower().strip("[]")} - {""})
+
+    def host_allowed(self, host: str) -> bool:
+        """Whether a request whose ``Host`` header is ``host`` may be answered.
+
+        The port must be ours, and the name ``localhost``, the name we were told to bind,
+        or an IP address. A DNS rebinding attack reaches us under the attacker's own DNS
+        name, which is none of these; an IP literal cannot be rebound.
+        """
+        name, sep, port = host.lower().rpartition(":")
+        if not sep or port != str(self.port):
+            return False
+        name = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+        if name in self.names:
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
 
     @property
     def url(self) -> str:
@@ -123,8 +156,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method
 
     def _serve(self, *, head: bool) -> None:
-        host = (self.headers.get("Host") or "").lower()
-        if host not in self.server.allowed_hosts:
+        if not self.server.host_allowed(self.headers.get("Host") or ""):
             self._error(421, "This view answers only requests addressed to the host it serves.", head=head)
             return
         parts = urllib.parse.urlsplit(self.path)
@@ -210,21 +242,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     args = parser.parse_args(argv)
-    from cairnflow.savers import open_saver
+    # Opened as every operator command opens a store (CAIRNFLOW_ENCRYPTION_KEYS included).
+    from cairnflow.cli.commands import open_log
 
     try:
-        saver = open_saver(args.url, create=False)
+        saver = open_log(args.url, create=False)
     except CairnflowError as exc:
-        print(f"cairnflow ui: {exc}", file=sys.stderr)
-        return 2
+        print(f"cairnflow ui: error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) else 3
     try:
         server = make_server(Browser(saver), args.host, args.port, quiet=args.quiet)
     except OSError as exc:
         print(
-            f"cairnflow ui: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr
+            f"cairnflow ui: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
         )
         return 2
-    if args.host not in _LOOPBACK_NAMES and args.host != "::1":
+    if not _is_loopback(args.host):
         print(
             f"cairnflow ui: warning: listening on {args.host}, not loopback: anyone who can reach it "
             "can read every value in this store",
