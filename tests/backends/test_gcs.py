@@ -33,7 +33,6 @@ from cairnflow.core.store import CREATE, StoredObject, Update
 from cairnflow.savers import open_store
 from cairnflow.savers.gcs import GCSStore
 from tests.emulators import StoreLocation
-from tests.emulators import gcs as gcs_emulator
 from tests.emulators.gcs import GCSStoreFactory, make_client
 from tests.support.faultproxy import (
     DropAfterForward,
@@ -44,10 +43,6 @@ from tests.support.faultproxy import (
     Respond,
     StripQueryParams,
 )
-
-# Fixtures the shared conftest does not import.
-gcs_location = gcs_emulator.gcs_location
-gcs_server_url = gcs_emulator.gcs_server_url
 
 MiB = 1 << 20
 SDK_SINGLE_REQUEST_MAX = 8 * MiB  # google-cloud-storage's _MAX_MULTIPART_SIZE (inclusive)

@@ -16,25 +16,9 @@ import pytest
 from cairnflow.savers import open_store, parse_url
 from tests.cli.flows import Expected, populate
 from tests.emulators import StoreLocation
-from tests.emulators.gcs import gcs_location  # noqa: F401 - fixture
-from tests.emulators.s3 import make_s3_client, s3_location  # noqa: F401 - fixture
+from tests.emulators.s3 import make_s3_client
 
 BACKENDS = ["local", "s3"]
-
-
-@pytest.fixture
-def local_location(tmp_path: Path) -> StoreLocation:
-    return StoreLocation(url=f"file://{tmp_path}/store")
-
-
-@pytest.fixture
-def use_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[StoreLocation], StoreLocation]:
-    def apply(location: StoreLocation) -> StoreLocation:
-        for key, value in location.env.items():
-            monkeypatch.setenv(key, value)
-        return location
-
-    return apply
 
 
 @pytest.fixture(params=BACKENDS)

@@ -21,7 +21,8 @@ from cairnflow.core.errors import (
 )
 from cairnflow.core.log import CheckpointLog
 from cairnflow.core.serde import UnsafePickleSerializer
-from cairnflow.core.store import CREATE, OVERWRITE, ObjectInfo, ObjectStore, PutMode, StoredObject
+from cairnflow.core.store import CREATE, OVERWRITE, ObjectInfo, ObjectStore, PutMode
+from tests.support.forwarding import ForwardingStore
 
 PREFIX = "app/"
 
@@ -64,12 +65,11 @@ def test_stale_head_gets_conflict_and_nothing_is_written(store: ObjectStore) -> 
         saver.append("t", None, [rec(7)], status="running")
 
 
-class FlakyStore(ObjectStore):
+class FlakyStore(ForwardingStore):
     """Makes the next ``fail_puts`` puts fail ambiguously: the write lands, the answer is lost."""
 
     def __init__(self, inner: ObjectStore, *, land: bool) -> None:
-        self.inner = inner
-        self.url = inner.url
+        super().__init__(inner)
         self.land = land
         self.fail_puts = 0
         self.puts = 0
@@ -82,17 +82,6 @@ class FlakyStore(ObjectStore):
                 self.inner.put(key, data, mode)
             raise TransientStoreError("timed out", key=key, ambiguous=True)
         return self.inner.put(key, data, mode)
-
-    def get(self, key: str) -> StoredObject:
-        return self.inner.get(key)
-
-    def list(
-        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
-    ) -> Iterator[ObjectInfo]:
-        return self.inner.list(prefix, start_after=start_after, limit=limit)
-
-    def delete(self, key: str, *, etag: str | None = None) -> None:
-        self.inner.delete(key, etag=etag)
 
 
 @pytest.mark.parametrize("land", [True, False], ids=["write-landed", "write-lost"])

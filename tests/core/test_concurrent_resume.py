@@ -162,12 +162,12 @@ def _prepare_interrupted(
 def test_racing_resumes_of_one_interrupt(
     backend: str,
     request: pytest.FixtureRequest,
-    location_env: Callable[[StoreLocation], None],
+    use_env: Callable[[StoreLocation], StoreLocation],
     reap: Reap,
     tmp_path: Path,
 ) -> None:
     location: StoreLocation = request.getfixturevalue(f"{backend}_location")
-    location_env(location)
+    use_env(location)
     saver = open_saver(location.url)
     env = child_env(location)
     answers = [2, 3, 5]
@@ -230,12 +230,12 @@ def test_racing_resumes_of_one_interrupt(
 def test_racing_runs_of_a_crashed_thread(
     backend: str,
     request: pytest.FixtureRequest,
-    location_env: Callable[[StoreLocation], None],
+    use_env: Callable[[StoreLocation], StoreLocation],
     reap: Reap,
     tmp_path: Path,
 ) -> None:
     location: StoreLocation = request.getfixturevalue(f"{backend}_location")
-    location_env(location)
+    use_env(location)
     saver = open_saver(location.url)
     env = child_env(location)
 
@@ -288,7 +288,7 @@ def test_racing_runs_of_a_crashed_thread(
 def test_racing_resumes_without_put_barrier(
     backend: str,
     request: pytest.FixtureRequest,
-    location_env: Callable[[StoreLocation], None],
+    use_env: Callable[[StoreLocation], StoreLocation],
     reap: Reap,
     tmp_path: Path,
 ) -> None:
@@ -300,7 +300,7 @@ def test_racing_resumes_without_put_barrier(
     completed (returns the stored result without running anything).
     """
     location: StoreLocation = request.getfixturevalue(f"{backend}_location")
-    location_env(location)
+    use_env(location)
     saver = open_saver(location.url)
     env = child_env(location)
     answers = [2, 3]

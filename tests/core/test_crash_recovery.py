@@ -98,12 +98,12 @@ def test_sigkill_at_random_moment_then_resume(
     backend: str,
     durability: str,
     request: pytest.FixtureRequest,
-    location_env: Callable[[StoreLocation], None],
+    use_env: Callable[[StoreLocation], StoreLocation],
     reap: Callable[[subprocess.Popen[str]], subprocess.Popen[str]],
     tmp_path: Path,
 ) -> None:
     location: StoreLocation = request.getfixturevalue(f"{backend}_location")
-    location_env(location)
+    use_env(location)
     saver = open_saver(location.url)
     env = child_env(location)
     seed = int(os.environ.get("CAIRNFLOW_CRASH_SEED") or random.SystemRandom().randrange(2**32))

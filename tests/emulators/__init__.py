@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -23,7 +24,27 @@ def free_port() -> int:
         return port
 
 
-from dataclasses import dataclass, field  # noqa: E402
+class _Running:
+    """The test being set up, run or torn down (set by ``tests/emulators/plugin.py``)."""
+
+    item: pytest.Item | None = None
+
+
+running = _Running()
+
+
+def require_marker(cloud: str) -> None:
+    """Fail the current test if it reaches the ``cloud`` emulator without the ``emulator`` marker.
+
+    Outside a test (a benchmark starting an emulator) there is nothing to check.
+    """
+    item = running.item
+    if item is not None and item.get_closest_marker("emulator") is None:
+        pytest.fail(
+            f"{item.nodeid} uses the {cloud} emulator but is not marked: add @pytest.mark.{cloud} "
+            "(or take a backend parameter) so that the default run deselects it",
+            pytrace=False,
+        )
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from cairnflow.core.store import ObjectStore
-from tests.emulators import StoreLocation, emulator_unavailable, free_port
+from tests.emulators import StoreLocation, emulator_unavailable, free_port, require_marker
 
 REPO = Path(__file__).resolve().parents[2]
 AZURITE_BIN = REPO / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
@@ -109,7 +109,14 @@ def _responds(port: int) -> bool:
         conn.close()
 
 
-def _start() -> Azurite:
+def start_azurite() -> Azurite:
+    """Start Azurite (blob only, in memory) on a free 127.0.0.1 port; return once it answers.
+
+    The caller stops it (``Azurite.stop``). ``RuntimeError`` if it is not installed or
+    does not come up. The benchmarks start theirs with this too.
+    """
+    if not AZURITE_BIN.exists():
+        raise RuntimeError(f"Azurite is not installed ({AZURITE_BIN}); run scripts/install-emulators.sh")
     workdir = Path(tempfile.mkdtemp(prefix="cairnflow-azurite-"))
     log_path = workdir / "azurite.log"
     for _attempt in range(3):  # the free port may be taken between probe and bind
@@ -152,12 +159,13 @@ _server_lock = threading.Lock()
 
 def azurite(config: pytest.Config) -> Azurite:
     """The session's Azurite, started on first use and stopped when the session ends."""
+    require_marker("azure")
     global _server
     with _server_lock:
         if _server is None:
             if not AZURITE_BIN.exists():
                 emulator_unavailable(f"Azurite ({AZURITE_BIN.relative_to(REPO)})")
-            server = _start()
+            server = start_azurite()
             _server = server
 
             def stop() -> None:

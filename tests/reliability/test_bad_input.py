@@ -887,6 +887,7 @@ def test_the_table_has_at_least_thirty_cases() -> None:
 # =========================================================================== findings
 
 
+@pytest.mark.s3  # reaches moto through request.getfixturevalue
 def test_verify_ignores_the_s3_probe_object_of_another_client(request: pytest.FixtureRequest) -> None:
     """A store opened from ``s3://bucket/wf`` leaves ``wf/.cairnflow-probe``; a hand-built
     ``S3Store(bucket)`` (probe prefix "") on the same prefix lists it, and ``verify()`` calls it foreign."""

@@ -67,13 +67,12 @@ def _wait_ready(procs: list[subprocess.Popen[str]], ready: list[Path], timeout: 
 def test_workers_contending_for_every_step_under_faults(
     backend: str,
     request: pytest.FixtureRequest,
-    monkeypatch: pytest.MonkeyPatch,
+    use_env: Callable[[StoreLocation], StoreLocation],
     reap: Callable[[Any], Any],
     tmp_path: Path,
 ) -> None:
     location: StoreLocation = request.getfixturevalue(f"{backend}_location")
-    for key, value in location.env.items():
-        monkeypatch.setenv(key, value)
+    use_env(location)
     saver = open_saver(location.url)
     env = child_env(location)
     seed = int(os.environ.get("CAIRNFLOW_CONTEND_SEED") or random.SystemRandom().randrange(2**32))

@@ -106,13 +106,12 @@ def test_sigkill_at_every_request_boundary_then_resume(
     backend: str,
     phase: str,
     request: pytest.FixtureRequest,
-    monkeypatch: pytest.MonkeyPatch,
+    use_env: Callable[[StoreLocation], StoreLocation],
     reap: Callable[[Any], Any],
     tmp_path: Path,
 ) -> None:
     location: StoreLocation = request.getfixturevalue(f"{backend}_location")
-    for key, value in location.env.items():
-        monkeypatch.setenv(key, value)
+    use_env(location)
     saver = open_saver(location.url)
     env = child_env(location)
     durability, expected_ops = PHASES[phase]

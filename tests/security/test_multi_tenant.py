@@ -46,7 +46,22 @@ def test_tenants_are_isolated_on_one_store(store: ObjectStore) -> None:
     assert globex.latest("doc-1") == globex_head  # untouched
 
 
-def test_example_runs() -> None:
-    example = load_example()
-    main = example["main"]
-    main()  # type: ignore[operator]
+def test_example_main_keeps_each_tenants_run_apart_and_encrypted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "store"
+    monkeypatch.setenv("CAIRNFLOW_STORE", f"file://{root}")
+    load_example()["main"]()  # type: ignore[operator]
+    printed = capsys.readouterr().out.splitlines()
+    acme = {"summary": "ACME'S CONTRACT", "verdict": "approve"}
+    globex = {"summary": "GLOBEX'S SECRET PLAN", "verdict": "reject"}
+    assert printed == [
+        f"acme: {acme!r}",
+        f"globex: {globex!r}",
+        "acme threads: ['doc-1'] globex threads: ['doc-1']",
+    ]
+    stored = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    tenants = {key.split("/")[1] for key in stored if key.startswith("tenants/")}
+    assert tenants == {"acme", "globex"}, sorted(stored)
+    for secret in (b"secret plan", b"SECRET PLAN", b"contract", b"CONTRACT"):
+        assert not any(secret in body for body in stored.values()), secret

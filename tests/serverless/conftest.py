@@ -1,15 +1,13 @@
 """Fixtures for the serverless examples' tests.
 
 ``<backend>_location`` (``s3``, ``gcs``, ``azure``, ``local``) is a fresh, empty store
-as a :class:`~tests.emulators.StoreLocation`, exactly as in ``tests/core/conftest.py``:
-the emulator ones come from ``tests/emulators/<name>.py`` (a backend whose module is
-missing skips locally and fails under CI); ``run_example`` runs
-``tests/serverless/driver.py`` in a fresh child process against a location.
+as a :class:`~tests.emulators.StoreLocation`, from ``tests/conftest.py`` and the
+emulator plugin; ``run_driver`` runs ``tests/serverless/driver.py`` in a fresh child
+process against a location.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
@@ -20,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.emulators import StoreLocation, emulator_unavailable
+from tests.emulators import StoreLocation
+from tests.emulators.plugin import mark_clouds
 
 DRIVER = Path(__file__).with_name("driver.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,26 +28,13 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = {"aws_lambda": "s3", "cloud_run": "gcs", "azure_functions": "azure"}
 
 
-@pytest.fixture
-def local_location(tmp_path: Path) -> StoreLocation:
-    return StoreLocation(url=f"file://{tmp_path}/store")
-
-
-def _missing_location(name: str) -> Callable[[], Any]:
-    @pytest.fixture(name=f"{name}_location")
-    def fixture() -> Any:
-        emulator_unavailable(f"the {name} emulator's {name}_location fixture")
-
-    return fixture
-
-
-for _name in ("s3", "gcs", "azure"):
-    try:
-        _module = importlib.import_module(f"tests.emulators.{_name}")
-        _fixture = getattr(_module, f"{_name}_location")
-    except (ImportError, AttributeError):
-        _fixture = _missing_location(_name)
-    globals()[f"{_name}_location"] = _fixture
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # ``example_location`` picks its emulator from the ``example`` parameter: say which.
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "example_location" in getattr(item, "fixturenames", ()):
+            mark_clouds(item, {EXAMPLES[callspec.params["example"]]})
 
 
 RunExample = Callable[..., dict[str, Any]]

@@ -16,6 +16,8 @@ import pytest
 from tests.emulators import StoreLocation
 from tests.serverless.conftest import EXAMPLES, run_driver
 
+pytestmark = pytest.mark.slow  # each test runs the examples in fresh child processes
+
 DOCUMENT = {
     "id": "q3-report",
     "title": "Q3 report",

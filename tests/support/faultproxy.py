@@ -23,7 +23,9 @@ the fault function set with :meth:`FaultProxy.set_fault`, and then:
   (case-insensitive), e.g. to imitate a gateway that drops ``If-None-Match``.
 
 :attr:`FaultProxy.log` records every request and the status the client got
-(``None`` when the connection was dropped). The proxy speaks HTTP/1.1 with
+(``None`` when the connection was dropped); an ``observer`` (see :class:`Exchange`)
+is also told the answer's size and when the request came and went, which is what
+the benchmarks' request meter (``benchmarks/meter.py``) counts. The proxy speaks HTTP/1.1 with
 keep-alive to the client (answering ``Expect: 100-continue`` itself), opens a
 fresh upstream connection per request, keeps the client's ``Host`` header
 (so signed requests stay valid), decodes chunked request bodies, and listens
@@ -38,6 +40,7 @@ import dataclasses
 import http.client
 import socket
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +51,7 @@ __all__ = [
     "Delay",
     "DropAfterForward",
     "DropBeforeForward",
+    "Exchange",
     "Fault",
     "FaultProxy",
     "Request",
@@ -142,6 +146,22 @@ class StripQueryParams:
     names: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """One request as the observer sees it, once its answer is ready (before it is sent).
+
+    ``status`` is None when the connection was dropped instead; ``response_bytes`` is the
+    answer's body size; ``started`` and ``ended`` (``time.monotonic()``) bracket the
+    fault function (an injected delay included) and the upstream's answer.
+    """
+
+    request: Request
+    status: int | None
+    response_bytes: int
+    started: float
+    ended: float
+
+
 Fault = Respond | DropBeforeForward | DropAfterForward | Delay | StripHeaders | StripQueryParams
 FaultFn = Callable[[Request], Fault | None]
 
@@ -149,6 +169,7 @@ FaultFn = Callable[[Request], Fault | None]
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # a benchmark opens many connections at once
 
     def __init__(self, proxy: FaultProxy) -> None:
         self.proxy = proxy
@@ -172,6 +193,12 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 120  # idle keep-alive connections are closed after this
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Without this, an answer written as headers then body waits for the client's
+        # delayed ACK (Nagle): about 40 ms per request on loopback.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # quiet: the proxy's own log is FaultProxy.log
@@ -199,6 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in self.headers.items():
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         request = Request(self.command, path, query, headers, body)
+        started = time.monotonic()
         fn = proxy._fault_fn
         fault = fn(request) if fn is not None else None
         # The log entry is written before the client sees the answer, so a test
@@ -206,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
         recorded = False
         try:
             if isinstance(fault, Respond):
-                proxy._record(request, fault.status)
+                proxy._record(request, fault.status, len(fault.body), started)
                 recorded = True
                 self._reply(fault.status, None, list(fault.headers.items()), fault.body, None)
             elif isinstance(fault, DropBeforeForward):
@@ -228,7 +256,7 @@ class _Handler(BaseHTTPRequestHandler):
                     ]
                     request = dataclasses.replace(request, query=urllib.parse.urlencode(kept))
                 status, reason, resp_headers, resp_body = self._forward(request, strip)
-                proxy._record(request, status)
+                proxy._record(request, status, len(resp_body), started)
                 recorded = True
                 self._reply(status, reason, resp_headers, resp_body, _content_length(resp_headers))
         except OSError:
@@ -236,7 +264,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         finally:
             if not recorded:
-                proxy._record(request, None)
+                proxy._record(request, None, 0, started)
 
     def _forward(
         self, request: Request, strip: tuple[str, ...]
@@ -286,9 +314,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        # Headers and body in one write (see setup()).
+        self._headers_buffer.append(b"\r\n")
         if not no_body and body:
-            self.wfile.write(body)
+            self._headers_buffer.append(body)
+        self.wfile.write(b"".join(self._headers_buffer))
+        self._headers_buffer = []
         self.wfile.flush()
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = do_OPTIONS = _handle
@@ -305,10 +336,20 @@ class FaultProxy:
     """A threaded HTTP/1.1 proxy on 127.0.0.1 that forwards to ``upstream`` and injects faults.
 
     ``log_bodies=False`` keeps request bodies out of :attr:`log` (the fault
-    function still sees them), for tests that push large objects through.
+    function still sees them), for tests that push large objects through;
+    ``keep_log=False`` keeps no log at all (a long benchmark), and ``observer`` is
+    called with an :class:`Exchange` for every request, on the handler's thread.
     """
 
-    def __init__(self, upstream: str, *, log_bodies: bool = True, upstream_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        log_bodies: bool = True,
+        keep_log: bool = True,
+        observer: Callable[[Exchange], None] | None = None,
+        upstream_timeout: float = 120.0,
+    ) -> None:
         parts = urllib.parse.urlsplit(upstream)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"upstream must be an http:// URL, not {upstream!r}")
@@ -317,6 +358,8 @@ class FaultProxy:
         self._up_port = parts.port or 80
         self.upstream_timeout = upstream_timeout
         self.log_bodies = log_bodies
+        self.keep_log = keep_log
+        self.observer = observer
         self.log: list[tuple[Request, int | None]] = []
         self.url = ""
         self._log_lock = threading.Lock()
@@ -333,7 +376,11 @@ class FaultProxy:
         with self._log_lock:
             self.log.clear()
 
-    def _record(self, request: Request, status: int | None) -> None:
+    def _record(self, request: Request, status: int | None, response_bytes: int, started: float) -> None:
+        if self.observer is not None:
+            self.observer(Exchange(request, status, response_bytes, started, time.monotonic()))
+        if not self.keep_log:
+            return
         if not self.log_bodies:
             request = Request(request.method, request.path, request.query, request.headers, b"")
         with self._log_lock:

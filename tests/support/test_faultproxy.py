@@ -13,6 +13,7 @@ from tests.support.faultproxy import (
     Delay,
     DropAfterForward,
     DropBeforeForward,
+    Exchange,
     FaultProxy,
     Request,
     Respond,
@@ -197,3 +198,24 @@ def test_stop_closes_idle_keep_alive_connections(upstream: _Upstream) -> None:
     with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
         again()
     conn.close()
+
+
+def test_observer_sees_every_exchange_and_keep_log_false_keeps_none(upstream: _Upstream) -> None:
+    seen: list[Exchange] = []
+    url = f"http://127.0.0.1:{upstream.server_address[1]}"
+    with FaultProxy(url, keep_log=False, observer=seen.append) as proxy:
+        proxy.set_fault(lambda req: Respond(404, b"nope") if req.path == "/missing" else None)
+        conn = _conn(proxy)
+        for method, path, body in [("PUT", "/a", b"abc"), ("GET", "/a", b""), ("GET", "/missing", b"")]:
+            conn.request(method, path, body=body or None)
+            conn.getresponse().read()
+        conn.close()
+        assert proxy.log == []
+    assert [(e.request.method, e.request.path, e.status, e.response_bytes) for e in seen] == [
+        ("PUT", "/a", 201, len(b"echo:abc")),
+        ("GET", "/a", 200, len(b"echo:")),
+        ("GET", "/missing", 404, len(b"nope")),
+    ]
+    assert [e.request.body for e in seen] == [b"abc", b"", b""]
+    assert all(e.started <= e.ended for e in seen)
+    assert [m for m, _, _, _ in upstream.seen] == ["PUT", "GET"]

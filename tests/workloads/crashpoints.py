@@ -37,6 +37,7 @@ from typing import Any
 from cairnflow.core import task, workflow
 from cairnflow.core.log import CheckpointLog
 from cairnflow.core.store import CREATE, ObjectInfo, ObjectStore, PutMode, StoredObject
+from tests.support.forwarding import ForwardingStore
 from tests.workloads.pipeline import ledger_append
 
 TASKS = 10
@@ -102,12 +103,11 @@ def prepare_crashed(saver: CheckpointLog, thread: str, ledger: str, index: int, 
         CONFIG.stop_at_task = None
 
 
-class CrashStore(ObjectStore):
+class CrashStore(ForwardingStore):
     """Numbers the store requests; SIGKILLs the process before or after request ``crash_at``."""
 
     def __init__(self, inner: ObjectStore, crash_at: int | None, side: str) -> None:
-        self.inner = inner
-        self.url = inner.url
+        super().__init__(inner)
         self.crash_at = crash_at
         self.side = side
         self.ops: list[str] = []
@@ -154,9 +154,6 @@ class CrashStore(ObjectStore):
         n = self._boundary("DELETE")
         self.inner.delete(key, etag=etag)
         self._after(n)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,12 +25,12 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cairnflow.core import ConflictError, ResumeError, interrupt, task, workflow
-from cairnflow.core.store import ObjectInfo, ObjectStore, PutMode, StoredObject
+from cairnflow.core.store import ObjectStore, PutMode
+from tests.support.forwarding import ForwardingStore
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # any other exception (traceback on stderr)
@@ -145,7 +145,7 @@ def wait_for(condition: Any, what: str) -> None:
         time.sleep(0.0005)
 
 
-class FirstPutBarrierStore(ObjectStore):
+class FirstPutBarrierStore(ForwardingStore):
     """Delegates to ``inner``; the first PUT waits until ``peers`` processes reached theirs.
 
     Every process of a race reads the thread (``latest()``) before its first
@@ -162,8 +162,7 @@ class FirstPutBarrierStore(ObjectStore):
         hold_for_lines: int = 0,
         hold_timeout: float = 0.0,
     ) -> None:
-        self.inner = inner
-        self.url = inner.url
+        super().__init__(inner)
         self.directory = Path(directory)
         self.peers = peers
         self.hold_for_lines = hold_for_lines
@@ -185,20 +184,6 @@ class FirstPutBarrierStore(ObjectStore):
                 while len(read_ledger(CONFIG.ledger)) < target and time.monotonic() < deadline:
                     time.sleep(0.001)
         return self.inner.put(key, data) if mode is None else self.inner.put(key, data, mode)
-
-    def get(self, key: str) -> StoredObject:
-        return self.inner.get(key)
-
-    def list(
-        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
-    ) -> Iterator[ObjectInfo]:
-        return self.inner.list(prefix, start_after=start_after, limit=limit)
-
-    def delete(self, key: str, *, etag: str | None = None) -> None:
-        self.inner.delete(key, etag=etag)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 # --------------------------------------------------------------------------- main

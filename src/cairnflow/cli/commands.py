@@ -168,7 +168,8 @@ def _graph_show(out: Output, state: ops.GraphState) -> int:
         field("namespaces", ", ".join(ns or '""' for ns in state.namespaces))
     field("next", ", ".join(cp.next) or "-")
     if state.interrupts:
-        field("waiting for", pretty(state.interrupts, pad))
+        waiting = state.interrupts[0] if len(state.interrupts) == 1 else state.interrupts
+        field("waiting for", pretty(waiting, pad))
     if state.error is not None:
         field("error", out.paint(state.error, "red"))
     field("values", pretty(state.values, pad))
@@ -300,6 +301,7 @@ def cmd_prune(args: argparse.Namespace, out: Output) -> int:
             rows = [
                 [
                     t.thread_id,
+                    t.layout,
                     t.status,
                     ago(t.updated_at, now),
                     t.action,
@@ -310,9 +312,9 @@ def cmd_prune(args: argparse.Namespace, out: Output) -> int:
                 for t in result.threads
             ]
             out.table(
-                ["THREAD", "STATUS", "UPDATED", "ACTION", "CHECKPOINTS", "KEEP-FROM", "NOTE"],
+                ["THREAD", "LAYOUT", "STATUS", "UPDATED", "ACTION", "CHECKPOINTS", "KEEP-FROM", "NOTE"],
                 rows,
-                {1: status_style, 3: lambda c: "red" if c == "skip" else None},
+                {2: status_style, 4: lambda c: "red" if c == "skip" else None},
             )
         verb = "would delete" if result.dry_run else "deleted"
         affected = sum(1 for t in result.threads if t.action != "skip")

@@ -210,7 +210,11 @@ def state(lg: LangGraphSaver, thread_id: str, checkpoint_id: str | None = None) 
         status=status,
         checkpoint=_checkpoint(thread_id, tup),
         latest_checkpoint_id=str(latest.checkpoint["id"]),
-        values={ch: plain(v) for ch, v in tup.checkpoint.get("channel_values", {}).items()},
+        values={
+            ch: plain(v)
+            for ch, v in tup.checkpoint.get("channel_values", {}).items()
+            if not ch.startswith(_BRANCH)
+        },
         namespaces=sorted(ns for _, ns in lg._namespaces(thread_id)),
         error=error,
         interrupts=interrupts,
