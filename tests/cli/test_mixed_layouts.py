@@ -57,12 +57,16 @@ def test_verify_accepts_both_layouts(mixed: str, capsys: pytest.CaptureFixture[s
 
 def test_verify_reports_a_damaged_langgraph_object(mixed: str, capsys: pytest.CaptureFixture[str]) -> None:
     root = Path(mixed.removeprefix("file://"))
-    (blob,) = [p for p in root.rglob("*") if p.is_file() and "lg" in p.parts and "items" in p.parts][:1]
-    blob.write_bytes(blob.read_bytes()[:-3] + b"xyz")
+    # Whatever the LangGraph saver's layout: its largest object of thread lg-done, one byte flipped.
+    theirs = [p for p in root.rglob("*") if p.is_file() and "lg-done" in p.parts and "threads" not in p.parts]
+    victim = max(theirs, key=lambda p: p.stat().st_size)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
     doc = cli(capsys, "verify", mixed, "--json").json()
     assert not doc["ok"]
     codes = {(p["code"], p["thread_id"]) for p in doc["problems"]}
-    assert len(codes) == 1 and next(iter(codes))[0] == "langgraph_unreadable"
+    assert codes == {("langgraph_unreadable", "lg-done")}
     assert "foreign_object" not in {p["code"] for p in doc["problems"]}
 
 
