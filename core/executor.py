@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast, overload
 
 from cairnflow.core.checkpoint import Checkpoint, CheckpointSaver, Status
-from cairnflow.core.committer import DURABILITIES, Committer, Durability
+from cairnflow.core.committer import Committer, Durability
 from cairnflow.core.errors import (
     ConflictError,
+    InvalidArgumentError,
+    MisuseError,
     NondeterminismError,
     ResumeError,
     SerializationError,
@@ -36,6 +38,7 @@ from cairnflow.core.errors import (
 )
 from cairnflow.core.records import RunRecords, error_record, parse_records
 from cairnflow.core.replay import Interrupted, RunContext, Suspended, interrupt
+from cairnflow.core.runargs import check_run_args
 from cairnflow.core.tasks import Task, TaskFuture, current_run, task
 
 __all__ = [
@@ -65,11 +68,17 @@ MISSING: Any = _Missing()
 class Run:
     """What a ``run()`` or ``resume()`` call ended with.
 
-    ``status`` is ``"completed"`` (``result`` holds the return value),
-    ``"interrupted"`` (``interrupt`` holds the value passed to
-    :func:`interrupt`, ``interrupt_id`` identifies it for ``resume``), or
-    ``"suspended"`` (the deadline came; call ``resume()`` to continue).
-    A failed run raises instead of returning.
+    ``status`` is one of:
+
+    ``"completed"``    ``result`` holds the return value.
+    ``"interrupted"``  ``interrupt`` holds the value passed to :func:`interrupt`;
+                       ``interrupt_id`` identifies it for ``resume``.
+    ``"suspended"``    the deadline came; ``resume()`` continues.
+    ``"failed"``       (from ``get_run``/``fork`` only: ``run()``/``resume()`` raise
+                       instead) ``error_type`` and ``error`` say why; ``resume()``
+                       runs the failed task again.
+    ``"running"``      (from ``get_run`` only) the newest write said running: a run
+                       in progress, or a process that died; ``resume()`` continues it.
     """
 
     thread_id: str
@@ -78,6 +87,10 @@ class Run:
     result: Any = None
     interrupt: Any = None
     interrupt_id: str | None = None
+    error_type: str | None = None
+    """A failed run's exception type, ``module.QualName``."""
+    error: str | None = None
+    """A failed run's exception message."""
 
 
 # --------------------------------------------------------------------------- workflow
@@ -93,8 +106,11 @@ class Workflow(Generic[T]):
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> T:
-        """Call the plain body (tasks inside it still need a run: use :meth:`run`)."""
-        return self.fn(*args, **kwargs)
+        """Refused: a workflow is started with :meth:`run` (its plain body is ``.fn``)."""
+        raise MisuseError(
+            f"workflow {self.name!r} was called directly: start it with "
+            f"{self.name}.run(input, thread_id=..., saver=...) (the plain function is {self.name}.fn)"
+        )
 
     # ---------------------------------------------------------------- public API
 
@@ -106,7 +122,7 @@ class Workflow(Generic[T]):
         saver: CheckpointSaver,
         durability: Durability = "sync",
         deadline: float | None = None,
-        reserve: float = 0.0,
+        reserve: float | None = None,
         max_workers: int = 8,
     ) -> Run:
         """Start the workflow on a new thread, or continue an existing one.
@@ -117,12 +133,18 @@ class Workflow(Generic[T]):
         one continues (so a retried start event is harmless). The input must
         match the recorded one.
 
-        ``deadline`` (seconds since the epoch): no new task starts once less
-        than ``reserve`` seconds remain; the run then stops with status
-        ``"suspended"``, everything recorded, and ``resume()`` continues it.
-        Raises the body's exception if the run fails, ``ConflictError`` if
-        another invocation advanced the thread meanwhile.
+        ``deadline`` (seconds since the epoch, e.g. ``time.time() + 60``): no
+        task starts (first attempt or retry) once less than ``reserve`` seconds
+        remain (default: 1 s, at most a tenth of the time left); the run then
+        stops with status ``"suspended"`` once tasks in flight finish,
+        everything recorded, and ``resume()`` continues it. Bad arguments raise
+        :class:`InvalidArgumentError`/:class:`MisuseError` before anything is
+        read or written. Raises the body's exception if the run fails,
+        ``ConflictError`` if another invocation advanced the thread meanwhile.
         """
+        reserve = check_run_args(
+            saver=saver, durability=durability, deadline=deadline, reserve=reserve, max_workers=max_workers
+        )
         head = saver.latest(thread_id)
         fresh = head is None or head.info.kind == "tombstone"
         replay = parse_records(() if fresh or head is None else head.records)
@@ -169,7 +191,7 @@ class Workflow(Generic[T]):
         interrupt_id: str | None = None,
         durability: Durability = "sync",
         deadline: float | None = None,
-        reserve: float = 0.0,
+        reserve: float | None = None,
         max_workers: int = 8,
     ) -> Run:
         """Continue a thread: answer its pending interrupt with ``value``, or pick up after a
@@ -177,14 +199,29 @@ class Workflow(Generic[T]):
 
         ``interrupt_id`` (from ``Run.interrupt_id``) makes a duplicated answer
         safe: if the thread has moved past that interrupt, ``ResumeError``
-        is raised instead of answering a later question with it.
+        is raised instead of answering a later question with it. An answer the
+        thread already took is a retried request: it continues the thread (or
+        returns its stored result); any other answer to a thread that is not
+        waiting raises ``ResumeError``. The answer is written only once the body
+        has replayed its recorded prefix identically, so a ``NondeterminismError``
+        leaves the thread waiting for it.
         """
+        reserve = check_run_args(
+            saver=saver, durability=durability, deadline=deadline, reserve=reserve, max_workers=max_workers
+        )
+        if interrupt_id is not None and (not isinstance(interrupt_id, str) or not interrupt_id.isdigit()):
+            raise InvalidArgumentError(
+                f"interrupt_id must be a Run.interrupt_id string, not {interrupt_id!r}"
+            )
         head = saver.latest(thread_id)
         if head is None or head.info.kind == "tombstone":
             raise ThreadNotFoundError(f"no thread {thread_id!r} in {saver!r}")
         replay = parse_records(head.records)
         self._check_identity(replay, thread_id)
         pending = replay.pending_interrupt() if head.status == "interrupted" else None
+        if pending is None and value is not MISSING:
+            self._check_repeated_answer(saver, replay, thread_id, head.status, value, interrupt_id)
+            value = MISSING  # the answer it already took: a retried request
         if head.status == "completed":
             done = self._settled(head, replay, thread_id)
             assert done is not None
@@ -198,8 +235,6 @@ class Workflow(Generic[T]):
                     f"thread {thread_id!r} is waiting on interrupt {pending.pos}, not {interrupt_id}"
                 )
             answer = {"op": "resume", "pos": pending.pos, "value": value}
-        elif value is not MISSING:
-            raise ResumeError(f"thread {thread_id!r} is {head.status}, not waiting for an answer")
         return self._execute(
             saver,
             thread_id,
@@ -218,9 +253,7 @@ class Workflow(Generic[T]):
         head = saver.latest(thread_id)
         if head is None or head.info.kind == "tombstone":
             return None
-        replay = parse_records(head.records)
-        settled = self._settled(head, replay, thread_id)
-        return settled or Run(thread_id, head.status, head.checkpoint_id)
+        return self._standing(head, parse_records(head.records), thread_id)
 
     def fork(self, *, thread_id: str, checkpoint_id: str, saver: CheckpointSaver) -> Run:
         """Time travel: make the thread's state that of an older checkpoint (recorded as a fork).
@@ -228,8 +261,7 @@ class Workflow(Generic[T]):
         Continue it with ``resume()``, e.g. to answer an earlier interrupt differently.
         """
         head = saver.fork(thread_id, checkpoint_id)
-        replay = parse_records(head.records)
-        return self._settled(head, replay, thread_id) or Run(thread_id, head.status, head.checkpoint_id)
+        return self._standing(head, parse_records(head.records), thread_id)
 
     # ---------------------------------------------------------------- internals
 
@@ -239,6 +271,46 @@ class Workflow(Generic[T]):
             raise NondeterminismError(
                 f"thread {thread_id!r} belongs to workflow {recorded!r}, not {self.name!r}"
             )
+
+    @staticmethod
+    def _check_repeated_answer(
+        saver: CheckpointSaver,
+        replay: RunRecords,
+        thread_id: str,
+        status: str,
+        value: Any,
+        interrupt_id: str | None,
+    ) -> None:
+        """Accept ``value`` for a thread not waiting only if it is the answer the thread took."""
+        pos = int(interrupt_id) if interrupt_id is not None else max(replay.answers, default=None)
+        if pos is None or pos not in replay.answers:
+            raise ResumeError(
+                f"thread {thread_id!r} is {status} and took no answer"
+                + (f" for interrupt {interrupt_id}" if interrupt_id is not None else "")
+                + ": call resume() without a value to continue it"
+            )
+        try:
+            same = _digest(saver, replay.answers[pos]) == _digest(saver, value)
+        except SerializationError:
+            same = False
+        if not same:
+            raise ResumeError(
+                f"thread {thread_id!r} ({status}) already took a different answer for interrupt {pos}: "
+                f"{replay.answers[pos]!r}; to answer it differently, fork the thread at a checkpoint "
+                "before that answer (Workflow.fork) and resume that"
+            )
+
+    @classmethod
+    def _standing(cls, head: Checkpoint, replay: RunRecords, thread_id: str) -> Run:
+        settled = cls._settled(head, replay, thread_id)
+        if settled is not None:
+            return settled
+        failure = replay.failure() if head.status == "failed" else None
+        if failure is not None:
+            return Run(
+                thread_id, "failed", head.checkpoint_id, error_type=failure.type, error=failure.message
+            )
+        return Run(thread_id, head.status, head.checkpoint_id)
 
     @staticmethod
     def _settled(head: Checkpoint | None, replay: RunRecords, thread_id: str) -> Run | None:
@@ -272,20 +344,23 @@ class Workflow(Generic[T]):
         first: dict[str, Any] | None,
         answer: dict[str, Any] | None,
     ) -> Run:
-        if durability not in DURABILITIES:
-            raise ValueError(f"durability must be one of {DURABILITIES}, not {durability!r}")
         committer = Committer(saver, thread_id, head, durability, self.name)
         try:
             if first is not None:
                 replay.start = first
+                # Staged: written before the first task starts (RunContext.before_new_work;
+                # sync mode: one PUT of its own), so that a run killed in its first task leaves
+                # a thread that resume() can continue. A run that stops before any task
+                # writes it with its end.
                 committer.stage([first])
             if answer is not None:
-                replay.answers[answer["pos"]] = answer["value"]
-                # The answer is written first, and waited for even in async mode: it is
-                # the fence that makes a second, concurrent resume of the same interrupt
-                # fail before running anything with its (rejected) answer. In exit mode
+                # The answer is the fence that makes a second, concurrent resume of the same
+                # interrupt fail before running anything with its (rejected) answer. It is
+                # written, and waited for even in async mode, once the body has replayed the
+                # recorded prefix up to that interrupt (RunContext.ensure_fence): code that
+                # diverged from the history fails before anything is written. In exit mode
                 # nothing is written before the end, so racing resumers both run.
-                committer.commit([answer], wait=True)
+                replay.answers[answer["pos"]] = answer["value"]
             ctx = RunContext(
                 saver=saver,
                 committer=committer,
@@ -295,6 +370,8 @@ class Workflow(Generic[T]):
                 reserve=reserve,
                 max_workers=max_workers,
                 workflow=self.name,
+                fence=answer,
+                unstarted=first is not None,
             )
             token = current_run.set(ctx)
             outcome: tuple[str, Any]
@@ -311,6 +388,8 @@ class Workflow(Generic[T]):
             finally:
                 current_run.reset(token)
                 ctx.pool.shutdown(wait=True)  # in-flight tasks finish and are recorded
+            if ctx.suspending and outcome[0] == "completed":
+                outcome = ("suspended", None)  # a task it did not wait for was never started
             return self._finish(committer, thread_id, outcome, ctx)
         except BaseException:
             committer.abandon()
@@ -321,6 +400,18 @@ class Workflow(Generic[T]):
         if committer.error is not None:
             # The thread was lost to another writer (or the store failed): record nothing more.
             raise committer.error
+        if ctx.fence is not None and isinstance(payload, (ConflictError, NondeterminismError)):
+            raise payload  # the divergence, precisely named; nothing was written
+        if ctx.fence is not None:
+            # The body never reached the interrupt it was answered for: it diverged from its
+            # history. Nothing was written; the thread still waits for its answer.
+            diverged = NondeterminismError(
+                f"workflow {self.name!r} did not reach interrupt {ctx.fence['pos']}, which the answer "
+                f"is for ({kind} before it); nothing was written: resume with the code that started it"
+            )
+            if isinstance(payload, BaseException):
+                raise diverged from payload
+            raise diverged
         if kind == "completed":
             try:
                 ctx.dumps(payload)

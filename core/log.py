@@ -147,7 +147,10 @@ class CheckpointLog(CheckpointSaver):
                 f"checkpoint {key!r} was written with serializer {serde_name!r}, this saver uses "
                 f"{self.serializer.name!r}; refusing to load it"
             )
-        records = self.serializer.loads(body)
+        try:
+            records = self.serializer.loads(body)
+        except SerializationError as exc:  # name the object, like every other corrupt-object error
+            raise SerializationError(f"{exc} (key={key!r})") from exc
         if not isinstance(records, list):
             raise CorruptCheckpointError("checkpoint body is not a list of records", key=key)
         return header, records, len(body)

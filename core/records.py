@@ -6,7 +6,12 @@ A thread's state is a list of small dicts, appended in order:
                 any task result, so a run killed in its first task can be resumed)
 ``task``        ``{op, pos, name, args, value}``: a task call at position ``pos`` returned
 ``task_error``  ``{op, pos, name, args, error}``: it raised (``error``: see :class:`RecordedError`)
+``attempt``     ``{op, pos, name, args, attempt, retry_at, error}``: attempt number ``attempt`` of a
+                task failed and will be retried (not before ``retry_at``); keeps ``max_attempts``
+                across processes
 ``interrupt``   ``{op, pos, value}``: the body asked a question
+``value``       ``{op, pos, name, value}``: a replay-safe helper (``now``, ``random``, ``uuid4``)
+                produced ``value``; replay returns it
 ``resume``      ``{op, pos, value}``: the answer to the interrupt at ``pos``
 ``suspend``     ``{op}``: the deadline stopped the run; ``resume()`` continues it
 ``end``         ``{op, status: "completed", value}`` or ``{op, status: "failed", error}``
@@ -20,12 +25,17 @@ through it, without running a workflow.
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cairnflow.core.errors import TaskFailedError
+
 __all__ = [
     "STEP_OPS",
+    "Attempt",
     "RecordedError",
     "RunRecords",
     "Step",
@@ -34,26 +44,60 @@ __all__ = [
 ]
 
 #: Record kinds that take a position in the body's sequence of calls.
-STEP_OPS = ("task", "task_error", "interrupt")
+STEP_OPS = ("task", "task_error", "interrupt", "value")
+
+
+def builtin_exception(type_name: str) -> type[Exception] | None:
+    """The builtin exception class named ``builtins.Name``, or None."""
+    module, _, name = type_name.rpartition(".")
+    candidate = getattr(builtins, name, None) if module == "builtins" else None
+    if isinstance(candidate, type) and issubclass(candidate, Exception):
+        return candidate
+    return None
 
 
 @dataclass(frozen=True)
 class RecordedError:
-    """A recorded exception: its type (``module.QualName``) and message."""
+    """A recorded exception: its type (``module.QualName``) and message.
+
+    A task's failure also keeps what is needed to raise the same exception on
+    replay: ``args`` for a builtin exception type, or ``exception`` itself when
+    the serializer can store it (a type given to ``register_type``). Without
+    either, replay raises :class:`TaskFailedError` (and so did the first run).
+    """
 
     type: str
     message: str
+    args: tuple[Any, ...] | None = None
+    exception: BaseException | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, raw: Any) -> RecordedError:
         """Read an ``error`` field; anything malformed becomes an ``unknown`` error."""
         if not isinstance(raw, dict):
             return cls("unknown", "")
-        return cls(str(raw.get("type", "?")), str(raw.get("message", "")))
+        args = raw.get("args")
+        exception = raw.get("exception")
+        return cls(
+            str(raw.get("type", "?")),
+            str(raw.get("message", "")),
+            tuple(args) if isinstance(args, list) else None,
+            exception if isinstance(exception, BaseException) else None,
+        )
 
     def text(self) -> str:
         """``Type: message``, builtin types without their module (``KeyError: 'sku-1'``)."""
         return f"{self.type.removeprefix('builtins.')}: {self.message}"
+
+    def rebuild(self, task_name: str) -> BaseException:
+        """The exception a replay raises for this failure of task ``task_name``."""
+        if self.exception is not None:
+            return self.exception
+        builtin = builtin_exception(self.type)
+        if builtin is not None:
+            with contextlib.suppress(Exception):  # an odd constructor signature: fall back
+                return builtin(*self.args) if self.args is not None else builtin(self.message)
+        return TaskFailedError(task_name, self.type, self.message)
 
 
 def error_record(exc: BaseException) -> dict[str, Any]:
@@ -81,8 +125,19 @@ class Step:
     def describe(self) -> str:
         """How a nondeterminism message names this call."""
         if self.op == "interrupt":
-            return "an interrupt()"
+            return "interrupt()"
+        if self.op == "value":
+            return f"{self.name}()"
         return f"task {self.name!r}"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The newest failed attempt of a task that has neither succeeded nor finally failed."""
+
+    name: str | None
+    number: int
+    retry_at: float | None
 
 
 @dataclass
@@ -92,6 +147,7 @@ class RunRecords:
     start: dict[str, Any] | None = None
     steps: dict[int, Step] = field(default_factory=dict)
     answers: dict[int, Any] = field(default_factory=dict)
+    attempts: dict[int, Attempt] = field(default_factory=dict)
     end: dict[str, Any] | None = None
 
     @property
@@ -146,6 +202,15 @@ def parse_records(records: Sequence[Any]) -> RunRecords:
             out.start = rec
         elif op in STEP_OPS and type(pos) is int:
             out.steps[pos] = _step(rec, pos)
+            out.attempts.pop(pos, None)  # settled: a later retry of a failed run starts afresh
+        elif op == "attempt" and type(pos) is int and type(rec.get("attempt")) is int:
+            retry_at = rec.get("retry_at")
+            name = rec.get("name")
+            out.attempts[pos] = Attempt(
+                name if isinstance(name, str) else None,
+                rec["attempt"],
+                float(retry_at) if isinstance(retry_at, (int, float)) else None,
+            )
         elif op == "resume" and type(pos) is int:
             out.answers[pos] = rec.get("value")
         if op == "end":

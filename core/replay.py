@@ -11,20 +11,23 @@ real: execution is at-least-once per task, recording is exactly-once.
 
 from __future__ import annotations
 
-import builtins
 import concurrent.futures
-import contextlib
 import hashlib
 import time
-from typing import Any, TypeVar, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from cairnflow.core.checkpoint import CheckpointSaver
 from cairnflow.core.committer import Committer
-from cairnflow.core.errors import NondeterminismError, SerializationError, TaskFailedError
-from cairnflow.core.records import RecordedError, RunRecords
+from cairnflow.core.errors import MisuseError, NondeterminismError, SerializationError
+from cairnflow.core.records import RunRecords
 from cairnflow.core.tasks import Task, TaskFuture, current_run, execute_task
 
-__all__ = ["Interrupted", "RunContext", "Suspended", "interrupt", "rebuild_error"]
+if TYPE_CHECKING:
+    import datetime
+    import uuid
+
+__all__ = ["Interrupted", "RunContext", "Suspended", "interrupt", "now", "random", "uuid4"]
 
 T = TypeVar("T")
 
@@ -42,16 +45,6 @@ class Suspended(BaseException):
     """Unwinds the workflow body when the deadline leaves no time for another task."""
 
 
-def rebuild_error(task_name: str, error: RecordedError) -> BaseException:
-    """A recorded failure as an exception. Only builtin exception types are rebuilt."""
-    module, _, name = error.type.rpartition(".")
-    candidate = getattr(builtins, name, None) if module == "builtins" else None
-    if isinstance(candidate, type) and issubclass(candidate, Exception):
-        with contextlib.suppress(Exception):  # an odd constructor signature: fall back
-            return candidate(error.message)
-    return TaskFailedError(task_name, error.type, error.message)
-
-
 class RunContext:
     """State of one execution of a workflow body."""
 
@@ -66,6 +59,8 @@ class RunContext:
         reserve: float,
         max_workers: int,
         workflow: str,
+        fence: dict[str, Any] | None = None,
+        unstarted: bool = False,
     ) -> None:
         self.saver = saver
         self.serializer = getattr(saver, "serializer", None)
@@ -78,6 +73,15 @@ class RunContext:
         self.pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="cairnflow-task"
         )
+        #: The answer record not yet written. It is written (the fence that makes a
+        #: concurrent resume of the same interrupt fail) only once the body has replayed
+        #: the recorded prefix up to the answered interrupt, or is about to do new work:
+        #: a body that diverges from its history fails before anything is written.
+        self.fence = fence
+        #: The start record is staged but not yet written (a fresh run before its first task).
+        self.unstarted = unstarted
+        #: Set once a task was refused its start by the deadline: nothing new starts.
+        self.suspending = False
         self._pos = 0
         self.tasks_run = 0
 
@@ -91,6 +95,47 @@ class RunContext:
             return repr(value).encode()
         return cast(bytes, self.serializer.dumps(value))
 
+    def loads(self, data: bytes) -> Any:
+        return self.serializer.loads(data) if self.serializer is not None else data
+
+    def ensure_fence(self) -> None:
+        """Write the pending answer (waiting for it even in async mode) before any new work."""
+        fence, self.fence = self.fence, None
+        if fence is not None:
+            self.committer.commit([fence], wait=True)
+
+    def before_task(self) -> None:
+        """What must be stored before a task starts: the answer (the fence), or the run's start."""
+        self.ensure_fence()
+        if self.unstarted:
+            self.unstarted = False
+            self.committer.commit([])  # the staged start record (sync: written now)
+
+    def may_start(self) -> None:
+        """Raise :class:`Suspended` unless the deadline leaves more than ``reserve`` to start a task."""
+        if self.suspending:
+            raise Suspended()
+        if self.deadline is not None and time.time() + self.reserve >= self.deadline:
+            self.suspending = True
+            raise Suspended()
+
+    def wait_until(self, moment: float) -> None:
+        """Sleep until ``moment`` (a retry's backoff), or suspend if that would cross the deadline."""
+        delay = moment - time.time()
+        if delay <= 0:
+            return
+        if self.deadline is not None and moment + self.reserve >= self.deadline:
+            self.suspending = True
+            raise Suspended()
+        time.sleep(delay)
+
+    def _mismatch(self, pos: int, new: str, recorded: str) -> NondeterminismError:
+        return NondeterminismError(
+            f"at position {pos} the workflow called {new}, but the history records {recorded} there "
+            "(the code or its inputs changed under a paused run; nothing was written: resume with the "
+            "code that started it, or start a new thread)"
+        )
+
     def call_task(self, task: Task[Any, T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskFuture[T]:
         pos = self.next_pos()
         try:
@@ -100,21 +145,18 @@ class RunContext:
         recorded = self.replay.steps.get(pos)
         if recorded is not None:
             if recorded.op not in ("task", "task_error") or recorded.name != task.name:
-                raise NondeterminismError(
-                    f"at position {pos} the workflow called task {task.name!r}, but the history records "
-                    f"{recorded.describe()}"
-                )
+                raise self._mismatch(pos, f"task {task.name!r}", recorded.describe())
             if recorded.args != digest:
-                raise NondeterminismError(
-                    f"at position {pos} task {task.name!r} was called with different arguments than recorded"
+                raise self._mismatch(
+                    pos, f"task {task.name!r} with arguments {digest}", f"it with arguments {recorded.args}"
                 )
             if recorded.op == "task":
                 return TaskFuture.completed(cast(T, recorded.value))
             if not self.retry_failed:
                 assert recorded.error is not None
-                return TaskFuture.failed(rebuild_error(task.name, recorded.error))
-        if self.deadline is not None and time.time() + self.reserve >= self.deadline:
-            raise Suspended()
+                return TaskFuture.failed(recorded.error.rebuild(task.name))
+        self.may_start()
+        self.before_task()
         self.tasks_run += 1
         return TaskFuture(self.pool.submit(execute_task, self, task, pos, digest, args, kwargs))
 
@@ -122,11 +164,10 @@ class RunContext:
         pos = self.next_pos()
         recorded = self.replay.steps.get(pos)
         if recorded is not None and recorded.op != "interrupt":
-            raise NondeterminismError(
-                f"at position {pos} the workflow called interrupt(), "
-                f"but the history records {recorded.describe()}"
-            )
+            raise self._mismatch(pos, "interrupt()", recorded.describe())
         if pos in self.replay.answers:
+            if self.fence is not None and self.fence["pos"] == pos:
+                self.ensure_fence()  # the recorded prefix replayed identically: take the answer
             return self.replay.answers[pos]
         if recorded is None:
             try:
@@ -134,6 +175,31 @@ class RunContext:
             except SerializationError as exc:
                 raise SerializationError(f"interrupt value cannot be stored: {exc}") from exc
         raise Interrupted(value, pos)
+
+    def call_value(self, name: str, make: Callable[[], Any]) -> Any:
+        """A replay-safe value: made and recorded on the first run, returned from the record on replay."""
+        pos = self.next_pos()
+        recorded = self.replay.steps.get(pos)
+        if recorded is not None:
+            if recorded.op != "value" or recorded.name != name:
+                raise self._mismatch(pos, f"{name}()", recorded.describe())
+            return recorded.value
+        self.ensure_fence()
+        value = make()
+        # Staged, not written on its own: it goes out with the next write, before any
+        # record that could depend on it (records are written in order).
+        self.committer.stage([{"op": "value", "pos": pos, "name": name, "value": value}])
+        return value
+
+
+def _context(what: str) -> RunContext:
+    ctx = current_run.get(None)
+    if ctx is None:
+        raise MisuseError(
+            f"{what} was called outside a workflow body (e.g. inside a task, which runs on a pool "
+            "thread): call it in the @workflow function itself"
+        )
+    return ctx
 
 
 def interrupt(value: Any = None) -> Any:
@@ -143,7 +209,28 @@ def interrupt(value: Any = None) -> Any:
     ``"interrupted"`` and ``Run.interrupt == value``. After
     ``resume(answer)``, the body is replayed and this call returns ``answer``.
     """
-    ctx = current_run.get(None)
-    if ctx is None:
-        raise RuntimeError("interrupt() was called outside a workflow body")
-    return ctx.call_interrupt(value)
+    return _context("interrupt()").call_interrupt(value)
+
+
+def now() -> datetime.datetime:
+    """The current time (UTC, timezone-aware), recorded on first use: every replay sees the same."""
+    import datetime  # only a workflow that asks pays for it
+
+    return cast(
+        "datetime.datetime",
+        _context("now()").call_value("now", lambda: datetime.datetime.now(datetime.timezone.utc)),
+    )
+
+
+def random() -> float:
+    """A random float in [0, 1), recorded on first use: every replay sees the same."""
+    import random as _random
+
+    return cast(float, _context("random()").call_value("random", _random.random))
+
+
+def uuid4() -> uuid.UUID:
+    """A random UUID, recorded on first use: every replay sees the same."""
+    import uuid
+
+    return cast("uuid.UUID", _context("uuid4()").call_value("uuid4", uuid.uuid4))

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from cairnflow.core.errors import SerializationError
+from cairnflow.core.errors import InvalidArgumentError, SerializationError
 
 __all__ = [
     "JsonSerializer",
@@ -81,16 +81,33 @@ class JsonSerializer:
     ) -> type:
         """Allow ``cls`` to be stored. Returns ``cls``, so it works as a decorator.
 
-        Dataclasses and pydantic models need no ``encode``/``decode``; other
-        types must give both (``encode`` returns a serialisable value,
-        ``decode`` rebuilds the object from it). ``name`` (default
-        ``module.QualName``) is what is written to storage: keep it stable
-        when you move the class.
+        Dataclasses, pydantic models and exception classes (stored as their
+        ``args``: a task raising one is replayed as the same exception) need
+        no ``encode``/``decode``; other types must give both (``encode``
+        returns a serialisable value, ``decode`` rebuilds the object from it).
+        ``name`` (default ``module.QualName``) is what is written to storage:
+        keep it stable when you move the class. A class defined in the script
+        being run (module ``__main__``) needs an explicit ``name``: other entry
+        points (a worker, the resuming process) know it under another module.
         """
+        if name is None and cls.__module__ == "__main__":
+            raise InvalidArgumentError(
+                f"{cls.__qualname__} is defined in __main__ (the script being run), a module name other "
+                f"processes cannot resolve: give it a stable name, register_type({cls.__qualname__}, "
+                f"name={cls.__qualname__!r}), or move it to an importable module"
+            )
         if encode is None or decode is None:
             if encode is not None or decode is not None:
                 raise TypeError("give both encode and decode, or neither")
-            if dataclasses.is_dataclass(cls):
+            if isinstance(cls, type) and issubclass(cls, BaseException):
+
+                def encode(obj: Any) -> Any:
+                    return list(obj.args)
+
+                def decode(data: Any) -> Any:
+                    return cls(*data)
+
+            elif dataclasses.is_dataclass(cls):
                 field_names = [f.name for f in dataclasses.fields(cls) if f.init]
 
                 def encode(obj: Any) -> Any:

@@ -186,18 +186,19 @@ def test_history_json_field_by_field(
     assert set(doc) == {"thread_id", "checkpoints"}
     assert doc["thread_id"] == "done-1"
     cps = doc["checkpoints"]
-    assert [c["checkpoint_id"] for c in cps] == ["3", "2", "1", "0"]  # newest first
+    assert [c["checkpoint_id"] for c in cps] == ["4", "3", "2", "1", "0"]  # newest first
     for c in cps:
         assert set(c) == HISTORY_FIELDS
         assert recent(c["created_at"])
         assert c["workflow"] == "order"
         assert c["parent"] is None
-    assert [c["kind"] for c in cps] == ["delta", "delta", "delta", "snapshot"]
-    assert [c["status"] for c in cps] == ["completed", "running", "interrupted", "running"]
-    assert [c["new_records"] for c in cps] == [1, 1, 1, 2]
-    assert [c["total_records"] for c in cps] == [5, 4, 3, 2]
-    assert [c["base"] for c in cps] == ["0", "0", "0", None]
-    start, first_task = cps[3]["records"]
+    assert [c["kind"] for c in cps] == ["delta", "delta", "delta", "delta", "snapshot"]
+    assert [c["status"] for c in cps] == ["completed", "running", "interrupted", "running", "running"]
+    assert [c["new_records"] for c in cps] == [1, 1, 1, 1, 1]
+    assert [c["total_records"] for c in cps] == [5, 4, 3, 2, 1]
+    assert [c["base"] for c in cps] == ["0", "0", "0", "0", None]
+    (start,) = cps[4]["records"]  # the start is written before the first task runs
+    (first_task,) = cps[3]["records"]
     assert start["op"] == "start" and start["workflow"] == "order" and start["input"] == {"a": 1, "b": 2}
     assert {k: v for k, v in first_task.items() if k != "args"} == {
         "op": "task",
@@ -209,13 +210,14 @@ def test_history_json_field_by_field(
     assert cps[1]["records"] == [{"op": "resume", "pos": 1, "value": "yes"}]
     end_value = {"x": 3, "answer": "yes", "raw": {"$bytes": "b2s="}, "pair": [3, "yes"]}
     assert cps[0]["records"] == [{"op": "end", "status": "completed", "value": end_value}]
-    assert cps[3]["summary"] == ['start order input={"a": 1, "b": 2}', "task #0 add -> 3"]
+    assert cps[4]["summary"] == ['start order input={"a": 1, "b": 2}']
+    assert cps[3]["summary"] == ["task #0 add -> 3"]
     assert cps[2]["summary"] == ['interrupt #1: {"question": "ship?", "x": 3}']
     assert cps[1]["summary"] == ['answer #1: "yes"']
     # Summaries are one line each; long values are cut at 60 characters (the records are whole).
     assert cps[0]["summary"] == ['completed -> {"answer": "yes", "pair": [3, "yes"], "raw": {"$bytes": "b2…']
     limited = cli(capsys, "history", location.url, "done-1", "--limit", "2", "--json").json()
-    assert [c["checkpoint_id"] for c in limited["checkpoints"]] == ["3", "2"]
+    assert [c["checkpoint_id"] for c in limited["checkpoints"]] == ["4", "3"]
 
 
 def test_history_human(
@@ -226,14 +228,20 @@ def test_history_human(
     header, *rows = result.out.splitlines()
     assert header.split() == ["CHECKPOINT", "KIND", "STATUS", "WRITTEN", "RECORDS", "RECORDED"]
     recorded = header.index("RECORDED")
-    assert [r.split()[0] for r in rows if r[:1].strip()] == ["2", "1", "0"]
-    assert rows[0].split()[:3] == ["2", "delta", "failed"]
+    assert [r.split()[0] for r in rows if r[:1].strip()] == ["3", "2", "1", "0"]
+    assert rows[0].split()[:3] == ["3", "delta", "failed"]
     assert rows[0][recorded:] == "failed: ValueError: boom 4"
     assert rows[1][recorded:] == "task #1 boom failed: ValueError: boom 4"
-    assert rows[2][recorded:] == "start fragile input=3"
-    assert rows[3][recorded:] == "task #0 add -> 4"  # a continuation line of checkpoint 0
-    assert rows[3][:recorded].strip() == ""
-    assert "+2 =2" in rows[2]
+    assert rows[2][recorded:] == "task #0 add -> 4"
+    assert rows[3][recorded:] == "start fragile input=3"
+    assert "+1 =1" in rows[3]
+    # A checkpoint of several records: one line each (the suspended run wrote start and suspend).
+    header, *rows = cli(capsys, "history", location.url, "susp-1").out.splitlines()
+    recorded = header.index("RECORDED")
+    assert rows[0][recorded:].startswith("start order input=")
+    assert rows[1][recorded:] == "suspended (deadline)"  # a continuation line of checkpoint 0
+    assert rows[1][:recorded].strip() == ""
+    assert "+2 =2" in rows[0]
 
 
 # --------------------------------------------------------------------------- show
@@ -255,7 +263,7 @@ def test_show_json_field_by_field(
 
     done = show("done-1")
     assert done["thread_id"] == "done-1"
-    assert (done["checkpoint_id"], done["latest_checkpoint_id"], done["is_latest"]) == ("3", "3", True)
+    assert (done["checkpoint_id"], done["latest_checkpoint_id"], done["is_latest"]) == ("4", "4", True)
     assert (done["kind"], done["status"], done["workflow"]) == ("delta", "completed", "order")
     assert done["total_records"] == 5 == len(done["records"])
     assert done["input"] == {"a": 1, "b": 2}
@@ -283,7 +291,7 @@ def test_show_json_field_by_field(
     ]
 
     wait = show("wait-1")
-    assert (wait["status"], wait["checkpoint_id"], wait["result"]) == ("interrupted", "1", None)
+    assert (wait["status"], wait["checkpoint_id"], wait["result"]) == ("interrupted", "2", None)
     assert wait["interrupt"] == {"id": "1", "value": {"question": "ship?", "x": 7}}
     assert [s["status"] for s in wait["steps"]] == ["done", "waiting"]
 
@@ -300,13 +308,13 @@ def test_show_json_field_by_field(
     }
 
     running = show("run-1")
-    assert (running["status"], running["kind"], len(running["steps"])) == ("running", "snapshot", 1)
+    assert (running["status"], running["kind"], len(running["steps"])) == ("running", "delta", 1)
     suspended = show("susp-1")
     assert (suspended["status"], suspended["steps"]) == ("suspended", [])
 
     # An older checkpoint: the state as it was then.
-    old = show("done-1", "1")
-    assert (old["checkpoint_id"], old["latest_checkpoint_id"], old["is_latest"]) == ("1", "3", False)
+    old = show("done-1", "2")
+    assert (old["checkpoint_id"], old["latest_checkpoint_id"], old["is_latest"]) == ("2", "4", False)
     assert old["status"] == "interrupted"
     assert old["interrupt"] == {"id": "1", "value": {"question": "ship?", "x": 3}}
     assert old["result"] is None and old["total_records"] == 3
@@ -322,7 +330,7 @@ def test_show_human(
         "thread       wait-1",
         "workflow     order",
         "status       interrupted",
-        "checkpoint   1 (delta, latest)",
+        "checkpoint   2 (delta, latest)",
     ]
     assert "waiting for  interrupt 1: {" in lines
     assert '               "question": "ship?",' in lines
@@ -348,15 +356,15 @@ def test_delete_dry_run_then_delete(
         "layout": "executor",
         "dry_run": True,
         "status": "failed",
-        "deleted": ["0", "1", "2"],
-        "deleted_count": 3,
-        "tombstone": "3",
+        "deleted": ["0", "1", "2", "3"],
+        "deleted_count": 4,
+        "tombstone": "4",
         "purged": False,
     }
     result = cli(capsys, "delete", url, "fail-1", "--dry-run", "--json")
     assert (result.code, result.json()) == (0, plan)
     result = cli(capsys, "delete", url, "fail-1", "--dry-run")
-    assert result.out.startswith("would delete thread 'fail-1' (failed): 3 checkpoint(s) (0..2)")
+    assert result.out.startswith("would delete thread 'fail-1' (failed): 4 checkpoint(s) (0..3)")
     assert snapshot(location) == before
     # Off a terminal, a delete without --yes is refused and changes nothing.
     one_line_error(cli(capsys, "delete", url, "fail-1"), 2)
@@ -366,7 +374,7 @@ def test_delete_dry_run_then_delete(
     stale = saver.latest("fail-1")  # a writer that loaded the thread before the delete
     result = cli(capsys, "delete", url, "fail-1", "--yes", "--json")
     assert (result.code, result.json()) == (0, {**plan, "dry_run": False})
-    assert [(i.seq, i.kind) for i in saver.history("fail-1")] == [(3, "tombstone")]
+    assert [(i.seq, i.kind) for i in saver.history("fail-1")] == [(4, "tombstone")]
     with pytest.raises(ConflictError):
         saver.append("fail-1", stale, [{"op": "suspend"}], status="running")
     assert "fail-1" not in thread_ids(capsys, url)
@@ -379,7 +387,7 @@ def test_delete_dry_run_then_delete(
     }
 
     result = cli(capsys, "delete", url, "fail-1", "--yes", "--purge", "--json")
-    purged = {"dry_run": False, "status": "deleted", "deleted": ["3"], "deleted_count": 1, "tombstone": None}
+    purged = {"dry_run": False, "status": "deleted", "deleted": ["4"], "deleted_count": 1, "tombstone": None}
     assert result.json() == {**plan, **purged, "purged": True}
     assert thread_keys(snapshot(location), "fail-1") == {}
 
@@ -395,12 +403,12 @@ def test_delete_asks_on_a_terminal(
     monkeypatch.setattr(sys, "stdin", FakeTTY("n\n"))
     result = cli(capsys, "delete", location.url, "wait-1")
     assert result.code == 1
-    assert "delete thread 'wait-1' (interrupted, 2 checkpoint(s))? [y/N]" in result.err
+    assert "delete thread 'wait-1' (interrupted, 3 checkpoint(s))? [y/N]" in result.err
     assert snapshot(location) == before
     monkeypatch.setattr(sys, "stdin", FakeTTY("y\n"))
     result = cli(capsys, "delete", location.url, "wait-1")
     assert result.code == 0
-    assert result.out.startswith("deleted thread 'wait-1' (interrupted): 2 checkpoint(s)")
+    assert result.out.startswith("deleted thread 'wait-1' (interrupted): 3 checkpoint(s)")
     assert [i.kind for i in open_saver(location.url).history("wait-1")] == ["tombstone"]
 
 

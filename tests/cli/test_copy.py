@@ -113,7 +113,7 @@ def test_copy_s3_to_gcs_one_thread_then_resume(
     populate(s3_location.url)
     result = cli(capsys, "copy", s3_location.url, gcs_location.url, "--thread", "wait-1", "--json")
     assert result.code == 0, result.err
-    assert [(t["thread_id"], t["copied"]) for t in result.json()["threads"]] == [("wait-1", 2)]
+    assert [(t["thread_id"], t["copied"]) for t in result.json()["threads"]] == [("wait-1", 3)]
     assert histories(gcs_location.url) == {"wait-1": histories(s3_location.url)["wait-1"]}
     calls = CALLS.copy()
     done = order.resume("ship", thread_id="wait-1", saver=open_saver(gcs_location.url))

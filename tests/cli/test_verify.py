@@ -214,7 +214,7 @@ def test_verify_accepts_tombstones_leftovers_reruns_and_forks(
     saver = open_saver(url)
     order.run({"a": 1, "b": 1}, thread_id="t", saver=saver)
     order.resume("no", thread_id="t", saver=saver)
-    order.fork(thread_id="t", checkpoint_id="1", saver=saver)  # time travel: a fork checkpoint
+    order.fork(thread_id="t", checkpoint_id="2", saver=saver)  # time travel: a fork checkpoint
     order.resume("yes", thread_id="t", saver=saver)
     kinds = [i.kind for i in saver.history("t")]
     assert kinds[:3] == ["delta", "delta", "fork"]
@@ -222,7 +222,7 @@ def test_verify_accepts_tombstones_leftovers_reruns_and_forks(
 
     # An interrupted delete: tombstone written, only the oldest checkpoints removed so far.
     store, _ = open_store(url)
-    copies = {seq: store.get(_key(local_location, "t", seq)).data for seq in range(4, 7)}
+    copies = {seq: store.get(_key(local_location, "t", seq)).data for seq in range(5, 8)}
     saver.delete_thread("t")
     for seq, data in copies.items():
         store.put(_key(local_location, "t", seq), data)
@@ -259,8 +259,9 @@ def test_verify_reports_progress(local_location: StoreLocation) -> None:
     long.run(2, thread_id="b", saver=saver)
     seen: list[tuple[int, int]] = []
     report = ops.verify(saver, progress=lambda o, t: seen.append((o, t)))
-    assert report.ok and (report.objects_checked, report.threads_checked) == (6 + 3, 2)
-    assert seen[-1] == (9, 2)
+    # start + 5 tasks + end, start + 2 tasks + end
+    assert report.ok and (report.objects_checked, report.threads_checked) == (7 + 4, 2)
+    assert seen[-1] == (11, 2)
     assert [o for o, _ in seen] == sorted(o for o, _ in seen)
 
 
@@ -280,7 +281,7 @@ def test_other_commands_live_with_damage(
     assert cli(capsys, "threads", location.url, "--status", "corrupt", "--json").json()["count"] == 1
     # history skips the foreign object under done-1; show of the damaged head is a data error
     history = cli(capsys, "history", location.url, "done-1", "--json").json()
-    assert [c["checkpoint_id"] for c in history["checkpoints"]] == ["3", "2", "1", "0"]
+    assert [c["checkpoint_id"] for c in history["checkpoints"]] == ["4", "3", "2", "1", "0"]
     line = one_line_error(cli(capsys, "show", location.url, "long-1"), 3)
     assert "checksum mismatch" in line and "cairnflow verify" in line
     # prune leaves a thread it cannot read alone and says so (exit 1)

@@ -25,6 +25,7 @@ from cairnflow.core import (
     workflow,
 )
 from cairnflow.core.counting import CountingStore
+from cairnflow.core.errors import MisuseError
 from cairnflow.core.serde import JsonSerializer
 from cairnflow.savers.memory import MemoryStore
 
@@ -187,22 +188,22 @@ def test_replay_detects_changed_task_name_and_arguments(saver: CheckpointLog) ->
         step(2).result()
         return interrupt("pause")
 
-    # The answer "go" was recorded before the replay diverged (it is the fence), and
-    # nothing else was: the thread keeps the answer for the right code to continue.
+    # The replay diverged before reaching the interrupt, so the answer was not written
+    # (it is written only then, as the fence): the thread still waits for it.
     head = saver.latest("n")
-    assert head is not None and head.status == "running"
-    assert [r["op"] for r in head.records] == ["start", "task", "interrupt", "resume"]
-    with pytest.raises(NondeterminismError, match="different arguments"):
-        changed_args.resume(thread_id="n", saver=saver)
+    assert head is not None and head.status == "interrupted"
+    assert [r["op"] for r in head.records] == ["start", "task", "interrupt"]
+    with pytest.raises(NondeterminismError, match="with arguments"):
+        changed_args.resume("go", thread_id="n", saver=saver)
 
     @workflow(name="wf")
     def interrupt_first() -> Any:
         return interrupt("pause")
 
     with pytest.raises(NondeterminismError, match="called interrupt"):
-        interrupt_first.resume(thread_id="n", saver=saver)
+        interrupt_first.resume("go", thread_id="n", saver=saver)
     assert saver.latest("n") == head  # the failed replays wrote nothing
-    assert original.resume(thread_id="n", saver=saver).result == "go"
+    assert original.resume("go", thread_id="n", saver=saver).result == "go"
 
 
 def test_thread_of_another_workflow_is_refused(saver: CheckpointLog) -> None:
@@ -283,7 +284,11 @@ def test_failed_task_is_recorded_reraised_and_retried_on_resume(saver: Checkpoin
     head = saver.latest("f")
     assert head is not None and head.status == "failed"
     assert [r["op"] for r in head.records] == ["start", "task", "task_error", "end"]
-    assert head.records[2]["error"] == {"type": "builtins.ValueError", "message": "downstream is down"}
+    assert head.records[2]["error"] == {
+        "type": "builtins.ValueError",
+        "message": "downstream is down",
+        "args": ["downstream is down"],  # a builtin exception is replayed as itself
+    }
 
     fail["on"] = False
     run = wf.resume(thread_id="f", saver=saver)
@@ -345,10 +350,10 @@ def test_every_durability_mode_records_the_same_history(durability: str) -> None
     if durability == "exit":
         assert counting.counts["PUT"] == 2  # one per run() / resume() call
     elif durability == "sync":
-        # start+charge, interrupt | answer (the fence), ship, end
-        assert counting.counts["PUT"] == 5
+        # start, charge, interrupt | answer (the fence), ship, end
+        assert counting.counts["PUT"] == 6
     else:
-        assert 4 <= counting.counts["PUT"] <= 5  # the background writer may batch ship with end
+        assert 4 <= counting.counts["PUT"] <= 6  # the background writer may batch records
 
 
 def test_async_mode_returns_only_after_every_write_and_leaves_no_writer_thread() -> None:
@@ -508,7 +513,7 @@ def test_task_called_outside_a_workflow_is_an_error() -> None:
     def lonely() -> int:
         return 1
 
-    with pytest.raises(RuntimeError, match="outside a workflow"):
+    with pytest.raises(MisuseError, match="outside a workflow"):
         lonely()
     assert lonely.fn() == 1
 

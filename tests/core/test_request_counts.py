@@ -104,16 +104,17 @@ def test_sync_sequential_run_costs_one_put_per_task_plus_end(
 ) -> None:
     run = sequential.run(n, thread_id="t", saver=saver, durability="sync")
     assert run.result == _expected_sequential(n)
-    # One PUT per task (the start record rides with the first task's write) plus the end.
-    assert counting.counts["PUT"] == n + 1
+    # The start record (written before the first task runs, so that a run killed in it
+    # can be resumed), one PUT per task, and the end.
+    assert counting.counts["PUT"] == 1 + n + 1
     assert counting.counts["DELETE"] == 0
-    assert [info.seq for info in saver.history("t")] == list(range(n, -1, -1))
+    assert [info.seq for info in saver.history("t")] == list(range(n + 1, -1, -1))
 
 
 def test_replayed_tasks_cost_no_put(counting: CountingStore, saver: CheckpointLog) -> None:
     first = approval.run(N, thread_id="t", saver=saver, durability="sync")
     assert first.status == "interrupted"
-    assert counting.counts["PUT"] == N + 1  # N task writes (start included) + the interrupt
+    assert counting.counts["PUT"] == 1 + N + 1  # the start, N task writes, the interrupt
     assert sum(calls.values()) == N
 
     counting.reset()
@@ -149,7 +150,7 @@ def test_async_mode_makes_at_most_one_put_per_task_plus_end(
 ) -> None:
     run = sequential.run(N, thread_id="t", saver=saver, durability="async")
     assert run.result == _expected_sequential(N)
-    assert 1 <= counting.counts["PUT"] <= N + 1
+    assert 1 <= counting.counts["PUT"] <= 1 + N + 1
     assert _task_positions(saver, "t") == list(range(N))
     head = saver.latest("t")
     assert head is not None and head.status == "completed"
@@ -160,7 +161,7 @@ def test_sync_parallel_fan_out_makes_at_most_one_put_per_task_plus_end(
 ) -> None:
     run = fan_out.run(N, thread_id="t", saver=saver, durability="sync", max_workers=N)
     assert run.result == sum(i * i for i in range(N))
-    assert counting.counts["PUT"] <= N + 1
+    assert counting.counts["PUT"] <= 1 + N + 1  # the start, at most one per task, the end
     assert _task_positions(saver, "t") == list(range(N))
     assert sorted(calls) == sorted(f"square:{i}" for i in range(N))
 
@@ -209,18 +210,18 @@ def test_get_of_an_old_checkpoint_and_history_costs(counting: CountingStore, sav
     run = sequential.run(40, thread_id="t", saver=saver, durability="sync")
     assert run.status == "completed"
     latest = saver.latest("t")
-    assert latest is not None and latest.seq == 40
+    assert latest is not None and latest.seq == 41  # the start, 40 tasks, the end
 
-    for seq in (0, 3, 17, 25, 39):
+    for seq in (0, 3, 17, 25, 40):
         counting.reset()
         old = saver.get("t", str(seq))
         assert counting.counts["GET"] <= 2 and counting.counts["LIST"] == 0 and counting.counts["PUT"] == 0
         assert counting.counts["GET"] == (2 if old.info.kind == "delta" else 1)
         assert old.seq == seq
-        # Checkpoint k holds the start record plus the results of tasks 0..k.
-        assert old.records == latest.records[: seq + 2]
+        # Checkpoint k holds the start record plus the results of tasks 0..k-1.
+        assert old.records == latest.records[: seq + 1]
 
     counting.reset()
     infos = list(saver.history("t", limit=5))
-    assert [i.seq for i in infos] == [40, 39, 38, 37, 36]
+    assert [i.seq for i in infos] == [41, 40, 39, 38, 37]
     assert dict(counting.counts) == {"LIST": 1, "GET": 5}
