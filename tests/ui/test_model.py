@@ -63,20 +63,6 @@ def row(**kw: Any) -> ThreadRow:
     return ThreadRow(**{**base, **kw})
 
 
-def test_filters_match() -> None:
-    now = 10_000.0
-    assert Filters().matches(row(), now)
-    assert not Filters().matches(row(status="deleted"), now)  # hidden unless asked for
-    assert Filters(statuses=("deleted",)).matches(row(status="deleted"), now)
-    assert not Filters(workflow="x").matches(row(), now)
-    assert not Filters(layout="langgraph").matches(row(), now)
-    assert Filters(newer_than=9000).matches(row(), now)
-    assert not Filters(newer_than=8999).matches(row(), now)
-    assert Filters(older_than=9000).matches(row(), now)
-    assert not Filters(older_than=9001).matches(row(), now)
-    assert not Filters(newer_than=10).matches(row(updated_at=None), now)
-
-
 def test_row_link_quotes_the_id() -> None:
     assert row(thread_id="a&b=c d/<x>").link == "/thread?id=a%26b%3Dc+d%2F%3Cx%3E&layout=executor"
 

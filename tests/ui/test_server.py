@@ -16,6 +16,8 @@ import urllib.parse
 
 import pytest
 
+from cairnflow import ops
+from cairnflow.savers import open_saver
 from tests.cli.flows import EXPECTED
 from tests.ui.conftest import READ_REQUESTS, Served, serve
 from tests.ui.demo import HOSTILE, HOSTILE_ID, HOSTILE_WORKFLOW, LANGGRAPH_THREADS
@@ -105,7 +107,7 @@ def test_filter_form_keeps_the_choices(served: Served) -> None:
         ("/?limit=0", 400, "limit: must be between"),
         ("/?layout=sql", 400, "layout: must be one of"),
         ("/thread", 400, "id: name the thread"),
-        ("/thread?id=no-such-thread", 404, "no LangGraph thread"),
+        ("/thread?id=no-such-thread", 404, "no thread &#x27;no-such-thread&#x27;"),
         ("/thread?id=no-such-thread&layout=executor", 404, "no thread"),
         ("/thread?id=done-1&checkpoint=99", 404, "has no checkpoint 99"),
         ("/thread?id=done-1&layout=other", 400, "layout: must be executor or langgraph"),
@@ -124,7 +126,8 @@ def test_bad_requests_get_a_clear_page(served: Served, path: str, status: int, s
 
 def test_executor_thread_shows_state_and_timeline_with_values(served: Served) -> None:
     body = served.get(link("done-1")).body
-    assert "State at checkpoint 3 (latest)" in body
+    head = EXPECTED["done-1"].head
+    assert f"State at checkpoint {head} (latest)" in body
     assert "s-completed" in body
     # input, result (bytes and tuples shown as JSON), the answer to the interrupt
     assert "&quot;a&quot;: 1" in body
@@ -136,12 +139,14 @@ def test_executor_thread_shows_state_and_timeline_with_values(served: Served) ->
     assert "task #0 add" in timeline
     assert "&quot;question&quot;: &quot;ship?&quot;" in timeline
     checkpoints = body[body.index('id="checkpoints"') :]
-    assert [int(c) for c in re.findall(r"checkpoint=(\d+)", checkpoints)] == [3, 2, 1, 0]
+    assert [int(c) for c in re.findall(r"checkpoint=(\d+)", checkpoints)] == list(range(head, -1, -1))
 
 
-def test_executor_thread_at_an_older_checkpoint(served: Served) -> None:
-    body = served.get(link("done-1", checkpoint="1")).body
-    assert "State at checkpoint 1 (latest is 3)" in body
+def test_executor_thread_at_an_older_checkpoint(served: Served, demo_url: str) -> None:
+    saver = open_saver(demo_url, create=False)  # ops, not the view, says which checkpoint it was
+    asked = next(e.checkpoint_id for e in ops.thread_history(saver, "done-1") if e.status == "interrupted")
+    body = served.get(link("done-1", checkpoint=asked)).body
+    assert f"State at checkpoint {asked} (latest is {EXPECTED['done-1'].head})" in body
     assert "Waiting for an answer to interrupt #1" in body
     assert "s-interrupted" in body
 
@@ -177,7 +182,8 @@ def test_langgraph_thread_shows_checkpoints_channel_values_and_pending_writes(se
 def test_verify_page_reports_what_verify_finds(served: Served) -> None:
     resp = served.get("/verify?thread=done-1")
     assert resp.status == 200
-    assert "Checked thread done-1: 1 thread(s), 4 object(s): no errors, 0 warning(s)." in resp.body
+    objects = EXPECTED["done-1"].head + 1
+    assert f"Checked thread done-1: 1 thread(s), {objects} object(s): no errors, 0 warning(s)." in resp.body
 
 
 def test_verify_page_lists_problems() -> None:

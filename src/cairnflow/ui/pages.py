@@ -303,7 +303,7 @@ def executor_page(view: ExecutorThread, now: float) -> list[Child]:
         tag(
             "p",
             "executor thread · ",
-            tag("a", "verify this thread", href=_link("/verify", thread=tid)),
+            tag("a", "verify this thread", href=_link("/verify", thread=tid, layout="executor")),
             class_="meta",
         ),
         *_state_section(view),
@@ -377,7 +377,12 @@ def langgraph_page(view: LangGraphThread) -> list[Child]:
     more = tag("p", "Older checkpoints are not shown.", class_="note") if view.truncated else None
     return [
         tag("h1", "Thread ", tag("span", view.thread_id, id="thread-id")),
-        tag("p", f"LangGraph thread · {len(view.checkpoints)} checkpoint(s), newest first", class_="meta"),
+        tag(
+            "p",
+            f"LangGraph thread · {len(view.checkpoints)} checkpoint(s), newest first · ",
+            tag("a", "verify this thread", href=_link("/verify", thread=view.thread_id, layout="langgraph")),
+            class_="meta",
+        ),
         more,
         *items,
     ]
