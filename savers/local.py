@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import uuid
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,7 +76,8 @@ class LocalStore(BackendStore):
 
     def _write_temp(self, directory: Path, data: bytes) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        # not uuid.uuid4(): callers (LangGraph's tests among them) patch it for deterministic ids
+        tmp = directory / f"{_TMP_PREFIX}{secrets.token_hex(16)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             view = memoryview(data)

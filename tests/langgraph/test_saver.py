@@ -572,3 +572,21 @@ def test_delta_channel_history_matches_langgraphs_default_walk(saver: LangGraphS
     )
     assert saver.get_delta_channel_history(config=c, channels=[]) == {}
     assert saver.get_delta_channel_history(config=conf("none"), channels=["x"]) == {"x": {"writes": []}}
+
+
+def test_the_saver_draws_no_uuid4(saver: LangGraphSaver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LangGraph's tests patch uuid.uuid4 to make a graph's ids deterministic: the saver
+    must not consume them (its writer tokens come from ``secrets``)."""
+    first, second = checkpoint({"n": 0}), checkpoint({"n": 1})
+    drawn: list[int] = []
+    real = uuid.uuid4
+    monkeypatch.setattr(uuid, "uuid4", lambda: drawn.append(1) or real())
+    c0 = saver.put(conf("t"), first, meta(-1), {"n": 1})
+    saver.put_writes(c0, [("n", 2), (ERROR, "boom")], "task")
+    saver.put(c0, second, meta(0), {"n": 2})
+    saver.copy_thread("t", "u")
+    saver.prune(["u"], strategy="keep_latest")
+    saver.delete_for_runs(["nobody"])
+    saver.delete_thread("t")
+    assert saver.get_tuple(conf("u")) is not None and list(saver.list(conf("u")))
+    assert drawn == []
