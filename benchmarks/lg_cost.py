@@ -127,6 +127,9 @@ def measure(c: lc.Contender, fn: Any) -> tuple[Any, dict[str, Any]]:
         cap = c.capacity.stats()
         # DynamoDB calls are POSTs on the wire: the rest of the POSTs are S3's.
         s3["POST"] = s3.get("POST", 0) - sum(cap["calls"].values())
+        if s3["POST"] < 0:
+            # The wrapper saw calls the wire did not: the two counts disagree.
+            row["ddb_count_mismatch"] = -s3["POST"]
         s3 = {k: v for k, v in s3.items() if v}
         row.update(ddb_calls=cap["calls"], wru=cap["wru"], rru=cap["rru"])
         row["by_kind"] = {**s3, **cap["calls"]}

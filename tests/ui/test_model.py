@@ -63,20 +63,6 @@ def row(**kw: Any) -> ThreadRow:
     return ThreadRow(**{**base, **kw})
 
 
-def test_filters_match() -> None:
-    now = 10_000.0
-    assert Filters().matches(row(), now)
-    assert not Filters().matches(row(status="deleted"), now)  # hidden unless asked for
-    assert Filters(statuses=("deleted",)).matches(row(status="deleted"), now)
-    assert not Filters(workflow="x").matches(row(), now)
-    assert not Filters(layout="langgraph").matches(row(), now)
-    assert Filters(newer_than=9000).matches(row(), now)
-    assert not Filters(newer_than=8999).matches(row(), now)
-    assert Filters(older_than=9000).matches(row(), now)
-    assert not Filters(older_than=9001).matches(row(), now)
-    assert not Filters(newer_than=10).matches(row(updated_at=None), now)
-
-
 def test_row_link_quotes_the_id() -> None:
     assert row(thread_id="a&b=c d/<x>").link == "/thread?id=a%26b%3Dc+d%2F%3Cx%3E&layout=executor"
 
@@ -142,6 +128,13 @@ def test_plain_turns_values_into_json_without_constructing_anything() -> None:
         ({"op": "resume", "pos": 2, "value": "yes"}, "answer", "answer to #2", "yes"),
         ({"op": "end", "status": "completed", "value": 9}, "end", "completed", 9),
         ({"op": "end", "status": "failed", "error": {"m": 2}}, "error", "failed", {"m": 2}),
+        (
+            {"op": "attempt", "pos": 3, "name": "fetch", "attempt": 1, "retry_at": 0.0, "error": {"m": 3}},
+            "retry",
+            "task #3 fetch attempt 1 failed, retry at 1970-01-01 00:00:00 UTC",
+            {"m": 3},
+        ),
+        ({"op": "value", "pos": 5, "name": "now", "value": 12.5}, "value", "now() #5", 12.5),
         # kinds this view does not know yet (timers, callbacks) show with their whole record
         ({"op": "timer", "pos": 4, "at": 5.0}, "timer", "timer", {"op": "timer", "pos": 4, "at": 5.0}),
     ],

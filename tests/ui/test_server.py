@@ -16,10 +16,13 @@ import urllib.parse
 
 import pytest
 
+from cairnflow import ops
+from cairnflow.savers import open_saver
 from tests.cli.flows import EXPECTED
 from tests.ui.conftest import READ_REQUESTS, Served, serve
-from tests.ui.demo import HOSTILE, HOSTILE_ID, HOSTILE_WORKFLOW, LANGGRAPH_THREADS
+from tests.ui.demo import HOSTILE, HOSTILE_ID, HOSTILE_WORKFLOW, LANGGRAPH_THREADS, all_ids
 
+ALL_IDS = all_ids()
 ROW = re.compile(r'<tr data-thread="([^"]*)">(.*?)</tr>', re.S)
 
 
@@ -39,7 +42,7 @@ def test_thread_list_shows_every_thread_with_its_status_and_workflow(served: Ser
     resp = served.get("/")
     assert resp.status == 200
     listed = rows(resp.body)
-    assert set(listed) == {*EXPECTED, *LANGGRAPH_THREADS, HOSTILE_ID}
+    assert set(listed) == ALL_IDS
     for tid, exp in EXPECTED.items():
         assert f"s-{exp.status}" in listed[tid]
         assert f"<td>{exp.workflow}</td>" in listed[tid]
@@ -56,12 +59,15 @@ def test_thread_list_shows_every_thread_with_its_status_and_workflow(served: Ser
     ("query", "expected"),
     [
         ("status=interrupted", {"wait-1", "agent-wait"}),
-        ("status=completed&status=failed", {"done-1", "long-1", "fail-1", "agent-done", HOSTILE_ID}),
+        (
+            "status=completed&status=failed",
+            {"done-1", "long-1", "fail-1", "agent-done", "retry-1", HOSTILE_ID},
+        ),
         ("workflow=order", {"done-1", "wait-1", "susp-1"}),
         ("workflow=order&status=suspended", {"susp-1"}),
         ("layout=langgraph", set(LANGGRAPH_THREADS)),
         ("layout=executor&workflow=crashy", {"run-1"}),
-        ("age=1h", {*EXPECTED, *LANGGRAPH_THREADS, HOSTILE_ID}),
+        ("age=1h", ALL_IDS),
         ("older=1h", set()),
         ("workflow=nothing-like-this", set()),
     ],
@@ -76,7 +82,7 @@ def test_age_filters_against_the_clock(demo_url: str) -> None:
     """Two days later, nothing was updated within a day and everything is older than one."""
     with serve(demo_url, clock=lambda: time.time() + 2 * 86400) as later:
         assert rows(later.get("/?age=1d").body) == {}
-        assert set(rows(later.get("/?older=1d").body)) == {*EXPECTED, *LANGGRAPH_THREADS, HOSTILE_ID}
+        assert set(rows(later.get("/?older=1d").body)) == ALL_IDS
         assert "2d" in rows(later.get("/").body)["done-1"]
 
 
@@ -105,7 +111,7 @@ def test_filter_form_keeps_the_choices(served: Served) -> None:
         ("/?limit=0", 400, "limit: must be between"),
         ("/?layout=sql", 400, "layout: must be one of"),
         ("/thread", 400, "id: name the thread"),
-        ("/thread?id=no-such-thread", 404, "no LangGraph thread"),
+        ("/thread?id=no-such-thread", 404, "no thread &#x27;no-such-thread&#x27;"),
         ("/thread?id=no-such-thread&layout=executor", 404, "no thread"),
         ("/thread?id=done-1&checkpoint=99", 404, "has no checkpoint 99"),
         ("/thread?id=done-1&layout=other", 400, "layout: must be executor or langgraph"),
@@ -124,7 +130,8 @@ def test_bad_requests_get_a_clear_page(served: Served, path: str, status: int, s
 
 def test_executor_thread_shows_state_and_timeline_with_values(served: Served) -> None:
     body = served.get(link("done-1")).body
-    assert "State at checkpoint 3 (latest)" in body
+    head = EXPECTED["done-1"].head
+    assert f"State at checkpoint {head} (latest)" in body
     assert "s-completed" in body
     # input, result (bytes and tuples shown as JSON), the answer to the interrupt
     assert "&quot;a&quot;: 1" in body
@@ -136,12 +143,14 @@ def test_executor_thread_shows_state_and_timeline_with_values(served: Served) ->
     assert "task #0 add" in timeline
     assert "&quot;question&quot;: &quot;ship?&quot;" in timeline
     checkpoints = body[body.index('id="checkpoints"') :]
-    assert [int(c) for c in re.findall(r"checkpoint=(\d+)", checkpoints)] == [3, 2, 1, 0]
+    assert [int(c) for c in re.findall(r"checkpoint=(\d+)", checkpoints)] == list(range(head, -1, -1))
 
 
-def test_executor_thread_at_an_older_checkpoint(served: Served) -> None:
-    body = served.get(link("done-1", checkpoint="1")).body
-    assert "State at checkpoint 1 (latest is 3)" in body
+def test_executor_thread_at_an_older_checkpoint(served: Served, demo_url: str) -> None:
+    saver = open_saver(demo_url, create=False)  # ops, not the view, says which checkpoint it was
+    asked = next(e.checkpoint_id for e in ops.thread_history(saver, "done-1") if e.status == "interrupted")
+    body = served.get(link("done-1", checkpoint=asked)).body
+    assert f"State at checkpoint {asked} (latest is {EXPECTED['done-1'].head})" in body
     assert "Waiting for an answer to interrupt #1" in body
     assert "s-interrupted" in body
 
@@ -150,6 +159,15 @@ def test_failed_thread_shows_its_error(served: Served) -> None:
     body = served.get(link("fail-1", layout="executor")).body
     assert "ValueError: boom 4" in body
     assert re.findall(r'class="ev k-([a-z_]+)"', body) == ["start", "task", "error", "error"]
+
+
+def test_retried_attempt_shows_in_the_timeline(served: Served) -> None:
+    body = served.get(link("retry-1")).body
+    kinds = re.findall(r'class="ev k-([a-z_]+)"', body)
+    assert kinds == ["start", "retry", "task", "end"]
+    assert "task #0 flaky attempt 1 failed, retry at 20" in body
+    assert "&quot;message&quot;: &quot;upstream reset&quot;" in body
+    assert "&quot;type&quot;: &quot;builtins.ConnectionError&quot;" in body
 
 
 def test_long_thread_lists_every_checkpoint(served: Served) -> None:
@@ -177,7 +195,8 @@ def test_langgraph_thread_shows_checkpoints_channel_values_and_pending_writes(se
 def test_verify_page_reports_what_verify_finds(served: Served) -> None:
     resp = served.get("/verify?thread=done-1")
     assert resp.status == 200
-    assert "Checked thread done-1: 1 thread(s), 4 object(s): no errors, 0 warning(s)." in resp.body
+    objects = EXPECTED["done-1"].head + 1
+    assert f"Checked thread done-1: 1 thread(s), {objects} object(s): no errors, 0 warning(s)." in resp.body
 
 
 def test_verify_page_lists_problems() -> None:

@@ -11,8 +11,9 @@ from typing import Any, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import DeltaChannelHistory, PendingWrite, get_checkpoint_id
 
-from cairnflow.langgraph._entries import Entry, Typed, Write, write_order
+from cairnflow.langgraph._entries import Entry, Write, write_order
 from cairnflow.langgraph._read import Reader
+from cairnflow.langgraph._values import load_parts, needed_positions, value_parts
 
 __all__ = ["DeltaHistory"]
 
@@ -48,25 +49,13 @@ class DeltaHistory(Reader):
             return result
         chain = self._ancestors(thread_id, ns, target, set(channels))
         seeds = [(entry, ch) for entry, seeded in chain for ch in sorted(seeded)]
-        seed_versions = [
-            str(self._checkpoint_of(entry).get("channel_versions", {})[ch]) for entry, ch in seeds
-        ]
         calls: builtins.list[Callable[[], Any]] = [
-            functools.partial(self._list_writes, thread_id, ns, e.checkpoint_id) for e, _ in chain
+            functools.partial(self._writes_of, thread_id, ns, e, None) for e, _ in chain
         ]
-        calls += [
-            functools.partial(self._read_blob, thread_id, ns, ch, ver)
-            for (_, ch), ver in zip(seeds, seed_versions, strict=True)
-        ]
-        listings = self._parallel(calls)
-        write_keys = cast(builtins.list[builtins.list[str]], listings[: len(chain)])
-        seed_values = cast(builtins.list[Typed], listings[len(chain) :])
-        jobs = [(i, key) for i, keys in enumerate(write_keys) for key in keys]
-        fetched = self._read_writes(thread_id, ns, [(chain[i][0].checkpoint_id, k) for i, k in jobs])
-        per_ancestor: builtins.list[builtins.list[Write]] = [[] for _ in chain]
-        for (i, _), write in zip(jobs, fetched, strict=True):
-            if write is not None:
-                per_ancestor[i].append(write)
+        calls += [functools.partial(self._seed, thread_id, ns, e, ch) for e, ch in seeds]
+        results = self._parallel(calls)
+        per_ancestor = cast(builtins.list[builtins.list[Write]], results[: len(chain)])
+        seed_values = results[len(chain) :]
         live = set(channels)
         collected: dict[str, builtins.list[PendingWrite]] = {ch: [] for ch in channels}
         for (_, seeded), writes in zip(chain, per_ancestor, strict=True):
@@ -74,11 +63,24 @@ class DeltaHistory(Reader):
                 if ch in live:
                     collected[ch].append((task, ch, self.serde.loads_typed(typed)))
             live -= seeded
-        for (_, ch), typed in zip(seeds, seed_values, strict=True):
-            result[ch]["seed"] = self.serde.loads_typed(typed)
+        for (_, ch), value in zip(seeds, seed_values, strict=True):
+            result[ch]["seed"] = value
         for ch in channels:
             result[ch]["writes"] = builtins.list(reversed(collected[ch]))
         return result
+
+    def _seed(self, thread_id: str, ns: str, entry: Entry, channel: str) -> Any:
+        """The value of ``channel`` in ``entry``."""
+        if entry.fmt >= 2:
+            holders = self._entries_at(thread_id, ns, needed_positions(entry) - {entry.seq})
+            holders[entry.seq] = entry
+            parts = value_parts(entry, channel, holders.__getitem__)
+            if isinstance(parts, builtins.list):
+                return load_parts(self.serde, parts)
+            version = parts[1]
+        else:
+            version = str(self._checkpoint_of(entry).get("channel_versions", {})[channel])
+        return self.serde.loads_typed(self._read_blob(thread_id, ns, channel, version))
 
     def _ancestors(
         self, thread_id: str, ns: str, target: Entry, remaining: set[str]

@@ -102,6 +102,17 @@ class Fences:
         self._strict.put((thread_id, ns, checkpoint_id), seq + 1)
         self._plans.put((thread_id, ns), _Plan(checkpoint_id, seq + 1, False))
 
+    def plan_seq(self, thread_id: str, ns: str) -> int | None:
+        """Position of the checkpoint this saver believes to be the head, if known."""
+        plan: _Plan | None = self._plans.get((thread_id, ns))
+        return None if plan is None or plan.parent is None else self.seq_of(thread_id, ns, plan.parent)
+
+    def is_future(self, thread_id: str, ns: str, checkpoint_id: str) -> bool:
+        """Whether ``checkpoint_id`` is newer than the head this saver believes in (LangGraph's
+        ids are time-ordered uuid6): a checkpoint about to be put, not one to look up."""
+        plan: _Plan | None = self._plans.get((thread_id, ns))
+        return plan is not None and (plan.parent is None or checkpoint_id > plan.parent)
+
     def seq_of(self, thread_id: str, ns: str, checkpoint_id: str) -> int | None:
         seq = self._seqs.get((thread_id, ns, checkpoint_id))
         return None if seq is None else int(seq)

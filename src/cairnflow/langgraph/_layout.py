@@ -1,9 +1,17 @@
-"""Key layout of the LangGraph checkpointer (format version 1).
+"""Key layout of the LangGraph checkpointer.
 
 Everything lives under ``{prefix}v1/lg/``, apart from the executor's
-``{prefix}v1/threads/``::
+``{prefix}v1/threads/``. Entry format 2 (written today; header ``"fv": 2``)::
 
-    t/{thread}/{ns}/c/{inv seq}                        log entry: a checkpoint or a pointer
+    t/{thread}/{ns}/c/{inv seq}                        log entry: a checkpoint with the values
+                                                       of its changed channels, or a pointer
+    t/{thread}/{ns}/c/{inv seq}.w.{task}.{inv n}       the pending writes of one put_writes call
+    t/{thread}/{ns}/h/{inv seq}                        values kept for survivors of a deleted entry
+
+A write key sorts right after its checkpoint's entry (``.`` sorts before digits), so
+one LIST of the log shows the head and its pending writes. Entry format 1 (still
+read; written by cairnflow before the format 2 entries)::
+
     t/{thread}/{ns}/i/{checkpoint id}/{inv seq}        id -> seq index (one per put of that id)
     t/{thread}/{ns}/b/{channel}/{version}              one channel value
     t/{thread}/{ns}/w/{checkpoint id}/{task}/{idx}/{inv n}   one pending write
@@ -46,11 +54,13 @@ __all__ = [
     "SEGMENT_LIMIT",
     "blob_key",
     "blobs_prefix",
+    "holder_key",
     "index_key",
     "index_prefix",
     "inv",
     "lg_prefix",
     "log_key",
+    "log_name",
     "log_prefix",
     "ns_prefix",
     "ns_segment",
@@ -63,6 +73,7 @@ __all__ = [
     "write_key",
     "write_slot_of",
     "write_slot_prefix",
+    "writes_key",
     "writes_prefix",
 ]
 
@@ -160,3 +171,22 @@ def run_prefix(prefix: str, run_id: str) -> str:
 
 def run_marker_key(prefix: str, run_id: str, thread_id: str, ns: str) -> str:
     return f"{run_prefix(prefix, run_id)}{encode_thread_id(thread_id)}/{ns_segment(ns)}"
+
+
+def writes_key(prefix: str, thread_id: str, ns: str, seq: int, task_id: str, version: int) -> str:
+    """Format 2: the pending writes of one ``put_writes`` call on the checkpoint at ``seq``."""
+    return f"{log_key(prefix, thread_id, ns, seq)}.w.{segment(task_id)}.{inv(version, _WRITE_DIGITS)}"
+
+
+def log_name(name: str) -> tuple[int, str | None, int]:
+    """(position, task segment or None, version) of a key below a log prefix."""
+    head, dot, rest = name.partition(".")
+    if not dot:
+        return parse_inv(head), None, 0
+    _, _, tail = rest.partition(".")
+    task, _, version = tail.rpartition(".")
+    return parse_inv(head), task, parse_inv(version, _WRITE_DIGITS)
+
+
+def holder_key(prefix: str, thread_id: str, ns: str, seq: int) -> str:
+    return f"{ns_prefix(prefix, thread_id, ns)}h/{inv(seq)}"

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import builtins
 import functools
-import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from cairnflow.core import codec
 from cairnflow.core.errors import CorruptCheckpointError, PruneRefusedError
 from cairnflow.langgraph import _layout as lay
-from cairnflow.langgraph._entries import Entry, check, encode_index, encode_pointer
+from cairnflow.langgraph._entries import Entry, encode_index, encode_pointer, writer_token
 from cairnflow.langgraph._fence import conflict
-from cairnflow.langgraph._io import LRU
 from cairnflow.langgraph._read import Reader
+from cairnflow.langgraph._values import needed_positions, shift_ref
 
 __all__ = ["Maintenance"]
 
@@ -33,24 +33,20 @@ def _above_tombstone(entries: builtins.list[Entry]) -> builtins.list[Entry]:
     return entries
 
 
-def _run_is(run_id: str, memo: tuple[str, str, str]) -> bool:
-    return memo[0] == run_id
+def _moved(header: dict[str, Any], thread_id: str, offset: int) -> dict[str, Any]:
+    """A header copied to another thread whose log positions are ``offset`` higher."""
+    moved = {**header, "thread": thread_id}
+    if offset:
+        for name in ("seq", "pseq"):
+            if isinstance(moved.get(name), int):
+                moved[name] += offset
+        if isinstance(moved.get("vals"), dict):
+            moved["vals"] = {ch: shift_ref(ref, offset) for ch, ref in moved["vals"].items()}
+    return moved
 
 
 class Maintenance(Reader):
     """delete_thread, delete_for_runs, prune and copy_thread (a base of the saver)."""
-
-    _markers: LRU
-
-    def _write_marker(self, run_id: str, thread_id: str, ns: str) -> None:
-        """Record "run has checkpoints in (thread, ns)" once per process (for delete_for_runs)."""
-        memo = (run_id, thread_id, ns)
-        if self._markers.get(memo):
-            return
-        key = lay.run_marker_key(self.prefix, run_id, thread_id, ns)
-        marker = {"k": "run", "run": run_id, "thread": thread_id, "ns": ns}
-        self._create_ignore(key, codec.encode(marker, b""))
-        self._markers.put(memo, True)
 
     def delete_thread(self, thread_id: str, *, purge: bool = False) -> None:
         """Delete every checkpoint, value and write of a thread, in every namespace.
@@ -72,6 +68,7 @@ class Maintenance(Reader):
             doomed = [k for k in self._iter_keys(seg_base) if purge or k not in tombstones]
             self._delete_keys(doomed, seg_base)
         self._fences.forget(thread_id)
+        self._entry_cache.discard_where(lambda k: k[0] == thread_id)
 
     def _tombstone(self, thread_id: str, ns: str) -> str | None:
         """Append a tombstone (unless the head is one); return its key, None for an empty log."""
@@ -90,51 +87,74 @@ class Maintenance(Reader):
     def _remove_entries(
         self, thread_id: str, ns: str, doomed: builtins.list[Entry], kept: builtins.list[Entry]
     ) -> None:
-        """Delete checkpoint entries with their index entries, writes and unshared values."""
+        """Delete checkpoint entries with their writes and the values no survivor needs.
+
+        A doomed format 2 entry holding a value a kept entry references is first copied
+        to a value holder (``h/``), which readers use when the entry is gone; holders no
+        survivor references are deleted.
+        """
         if not doomed:
             return
         kept_ids = {e.checkpoint_id for e in kept if not e.is_pointer}
         keep_blobs: set[tuple[str, str]] = set()
+        needed: set[int] = set()
         for e in kept:
             if not e.is_pointer:
-                keep_blobs |= self._blob_refs(e)
+                needed |= needed_positions(e)
+                if e.fmt < 2:
+                    keep_blobs |= self._blob_refs(e)
+        doomed_seqs = {e.seq for e in doomed}
+        holders = [e for e in doomed if e.seq in needed and not e.is_pointer and e.fmt >= 2]
+        self._parallel([functools.partial(self._hold, thread_id, ns, e) for e in holders])
         keys: set[str] = set()
         for e in doomed:
             keys.add(e.key)
             if e.is_pointer:
                 continue
+            if e.fmt >= 2:
+                keys.update(self._write_keys_v2(thread_id, ns, e.seq))
+                continue
             keys.add(lay.index_key(self.prefix, thread_id, ns, e.checkpoint_id, e.seq))
             for ch, ver in self._blob_refs(e) - keep_blobs:
                 keys.add(lay.blob_key(self.prefix, thread_id, ns, ch, ver))
+        holder_base = f"{lay.ns_prefix(self.prefix, thread_id, ns)}h/"
+        for key in self._iter_keys(holder_base):
+            if lay.parse_inv(key[len(holder_base) :]) not in needed:
+                keys.add(key)
         doomed_ids = {e.checkpoint_id for e in doomed if not e.is_pointer} - kept_ids
         for cid in doomed_ids:
             keys.update(self._iter_keys(lay.index_prefix(self.prefix, thread_id, ns, cid)))
             keys.update(self._iter_keys(lay.writes_prefix(self.prefix, thread_id, ns, cid)))
         self._delete_keys(sorted(keys), lay.ns_prefix(self.prefix, thread_id, ns))
         self._fences.forget(thread_id, ns, doomed_ids)
+        self._entry_cache.discard_where(lambda k: k[0] == thread_id and k[1] == ns and k[2] in doomed_seqs)
+
+    def _hold(self, thread_id: str, ns: str, entry: Entry) -> None:
+        """Keep a doomed entry's values readable for the survivors that reference them."""
+        header = {**entry.header, "k": "val"}
+        self._create_ignore(
+            lay.holder_key(self.prefix, thread_id, ns, entry.seq), codec.encode(header, entry.body)
+        )
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints (with their writes and values) created by the given runs.
+        """Delete the checkpoints (with their writes and the values no survivor needs)
+        created by the given runs.
 
-        Runs are found through small marker objects written with a run's first
-        checkpoint in each (thread, namespace); the affected logs are read in full. If
-        a deleted checkpoint was a thread's latest, a pointer to the newest surviving
-        one is appended first, so a writer still running that run is fenced.
+        Entries carry their run id in the header, so every namespace of every thread
+        under the prefix is read in full (1 LIST per 1,000 keys + 1 GET per entry): this
+        is a maintenance operation, not one for a request path. If a deleted checkpoint
+        was a thread's latest, a pointer to the newest surviving one is appended first,
+        so a writer still running that run is fenced.
         """
         runs = {r for r in run_ids if isinstance(r, str) and r}
-        for run_id in sorted(runs):
+        if not runs:
+            return
+        scopes = {(thread_id, ns) for thread_id in self._threads() for _, ns in self._namespaces(thread_id)}
+        for thread_id, ns in sorted(scopes):
+            self._delete_runs_in(thread_id, ns, runs)
+        for run_id in sorted(runs):  # format 1 run markers
             base = lay.run_prefix(self.prefix, run_id)
-            markers = builtins.list(self._iter_keys(base))
-            scopes: set[tuple[str, str]] = set()
-            datas = self._parallel([functools.partial(self._get_or_none, k) for k in markers])
-            for key, data in zip(markers, datas, strict=True):
-                if data is not None:
-                    header = check(key, data, "run", run=run_id).header
-                    scopes.add((str(header["thread"]), str(header["ns"])))
-            for thread_id, ns in sorted(scopes):
-                self._delete_runs_in(thread_id, ns, runs)
-            self._parallel([functools.partial(self._delete, k) for k in markers])
-            self._markers.discard_where(functools.partial(_run_is, run_id))
+            self._parallel([functools.partial(self._delete, k) for k in self._iter_keys(base)])
 
     def _delete_runs_in(self, thread_id: str, ns: str, runs: set[str]) -> None:
         for _ in range(_ATTEMPTS):
@@ -228,22 +248,28 @@ class Maintenance(Reader):
                 raise ValueError(f"target thread {dst!r} already has checkpoints in namespace {ns!r}")
             offset = 0 if head is None else head[0] + 1 - live[0].seq
             seg_base = f"{src_base}{segment}/"
-            others = [k for k in self._iter_keys(seg_base) if k[len(seg_base) :].split("/")[0] in ("b", "w")]
-            self._parallel([functools.partial(self._copy_object, k, src, dst, ns) for k in others])
-            runs = {str(e.header["run"]) for e in live if e.header.get("run")}
-            index_jobs = [
-                functools.partial(
-                    self._create_ignore,
-                    lay.index_key(self.prefix, dst, ns, e.checkpoint_id, e.seq + offset),
-                    encode_index(dst, ns, e.checkpoint_id, e.seq + offset),
-                )
-                for e in live
-                if not e.is_pointer
+            log_base = f"{seg_base}c/"
+            others = [
+                k
+                for k in self._iter_keys(seg_base)
+                if k[len(seg_base) :].split("/")[0] in ("b", "w", "h")
+                or (k.startswith(log_base) and "." in k[len(log_base) :])
             ]
-            marker_jobs = [functools.partial(self._write_marker, r, dst, ns) for r in runs]
-            self._parallel([*index_jobs, *marker_jobs])
+            self._parallel([functools.partial(self._copy_object, k, src, dst, ns, offset) for k in others])
+            self._parallel(
+                [
+                    functools.partial(
+                        self._create_ignore,
+                        lay.index_key(self.prefix, dst, ns, e.checkpoint_id, e.seq + offset),
+                        encode_index(dst, ns, e.checkpoint_id, e.seq + offset),
+                    )
+                    for e in live
+                    if not e.is_pointer and e.fmt < 2
+                ]
+            )
             for e in live:
-                header = {**e.header, "thread": dst, "seq": e.seq + offset, "w": uuid.uuid4().hex}
+                header = _moved(e.header, dst, offset)
+                header["w"] = writer_token()
                 if e.is_pointer and e.header.get("target") is not None:
                     header["target"] = int(e.header["target"]) + offset
                 key = lay.log_key(self.prefix, dst, ns, e.seq + offset)
@@ -252,7 +278,7 @@ class Maintenance(Reader):
                 if not e.is_pointer:
                     self._fences.seen(dst, ns, e.checkpoint_id, e.seq + offset)
 
-    def _copy_object(self, key: str, src: str, dst: str, ns: str) -> None:
+    def _copy_object(self, key: str, src: str, dst: str, ns: str, offset: int) -> None:
         data = self._get_or_none(key)
         if data is None:
             return
@@ -260,10 +286,11 @@ class Maintenance(Reader):
         header = env.header
         if header.get("thread") != src or header.get("ns") != ns:
             raise CorruptCheckpointError("object does not belong at this key", key=key)
-        header = {**header, "thread": dst}
-        if header.get("k") == "blob":
+        header = _moved(header, dst, offset)
+        kind = header.get("k")
+        if kind == "blob":
             new_key = lay.blob_key(self.prefix, dst, ns, str(header["ch"]), str(header["ver"]))
-        elif header.get("k") == "wr":
+        elif kind == "wr":
             new_key = lay.write_key(
                 self.prefix,
                 dst,
@@ -273,6 +300,12 @@ class Maintenance(Reader):
                 int(header["idx"]),
                 int(header.get("n", 0)),
             )
+        elif kind == "wrs":
+            new_key = lay.writes_key(
+                self.prefix, dst, ns, int(header["seq"]), str(header["task"]), int(header.get("n", 0))
+            )
+        elif kind == "val":
+            new_key = lay.holder_key(self.prefix, dst, ns, int(header["seq"]))
         else:
             raise CorruptCheckpointError("unexpected object kind", key=key)
         self._create_ignore(new_key, codec.encode(header, env.body))

@@ -26,35 +26,33 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import functools
 import random
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    WRITES_IDX_MAP,
     BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
     get_checkpoint_id,
-    get_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from cairnflow.core import codec
-from cairnflow.core.errors import AlreadyExistsError, ConflictError, PruneRefusedError
+from cairnflow.core.errors import PruneRefusedError
 from cairnflow.core.log import DEFAULT_STORE_RETRY as CORE_STORE_RETRY
 from cairnflow.core.retry import RetryPolicy
-from cairnflow.core.store import CREATE, ObjectStore
+from cairnflow.core.store import ObjectStore
 from cairnflow.langgraph import _layout as lay
 from cairnflow.langgraph._delta import DeltaHistory
-from cairnflow.langgraph._entries import Entry, Typed, encode_entry, encode_index, metadata_matches
-from cairnflow.langgraph._fence import Fences, Target, conflict
+from cairnflow.langgraph._entries import Entry, Typed, metadata_matches
+from cairnflow.langgraph._fence import Fences
 from cairnflow.langgraph._io import LRU
 from cairnflow.langgraph._maintenance import Maintenance
+from cairnflow.langgraph._write import Writer
 
 __all__ = ["LangGraphSaver", "PruneRefusedError"]
 
@@ -62,12 +60,13 @@ __all__ = ["LangGraphSaver", "PruneRefusedError"]
 #: write is retried only together with a read-back that recognises our own landed attempt).
 DEFAULT_STORE_RETRY = CORE_STORE_RETRY
 
-_APPEND_ATTEMPTS = 64
-_MARKER_CACHE_SIZE = 4096
+_CACHE_SIZE = 4096
+#: Log entries kept in memory (they are immutable; a value snapshot can be large).
+_ENTRY_CACHE_SIZE = 256
 _LIST_BATCH = 16
 
 
-class LangGraphSaver(Maintenance, DeltaHistory, BaseCheckpointSaver[str]):
+class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]):
     """A LangGraph checkpointer storing immutable, fenced checkpoints in an object store.
 
     >>> saver = LangGraphSaver.from_url("s3://my-bucket/agents")   # doctest: +SKIP
@@ -92,7 +91,12 @@ class LangGraphSaver(Maintenance, DeltaHistory, BaseCheckpointSaver[str]):
         BaseCheckpointSaver.__init__(self, serde=serde)
         self._init_io(store, prefix, store_retry, max_workers)
         self._fences = Fences()
-        self._markers = LRU(_MARKER_CACHE_SIZE)  # (run, thread, ns) -> True once written
+        self._entry_cache = LRU(_ENTRY_CACHE_SIZE)  # (thread, ns, seq) -> (listing tag, Entry)
+        self._chains = LRU(_CACHE_SIZE)  # (thread, ns, channel, version) -> Chain
+        self._loaded_lists = LRU(_CACHE_SIZE)  # (thread, ns, channel, version) -> (snapshot seq, typed)
+        self._inflight = {}
+        self._deferred = {}
+        self._inflight_lock = threading.Lock()
 
     @classmethod
     def from_url(
@@ -126,30 +130,24 @@ class LangGraphSaver(Maintenance, DeltaHistory, BaseCheckpointSaver[str]):
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint named by ``config``, or the latest of (thread, namespace).
 
-        Latest: 1 LIST + 1 GET, then the channel values (1 GET each) and the pending
-        writes (1 LIST + 1 GET each), in parallel; never more with a longer history.
-        By id: 2 LISTs (index and writes) + 1 GET + the same values and writes.
+        Latest: 1 LIST (the head and its pending writes), + 1 GET for the head entry
+        unless this saver holds it, + the entries holding unchanged values (at most two
+        per value, often none) and the pending-write objects, in parallel; never more
+        with a longer history. By id: see :meth:`_lookup`, then the same.
         """
         thread_id, ns = self._config_scope(config)
         checkpoint_id = get_checkpoint_id(config)
         if checkpoint_id:
-            seqs, write_keys = self._parallel(
-                [
-                    lambda: self._index_seqs(thread_id, ns, checkpoint_id),
-                    lambda: self._list_writes(thread_id, ns, checkpoint_id),
-                ]
-            )
-            entry = self._find(thread_id, ns, checkpoint_id, cast(list[int], seqs))
+            entry = self._lookup(thread_id, ns, checkpoint_id)
             if entry is None:
                 return None
             self._fences.handed_out(thread_id, ns, checkpoint_id, entry.seq)
             if entry.parent_id:
                 self._fences.handed_out(thread_id, ns, entry.parent_id)
-            (loaded,) = self._complete(
-                thread_id, ns, [entry], write_keys={checkpoint_id: cast(list[str], write_keys)}
-            )
+            (loaded,) = self._complete(thread_id, ns, [entry])
+            self._note_lists(thread_id, ns, loaded.entry)
             return self._tuple(thread_id, ns, loaded)
-        head = self._head(thread_id, ns)
+        head, writes = self._head_and_writes(thread_id, ns)
         if head is None:
             self._fences.loaded_latest(thread_id, ns, None, None, -1)
             return None
@@ -157,11 +155,35 @@ class LangGraphSaver(Maintenance, DeltaHistory, BaseCheckpointSaver[str]):
         if effective is None:
             self._fences.loaded_latest(thread_id, ns, None, None, head_seq)
             return None
-        (loaded,) = self._complete(thread_id, ns, [effective])
+        known = (
+            {effective.checkpoint_id: writes} if writes is not None and effective.seq == head_seq else None
+        )
+        (loaded,) = self._complete(thread_id, ns, [effective], write_keys=known)
         if effective.parent_id:
             self._fences.handed_out(thread_id, ns, effective.parent_id)
         self._fences.loaded_latest(thread_id, ns, effective.checkpoint_id, effective.seq, head_seq)
+        self._note_lists(thread_id, ns, loaded.entry)
         return self._tuple(thread_id, ns, loaded)
+
+    def _note_lists(self, thread_id: str, ns: str, entry: Entry) -> None:
+        """Remember where each loaded value's snapshot is, so a put can store only a suffix."""
+        if entry.fmt < 2:
+            return
+        versions = self._checkpoint_of(entry).get("channel_versions", {})
+        for ch, ref in entry.vals.items():
+            if ch not in versions or ref[0] == "b":
+                continue
+            if ref[0] == "i":
+                snap_seq, owner = entry.seq, entry
+            elif ref[0] == "s":
+                snap_seq, owner = int(ref[1]), None
+            else:
+                snap_seq, owner = (int(ref[2]) if ref[2] is not None else int(ref[1])), None
+            holder = owner or self._cached_entry(thread_id, ns, snap_seq)
+            snap_ref = holder.vals.get(ch) if holder is not None and holder.fmt >= 2 else None
+            if snap_ref is not None and snap_ref[0] == "i":
+                typed = (str(snap_ref[1]), holder.inline(int(snap_ref[2]), int(snap_ref[3])))  # type: ignore[union-attr]
+                self._loaded_lists.put((thread_id, ns, ch, str(versions[ch])), (snap_seq, typed))
 
     def _scopes(self, config: RunnableConfig | None) -> Iterator[tuple[str, str]]:
         if config is None:
@@ -233,7 +255,8 @@ class LangGraphSaver(Maintenance, DeltaHistory, BaseCheckpointSaver[str]):
         blob_cache: dict[tuple[str, str], Typed] = {}
         seen: set[str] = set()
         batch: builtins.list[Entry] = []
-        for entry in self._log_entries(thread_id, ns, start_after, page):
+        writes: dict[int, builtins.list[str]] = {}
+        for entry in self._log_entries(thread_id, ns, start_after, page, writes=writes):
             if entry.is_pointer or entry.checkpoint_id in seen:
                 continue
             seen.add(entry.checkpoint_id)
@@ -246,171 +269,26 @@ class LangGraphSaver(Maintenance, DeltaHistory, BaseCheckpointSaver[str]):
                 self._fences.handed_out(thread_id, ns, entry.parent_id)
             batch.append(entry)
             if (limit is not None and len(batch) >= limit) or len(batch) >= _LIST_BATCH:
-                yield from self._load_batch(thread_id, ns, batch, blob_cache)
+                yield from self._load_batch(thread_id, ns, batch, blob_cache, writes)
                 if limit is not None:
                     limit -= len(batch)
                     if limit <= 0:
                         return
                 batch = []
         if batch:
-            yield from self._load_batch(thread_id, ns, batch, blob_cache)
+            yield from self._load_batch(thread_id, ns, batch, blob_cache, writes)
 
     def _load_batch(
-        self, thread_id: str, ns: str, batch: builtins.list[Entry], blob_cache: dict[tuple[str, str], Typed]
+        self,
+        thread_id: str,
+        ns: str,
+        batch: builtins.list[Entry],
+        blob_cache: dict[tuple[str, str], Typed],
+        writes: dict[int, builtins.list[str]],
     ) -> builtins.list[CheckpointTuple]:
-        loaded = self._complete(thread_id, ns, batch, blob_cache=blob_cache)
+        known = {e.checkpoint_id: writes[e.seq] for e in batch if e.fmt >= 2 and e.seq in writes}
+        loaded = self._complete(thread_id, ns, batch, blob_cache=blob_cache, write_keys=known)
         return [self._tuple(thread_id, ns, item) for item in loaded]
-
-    # ------------------------------------------------------------------ put / put_writes
-
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        """Store a checkpoint; ``config["configurable"]["checkpoint_id"]`` is its parent.
-
-        Writes the values of the channels named in ``new_versions`` (1 PUT each) and
-        an index entry, then the log entry (1 PUT, create-only): 2 round trips. Where the
-        entry goes is the fencing rule of :mod:`cairnflow.langgraph._fence`; a writer
-        that lost the position it had to take gets
-        :class:`~cairnflow.core.errors.ConflictError` and nothing becomes visible.
-        """
-        conf = config["configurable"]
-        thread_id = self._thread(conf["thread_id"])
-        ns = str(conf.get("checkpoint_ns") or "")
-        parent = conf.get("checkpoint_id") or None
-        checkpoint_id = str(checkpoint["id"])
-        copy: dict[str, Any] = dict(checkpoint)
-        values: dict[str, Any] = copy.pop("channel_values")
-        channels = sorted(ch for ch in checkpoint["channel_versions"] if ch in values)
-        full_metadata = cast(dict[str, Any], get_checkpoint_metadata(config, metadata))
-        run_id = full_metadata.get("run_id")
-        run_id = run_id if isinstance(run_id, str) and run_id else None
-        delta = bool(full_metadata.get("counters_since_delta_snapshot"))
-        cp_typed = self.serde.dumps_typed(copy)
-        md_typed = self.serde.dumps_typed(full_metadata)
-        jobs: builtins.list[Callable[[], Any]] = []
-        for channel, version in new_versions.items():
-            if channel not in values:
-                continue  # an empty channel: recorded by its absence from the entry's "blobs"
-            typ, data = self.serde.dumps_typed(values[channel])
-            header = {
-                "k": "blob",
-                "thread": thread_id,
-                "ns": ns,
-                "ch": channel,
-                "ver": str(version),
-                "type": typ,
-            }
-            key = lay.blob_key(self.prefix, thread_id, ns, channel, str(version))
-            jobs.append(functools.partial(self._create_ignore, key, codec.encode(header, data)))
-        if run_id is not None:
-            jobs.append(functools.partial(self._write_marker, run_id, thread_id, ns))
-
-        def index(seq: int) -> None:
-            self._create_ignore(
-                lay.index_key(self.prefix, thread_id, ns, checkpoint_id, seq),
-                encode_index(thread_id, ns, checkpoint_id, seq),
-            )
-
-        def commit(seq: int) -> bool:
-            data = encode_entry(
-                thread_id, ns, seq, checkpoint_id, parent, cp_typed, md_typed, channels, run_id, delta
-            )
-            return self._create_exact(lay.log_key(self.prefix, thread_id, ns, seq), data)
-
-        target = self._fences.target(thread_id, ns, parent)
-        if target.lookup and parent is not None:
-            found = self._lookup(thread_id, ns, parent)
-            target = Target(parent_seq=None if found is None else found.seq)
-        if target.exact is not None:
-            seq = target.exact
-            jobs.append(functools.partial(index, seq))
-            self._parallel(jobs)
-            if not commit(seq):
-                raise conflict(thread_id, ns, seq, f"another checkpoint follows {parent!r}")
-        else:
-            results = self._parallel([*jobs, lambda: self._head_seq(thread_id, ns)])
-            head = cast("int | None", results[-1])
-            # A parent that is still the head is continued exactly; otherwise this is a fork.
-            strict = target.parent_seq is not None and head == target.parent_seq
-            for _ in range(_APPEND_ATTEMPTS):
-                seq = 0 if head is None else head + 1
-                index(seq)
-                if commit(seq):
-                    break
-                if strict:
-                    raise conflict(thread_id, ns, seq, f"another checkpoint follows {parent!r}")
-                head = self._head_seq(thread_id, ns)
-            else:
-                raise conflict(thread_id, ns, seq, "too many concurrent appends")
-        self._fences.wrote(thread_id, ns, checkpoint_id, seq)
-        return self._config(thread_id, ns, checkpoint_id)
-
-    def _put_special(self, slot_prefix: str, make: Callable[[int], tuple[str, bytes]]) -> None:
-        """Overwrite semantics with immutable objects: each version is a new key, the newest wins.
-
-        The first write of a slot is 1 PUT; overwriting costs 1 PUT + 1 LIST (+ 1 PUT).
-        """
-        version = 0
-        for _ in range(_APPEND_ATTEMPTS):
-            key, data = make(version)
-            try:
-                self._retry(functools.partial(self.store.put, key, data, CREATE))
-                return
-            except AlreadyExistsError:
-                infos = self._list(slot_prefix, limit=1)
-                version = lay.write_slot_of(infos[0].key)[1] + 1 if infos else version + 1
-        raise ConflictError(f"too many concurrent overwrites of {slot_prefix!r}")
-
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        """Store a task's pending writes for a checkpoint (which need not exist yet).
-
-        One object per (task id, index), written in parallel. A regular write is
-        create-only and the first one recorded wins, so a task's result is never
-        recorded twice; the special channels (``__error__``, ``__interrupt__``, ...)
-        keep their fixed negative index and the last write wins (as a new version).
-        """
-        thread_id, ns = self._config_scope(config)
-        checkpoint_id = str(config["configurable"]["checkpoint_id"])
-        jobs: builtins.list[Callable[[], None]] = []
-        for position, (channel, value) in enumerate(writes):
-            idx = WRITES_IDX_MAP.get(channel, position)
-            typ, data = self.serde.dumps_typed(value)
-            header = {
-                "k": "wr",
-                "thread": thread_id,
-                "ns": ns,
-                "cid": checkpoint_id,
-                "task": task_id,
-                "idx": idx,
-                "ch": channel,
-                "path": task_path,
-                "type": typ,
-            }
-            if idx >= 0:
-                key = lay.write_key(self.prefix, thread_id, ns, checkpoint_id, task_id, idx, 0)
-                jobs.append(functools.partial(self._create_ignore, key, codec.encode(header, data)))
-            else:
-                slot = lay.write_slot_prefix(self.prefix, thread_id, ns, checkpoint_id, task_id, idx)
-
-                def make(
-                    version: int, idx: int = idx, header: dict[str, Any] = header, data: bytes = data
-                ) -> tuple[str, bytes]:
-                    key = lay.write_key(self.prefix, thread_id, ns, checkpoint_id, task_id, idx, version)
-                    return key, codec.encode({**header, "n": version}, data)
-
-                jobs.append(functools.partial(self._put_special, slot, make))
-        self._parallel(jobs)
 
     # ------------------------------------------------------------------ versions
 

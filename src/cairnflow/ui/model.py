@@ -2,7 +2,7 @@
 
 :class:`Browser` is read-only by construction: it calls only the reading
 functions of :mod:`cairnflow.ops` (``list_threads``, ``thread_history``,
-``show_state``, ``verify``) and, for LangGraph threads, the public reading
+``show_state``, ``thread_layout``, ``verify``) and, for LangGraph threads, the public reading
 methods of :class:`~cairnflow.langgraph.LangGraphSaver` (``list``), so no
 request it makes can write. It parses no stored object itself.
 """
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from cairnflow import ops
 from cairnflow.core.errors import InvalidArgumentError, ThreadNotFoundError
+from cairnflow.ui.html import time_text
 
 if TYPE_CHECKING:
     from cairnflow.core.log import CheckpointLog
@@ -43,8 +44,6 @@ AGES = ("15m", "1h", "1d", "7d", "30d")
 DEFAULT_LIMIT = 500
 HISTORY_LIMIT = 200
 LANGGRAPH_LIMIT = 50
-#: At most this many LangGraph checkpoints are read to find LangGraph threads for the list.
-LANGGRAPH_SCAN_LIMIT = 5000
 
 
 def _one(params: Mapping[str, Sequence[str]], name: str) -> str | None:
@@ -116,21 +115,6 @@ class Filters:
         }
         return {k: v for k, v in params.items() if v not in (None, [])}
 
-    def matches(self, row: ThreadRow, now: float) -> bool:
-        """Whether ``row`` passes every filter."""
-        wanted = set(self.statuses) if self.statuses else set(ops.STATUSES) - {"deleted"}
-        if row.status not in wanted:
-            return False
-        if self.workflow is not None and row.workflow != self.workflow:
-            return False
-        if self.layout is not None and row.layout != self.layout:
-            return False
-        if self.newer_than is not None and (row.updated_at is None or row.updated_at < now - self.newer_than):
-            return False
-        return not (
-            self.older_than is not None and (row.updated_at is None or row.updated_at > now - self.older_than)
-        )
-
 
 @dataclass(frozen=True)
 class ThreadRow:
@@ -159,9 +143,9 @@ class Event:
     checkpoint_id: str
     at: float
     kind: str
-    """``start``, ``task``, ``error``, ``interrupt``, ``answer``, ``suspend``, ``end``, ``fork``,
-    ``deleted``, ``unreadable`` or the record's own ``op`` for kinds this view does not know yet
-    (timers, callbacks, ...), shown with their whole record."""
+    """``start``, ``task``, ``retry``, ``value``, ``error``, ``interrupt``, ``answer``, ``suspend``,
+    ``end``, ``fork``, ``deleted``, ``unreadable`` or the record's own ``op`` for kinds this view
+    does not know yet (timers, callbacks, ...), shown with their whole record."""
     title: str
     value: Any = None
     has_value: bool = False
@@ -251,6 +235,13 @@ def _record_event(checkpoint_id: str, at: float, record: Any) -> Event:
     if op == "task_error":
         title = f"task #{pos} {record.get('name')} failed"
         return Event(checkpoint_id, at, "error", title, record.get("error"), True)
+    if op == "attempt":  # a failed attempt that will be retried
+        retry_at = record.get("retry_at")
+        when = f", retry at {time_text(float(retry_at))}" if isinstance(retry_at, (int, float)) else ""
+        title = f"task #{pos} {record.get('name')} attempt {record.get('attempt')} failed{when}"
+        return Event(checkpoint_id, at, "retry", title, record.get("error"), True)
+    if op == "value":  # a replay-safe value (time, random, uuid) recorded on the first run
+        return Event(checkpoint_id, at, "value", f"{record.get('name')}() #{pos}", record.get("value"), True)
     if op == "interrupt":
         return Event(checkpoint_id, at, "interrupt", f"interrupt #{pos}", record.get("value"), True)
     if op == "resume":
@@ -313,92 +304,49 @@ class Browser:
             except ImportError:
                 self._langgraph_missing = True
                 return None
-            self._langgraph = LangGraphSaver(self.saver.store, prefix=self.saver.prefix, max_workers=4)
+            self._langgraph = LangGraphSaver(
+                self.saver.store, prefix=self.saver.prefix, max_workers=4, store_retry=self.saver.store_retry
+            )
         return self._langgraph
-
-    def _ops_knows_layouts(self) -> bool:
-        return "layout" in {f.name for f in dataclasses.fields(ops.ThreadSummary)}
-
-    def _langgraph_rows(self) -> list[ThreadRow]:
-        """LangGraph threads with their newest checkpoint (root namespace preferred)."""
-        lg = self.langgraph()
-        if lg is None:
-            return []
-        newest: dict[str, Any] = {}
-        for n, item in enumerate(lg.list(None), start=1):
-            thread_id = str(item.config["configurable"]["thread_id"])
-            ns = item.config["configurable"].get("checkpoint_ns", "")
-            if thread_id not in newest or (ns == "" and newest[thread_id][0] != ""):
-                newest[thread_id] = (ns, item)
-            if n >= LANGGRAPH_SCAN_LIMIT:
-                break
-        rows = []
-        for thread_id, (_, item) in newest.items():
-            # The same reading of a latest checkpoint as cairnflow.ops gives LangGraph threads.
-            writes = item.pending_writes or []
-            errors = [plain(v) for _, ch, v in writes if ch == "__error__"]
-            groups = [plain(v) for _, ch, v in writes if ch == "__interrupt__"]
-            flat = [i for g in groups for i in (g if isinstance(g, list) else [g])]
-            interrupts = [i.get("value", i) if isinstance(i, dict) else i for i in flat]
-            scheduled = any(
-                str(ch).startswith("branch:to:") for ch in item.checkpoint.get("channel_values", {})
-            )
-            if errors:
-                status = "failed"
-            elif interrupts:
-                status = "interrupted"
-            else:
-                status = "running" if scheduled or writes else "completed"
-            rows.append(
-                ThreadRow(
-                    thread_id=thread_id,
-                    layout="langgraph",
-                    status=status,
-                    workflow=None,
-                    updated_at=_iso_epoch(item.checkpoint.get("ts")),
-                    checkpoint_id=str(item.checkpoint.get("id")),
-                    steps=(item.metadata or {}).get("step"),
-                    error=str(errors[-1]) if errors else None,
-                    waiting_for=interrupts[-1] if interrupts else None,
-                )
-            )
-        return rows
 
     # ------------------------------------------------------------------ reading
 
     def threads(self, filters: Filters) -> list[ThreadRow]:
-        """Threads passing ``filters``, newest update first."""
+        """Threads of both layouts passing ``filters``, newest update first.
+
+        The filtering is :func:`cairnflow.ops.list_threads`' own.
+        """
         now = self.clock()
-        rows: list[ThreadRow] = []
-        if filters.layout in (None, "executor") or self._ops_knows_layouts():
-            summaries = ops.list_threads(
-                self.saver,
-                statuses=filters.statuses or None,
-                workflow=filters.workflow,
-                updated_after=None if filters.newer_than is None else now - filters.newer_than,
-                updated_before=None if filters.older_than is None else now - filters.older_than,
-                limit=filters.limit,
-                sort="updated",
+        summaries = ops.list_threads(
+            self.saver,
+            statuses=filters.statuses or None,
+            workflow=filters.workflow,
+            updated_after=None if filters.newer_than is None else now - filters.newer_than,
+            updated_before=None if filters.older_than is None else now - filters.older_than,
+            limit=filters.limit,
+            sort="updated",
+            layouts=None if filters.layout is None else [filters.layout],
+        )
+        rows = [
+            ThreadRow(
+                thread_id=s.thread_id,
+                layout=s.layout,
+                status=s.status,
+                workflow=s.workflow,
+                updated_at=s.updated_at,
+                checkpoint_id=s.checkpoint_id,
+                steps=s.steps,
+                error=s.error,
+                waiting_for=ops.untag(s.waiting_for),
             )
-            for s in summaries:
-                rows.append(
-                    ThreadRow(
-                        thread_id=s.thread_id,
-                        layout=str(getattr(s, "layout", "executor")),
-                        status=s.status,
-                        workflow=s.workflow,
-                        updated_at=s.updated_at,
-                        checkpoint_id=s.checkpoint_id,
-                        steps=s.steps,
-                        error=s.error,
-                        waiting_for=ops.untag(s.waiting_for),
-                    )
-                )
-        if filters.layout in (None, "langgraph") and not self._ops_knows_layouts():
-            rows.extend(r for r in self._langgraph_rows() if filters.matches(r, now))
-        rows = [r for r in rows if filters.matches(r, now)]
+            for s in summaries
+        ]
         rows.sort(key=lambda r: (-(r.updated_at or 0.0), r.thread_id, r.layout))
-        return rows[: filters.limit]
+        return rows
+
+    def layout_of(self, thread_id: str, layout: str | None = None) -> str:
+        """Which layout holds ``thread_id`` (:func:`cairnflow.ops.thread_layout`)."""
+        return ops.thread_layout(self.saver, thread_id, layout)
 
     def workflows(self, rows: Sequence[ThreadRow]) -> list[str]:
         """The workflow names among ``rows`` (for the filter's choices)."""
@@ -451,17 +399,6 @@ class Browser:
         found.sort(key=lambda c: c.namespace != "")  # stable: root namespace first, newest first within
         return LangGraphThread(thread_id, found, truncated)
 
-    def verify(self, thread_id: str | None = None) -> VerifyReport:
+    def verify(self, thread_id: str | None = None, layout: str | None = None) -> VerifyReport:
         """Check the store (or one thread): :func:`cairnflow.ops.verify`, which only reads."""
-        return ops.verify(self.saver, thread_id)
-
-
-def _iso_epoch(text: Any) -> float | None:
-    if not isinstance(text, str):
-        return None
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+        return ops.verify(self.saver, thread_id, layout=layout)

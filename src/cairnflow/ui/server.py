@@ -185,8 +185,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/thread":
             self._thread(params, head=head)
         elif path == "/verify":
-            thread = _param(params, "thread")
-            self._page(200, "Verify", pages.verify_page(browser.verify(thread)), head=head)
+            report = browser.verify(_param(params, "thread"), _param(params, "layout"))
+            self._page(200, "Verify", pages.verify_page(report), head=head)
         elif path == "/favicon.ico":
             self.send_response(http.HTTPStatus.NO_CONTENT)
             self.end_headers()
@@ -202,19 +202,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if layout not in (None, "executor", "langgraph"):
             raise InvalidArgumentError(f"layout: must be executor or langgraph, not {layout!r}")
         title = f"Thread {thread_id}"
-        checkpoint = _param(params, "checkpoint")
-        if layout in (None, "executor"):
-            try:
-                view = browser.executor_thread(thread_id, checkpoint)
-            except ThreadNotFoundError:
-                # No layout named: a thread with no executor checkpoint may be a LangGraph one.
-                if layout == "executor" or checkpoint is not None or browser.langgraph() is None:
-                    raise
-            else:
-                self._page(200, title, pages.executor_page(view, browser.clock()), head=head)
-                return
-        lg_view = browser.langgraph_thread(thread_id)
-        self._page(200, title, pages.langgraph_page(lg_view), head=head)
+        if browser.layout_of(thread_id, layout) == "executor":
+            view = browser.executor_thread(thread_id, _param(params, "checkpoint"))
+            self._page(200, title, pages.executor_page(view, browser.clock()), head=head)
+        else:
+            lg_view = browser.langgraph_thread(thread_id)
+            self._page(200, title, pages.langgraph_page(lg_view), head=head)
 
 
 def _param(params: dict[str, list[str]], name: str) -> str | None:
