@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+from cairnflow.core import observe
 from cairnflow.core.errors import MisuseError, SerializationError, TaskFailedError
 from cairnflow.core.records import RecordedError, builtin_exception, error_record
 from cairnflow.core.retry import RetryPolicy
@@ -138,7 +139,14 @@ def execute_task(
             ctx.wait_until(not_before)
         ctx.may_start()
         try:
-            value = task.fn(*args, **kwargs)
+            with observe.span(
+                "cairnflow.task",
+                task=task.name,
+                attempt=attempt,
+                workflow=ctx.workflow,
+                thread_id=ctx.committer.thread_id,
+            ):
+                value = task.fn(*args, **kwargs)
             break
         except Exception as exc:
             if attempt >= policy.max_attempts or not policy.should_retry(exc):

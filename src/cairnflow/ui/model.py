@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from cairnflow import ops
 from cairnflow.core.errors import InvalidArgumentError, ThreadNotFoundError
+from cairnflow.ui.html import time_text
 
 if TYPE_CHECKING:
     from cairnflow.core.log import CheckpointLog
@@ -142,9 +143,9 @@ class Event:
     checkpoint_id: str
     at: float
     kind: str
-    """``start``, ``task``, ``error``, ``interrupt``, ``answer``, ``suspend``, ``end``, ``fork``,
-    ``deleted``, ``unreadable`` or the record's own ``op`` for kinds this view does not know yet
-    (timers, callbacks, ...), shown with their whole record."""
+    """``start``, ``task``, ``retry``, ``value``, ``error``, ``interrupt``, ``answer``, ``suspend``,
+    ``end``, ``fork``, ``deleted``, ``unreadable`` or the record's own ``op`` for kinds this view
+    does not know yet (timers, callbacks, ...), shown with their whole record."""
     title: str
     value: Any = None
     has_value: bool = False
@@ -234,6 +235,13 @@ def _record_event(checkpoint_id: str, at: float, record: Any) -> Event:
     if op == "task_error":
         title = f"task #{pos} {record.get('name')} failed"
         return Event(checkpoint_id, at, "error", title, record.get("error"), True)
+    if op == "attempt":  # a failed attempt that will be retried
+        retry_at = record.get("retry_at")
+        when = f", retry at {time_text(float(retry_at))}" if isinstance(retry_at, (int, float)) else ""
+        title = f"task #{pos} {record.get('name')} attempt {record.get('attempt')} failed{when}"
+        return Event(checkpoint_id, at, "retry", title, record.get("error"), True)
+    if op == "value":  # a replay-safe value (time, random, uuid) recorded on the first run
+        return Event(checkpoint_id, at, "value", f"{record.get('name')}() #{pos}", record.get("value"), True)
     if op == "interrupt":
         return Event(checkpoint_id, at, "interrupt", f"interrupt #{pos}", record.get("value"), True)
     if op == "resume":
