@@ -335,6 +335,7 @@ def copy_thread(src: LangGraphSaver, dst: LangGraphSaver, thread_id: str, *, dry
                     f"the destination thread has {len(theirs)} checkpoint(s) of its own in namespace "
                     f"{ns!r}; nothing overwritten"
                 )
+            last: str | None = None  # the checkpoint this copy wrote last in this namespace
             for tup in reversed(tuples):
                 cid = str(tup.checkpoint["id"])
                 there = have.get(cid)
@@ -343,7 +344,8 @@ def copy_thread(src: LangGraphSaver, dst: LangGraphSaver, thread_id: str, *, dry
                     continue
                 copied += 1
                 if not dry_run:
-                    _put(dst, thread_id, ns, tup, write_checkpoint=there is None)
+                    _put(dst, thread_id, ns, tup, write_checkpoint=there is None, last=last)
+                    last = cid if there is None else last
     except ConflictError as exc:
         return stop("conflict", str(exc))
     except CairnflowError as exc:
@@ -355,11 +357,22 @@ def copy_thread(src: LangGraphSaver, dst: LangGraphSaver, thread_id: str, *, dry
 
 
 def _put(
-    dst: LangGraphSaver, thread_id: str, ns: str, tup: CheckpointTuple, *, write_checkpoint: bool
+    dst: LangGraphSaver,
+    thread_id: str,
+    ns: str,
+    tup: CheckpointTuple,
+    *,
+    write_checkpoint: bool,
+    last: str | None,
 ) -> None:
     cid = str(tup.checkpoint["id"])
     if write_checkpoint:
         parent = tup.parent_config["configurable"].get("checkpoint_id") if tup.parent_config else None
+        if parent is not None and parent != last:
+            # A fork (update_state or replay from an older checkpoint), or a copy resumed after an
+            # interruption: read the parent by id first, as LangGraph does before time travel, so
+            # the saver appends it at the head instead of fencing it as a stale successor.
+            dst.get_tuple(_cfg(thread_id, ns, parent))
         versions = dict(tup.checkpoint.get("channel_versions", {}))
         dst.put(_cfg(thread_id, ns, parent), tup.checkpoint, tup.metadata, versions)
     by_task: dict[str, list[tuple[str, Any]]] = {}
