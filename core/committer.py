@@ -66,6 +66,11 @@ class Committer:
     def error(self) -> BaseException | None:
         return self._error
 
+    def queued(self) -> int:
+        """How many records were handed to this committer so far (staged or committed)."""
+        with self._cv:
+            return self._enqueued
+
     def stage(self, records: Sequence[Any]) -> None:
         """Queue records to go out with the next write, without causing one."""
         with self._cv:
