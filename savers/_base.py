@@ -68,6 +68,7 @@ __all__ = [
     "ConditionalWriteProbe",
     "Failure",
     "Op",
+    "by_status",
     "put_op",
 ]
 
@@ -124,6 +125,11 @@ class Classified(NamedTuple):
     kind: Failure
     status: int | None = None
     code: str = ""
+
+
+def by_status(status: int, table: dict[int, Failure]) -> Failure:
+    """A status's failure in a backend's ``table``; else a 5xx is a server error, the rest refused."""
+    return table.get(status) or (Failure.SERVER if status >= 500 else Failure.REFUSED)
 
 
 #: May a write attempt that failed like this have been applied? The one ambiguity table.
@@ -212,7 +218,12 @@ class BackendStore(ObjectStore):
 
     @abc.abstractmethod
     def _list(self, prefix: str, start_after: str | None, limit: int | None) -> Iterator[ObjectInfo]:
-        """List exactly as :meth:`ObjectStore.list` says (``limit`` is positive or ``None``)."""
+        """Yield the objects under ``prefix`` in key order, lazily, from ``start_after`` on.
+
+        :meth:`list` drops ``start_after`` itself and stops after ``limit`` objects, so
+        a backend may yield those too; ``limit`` (positive or ``None``) is for sizing
+        its requests.
+        """
 
     @abc.abstractmethod
     def _remove(self, key: str) -> None:
@@ -257,7 +268,7 @@ class BackendStore(ObjectStore):
         wanted = None if limit is None else limit + (hidden is not None)
         count = 0
         for info in self._list(prefix, start_after, wanted):
-            if info.key == hidden:
+            if info.key == hidden or (start_after is not None and info.key <= start_after):
                 continue
             yield info
             count += 1
