@@ -202,6 +202,7 @@ class AzureBlobStore(CloudStore):
     """
 
     _SDK_ERRORS: ClassVar[tuple[type[BaseException], ...]] = (AzureError,)
+    _BUCKET: ClassVar[str] = "container"
 
     def __init__(
         self,
