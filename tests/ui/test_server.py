@@ -361,3 +361,30 @@ def test_serves_on_ipv6_loopback(demo_url: str) -> None:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def test_forks_and_deleted_threads() -> None:
+    from cairnflow.savers import open_saver
+    from tests.cli.flows import order
+
+    url = "memory://ui-forks/app"
+    saver = open_saver(url)
+    order.run({"a": 1, "b": 2}, thread_id="f", saver=saver)
+    waiting = max(int(e.checkpoint_id) for e in ops.thread_history(saver, "f"))
+    order.resume("no", thread_id="f", saver=saver)
+    saver.fork("f", waiting)  # time travel: the state at the question, as a new head
+    order.run({"a": 0, "b": 1}, thread_id="d", saver=saver)
+    ops.delete_thread(saver, "d")
+    with serve(url) as running:
+        fork_page = running.get(link("f")).body
+        kinds = re.findall(r'class="ev k-([a-z_]+)"', fork_page)
+        assert kinds == ["start", "task", "interrupt", "answer", "end", "fork"]
+        assert f"fork: state of checkpoint {waiting}" in fork_page
+        assert "Waiting for an answer to interrupt" in fork_page  # the fork's state is the question again
+        assert set(rows(running.get("/").body)) == {"f"}
+        assert set(rows(running.get("/?status=deleted").body)) == {"d"}
+        deleted = running.get(link("d"))
+        assert deleted.status == 200
+        assert "was deleted" in deleted.body
+        assert re.findall(r'class="ev k-([a-z_]+)"', deleted.body)[-1] == "deleted"
+        assert set(running.store.calls) <= READ_REQUESTS
