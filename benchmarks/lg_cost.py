@@ -8,12 +8,12 @@
 durability). For each mark N (10, 100, 1000) every contender gets a NEW thread
 whose history is built quickly, then real turns are counted:
 
-* N <= 100: turns 1..N are run for real;
+* N = 10: turns 1..10 are run for real;
 * otherwise the thread is *seeded* through the checkpointer's own ``put`` with the
   checkpoint LangGraph itself produced after turn N - W - 1 (taken from one
   reference run on ``InMemorySaver``), then one real warm-up turn is run.
 
-The last W turns up to N (N = 10: 5; N = 100: 80; N = 1000: :data:`WINDOW` = 80, a
+The last W turns up to N (N = 10: 5; N = 100 and 1000: :data:`WINDOW` = 80, a
 whole snapshot cycle) are measured one by one: requests by kind, request/response body
 bytes and (over the last :data:`RTT_TURNS`) sequential round trips at the proxy
 (``benchmarks/meter.py``), DynamoDB calls and request units at
@@ -201,9 +201,8 @@ def plan(n: int) -> tuple[int, int]:
     """(seed turn or 0 for a thread run from turn 1, turns measured) for mark ``n``."""
     if n <= 20:
         return 0, n // 2
-    if n <= WINDOW + 20:
-        return 0, n - 20
-    return n - WINDOW - 1, WINDOW
+    window = min(WINDOW, n - 20)
+    return n - window - 1, window
 
 
 def run_mark(
