@@ -410,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="N = 10 and 100 only; results/quick/")
     parser.add_argument("--out", default="langgraph_cost", help="results file name (no .json)")
     parser.add_argument("--no-report", action="store_true", help="do not render docs/benchmarks.md")
+    parser.add_argument(
+        "--commit", default=None, help="label of the cairnflow code measured (default: its last commit)"
+    )
     args = parser.parse_args(argv)
 
     def log(msg: str) -> None:
@@ -417,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.flush()
 
     started = time.monotonic()
-    commit = _git_head()
+    commit = args.commit or _git_head()
     with s3_stack() as info:
         payload = run(info, quick=args.quick, log=log)
     payload.update(
