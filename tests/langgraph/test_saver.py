@@ -27,7 +27,7 @@ from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.serde.types import ERROR, INTERRUPT
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import _messages_delta_reducer
+from langgraph.graph.message import _messages_delta_reducer, add_messages
 from typing_extensions import TypedDict
 
 from cairnflow.core.counting import CountingStore
@@ -572,3 +572,98 @@ def test_delta_channel_history_matches_langgraphs_default_walk(saver: LangGraphS
     )
     assert saver.get_delta_channel_history(config=c, channels=[]) == {}
     assert saver.get_delta_channel_history(config=conf("none"), channels=["x"]) == {"x": {"writes": []}}
+
+
+def test_the_saver_draws_no_uuid4(saver: LangGraphSaver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LangGraph's tests patch uuid.uuid4 to make a graph's ids deterministic: the saver
+    must not consume them (its writer tokens come from ``secrets``)."""
+    first, second = checkpoint({"n": 0}), checkpoint({"n": 1})
+    drawn: list[int] = []
+    real = uuid.uuid4
+    monkeypatch.setattr(uuid, "uuid4", lambda: drawn.append(1) or real())
+    c0 = saver.put(conf("t"), first, meta(-1), {"n": 1})
+    saver.put_writes(c0, [("n", 2), (ERROR, "boom")], "task")
+    saver.put(c0, second, meta(0), {"n": 2})
+    saver.copy_thread("t", "u")
+    saver.prune(["u"], strategy="keep_latest")
+    saver.delete_for_runs(["nobody"])
+    saver.delete_thread("t")
+    assert saver.get_tuple(conf("u")) is not None and list(saver.list(conf("u")))
+    assert drawn == []
+
+
+def test_inventory_lists_threads_namespaces_and_every_key_a_copy_needs(saver: LangGraphSaver) -> None:
+    c0 = put(saver, conf("a"), {"n": 0}, step=-1)
+    put(
+        saver,
+        conf("a", checkpoint_id=cid(c0)),
+        {"n": 0, "m": 1},
+        versions={"n": 1, "m": 1},
+        new={"m": 1},
+        step=0,
+    )
+    saver.put_writes(c0, [("n", 5)], "task")
+    put(saver, conf("a", "sub"), {"n": 1}, step=-1)
+    put(saver, conf("b/x"), {"n": 2}, step=-1)
+    assert list(saver.thread_ids()) == ["a", "b/x"]
+    assert sorted(saver.namespaces("a")) == ["", "sub"]
+    keys = list(saver.thread_keys("a"))
+    assert len(keys) == 4 and not list(saver.thread_keys("nobody"))
+    other = MemoryStore()
+    for key in keys:  # a raw copy to another store and prefix reads back the same
+        other.put("elsewhere/" + key[len(PREFIX) :], saver.store.get(key).data)
+    copied = LangGraphSaver(other, prefix="elsewhere/")
+    assert copied.get_tuple(conf("a")).checkpoint["channel_values"] == {"n": 0, "m": 1}  # type: ignore[union-attr]
+    assert copied.get_tuple(c0).pending_writes == [("task", "n", 5)]  # type: ignore[union-attr]
+
+
+def chat_app(saver: LangGraphSaver) -> Any:
+    def reply(state: Any) -> dict[str, Any]:
+        n = len(state["messages"])
+        return {"messages": [AIMessage(content=f"answer {n} " + "x" * 200, id=f"ai-{n}")]}
+
+    g = StateGraph(PlainChat)
+    g.add_node("reply", reply)
+    g.add_edge(START, "reply")
+    g.add_edge("reply", END)
+    return g.compile(checkpointer=saver)
+
+
+class PlainChat(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def test_maintenance_keeps_the_snapshots_and_values_survivors_reference(saver: LangGraphSaver) -> None:
+    """List values are stored as a suffix of a snapshot in an older entry; deleting the run
+    that wrote the snapshot, pruning, and copying onto a deleted thread (other positions)
+    must keep every survivor readable by a saver that holds nothing."""
+    app = chat_app(saver)
+    runs = [str(uuid.uuid4()) for _ in range(4)]
+    for turn, run in enumerate(runs):
+        config: RunnableConfig = {"configurable": {"thread_id": "chat"}, "run_id": run}  # type: ignore[typeddict-unknown-key]
+        app.invoke({"messages": [HumanMessage(content=f"q{turn}", id=f"h{turn}")]}, config)
+    entries = [e for e in saver._all_entries("chat", "") if e.fmt >= 2 and "messages" in e.vals]
+    assert any(e.vals["messages"][0] == "s" for e in entries), "no suffix was stored"
+    chat: RunnableConfig = {"configurable": {"thread_id": "chat"}}
+
+    def cold_messages(thread: str) -> list[str]:
+        got = chat_app(LangGraphSaver(saver.store, prefix=PREFIX)).get_state(
+            {"configurable": {"thread_id": thread}}
+        )
+        return [m.id for m in got.values["messages"]]
+
+    expected = [f"{kind}{i}" for i in range(4) for kind in ("h",)]
+    full = cold_messages("chat")
+    assert [m for m in full if m.startswith("h")] == expected and len(full) == 8
+    saver.delete_for_runs([runs[0]])  # the run whose checkpoints hold the first snapshot
+    assert cold_messages("chat") == full
+    saver.delete_thread("copy")  # a tombstone: the copy lands at other positions
+    put(saver, conf("copy"), {"n": 0}, step=-1)
+    saver.delete_thread("copy")
+    saver.copy_thread("chat", "copy")
+    assert cold_messages("copy") == full
+    saver.prune(["chat"], strategy="keep_latest")
+    assert cold_messages("chat") == full
+    assert len(list(saver.list(chat))) == 1
+    saver.delete_thread("chat")
+    assert cold_messages("copy") == full

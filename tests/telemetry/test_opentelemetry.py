@@ -121,8 +121,88 @@ def test_a_stale_writer_is_reported_as_a_conflict(telemetry: Telemetry) -> None:
     log.append("t-1", first, ["b"], status="running")
     with observe.span("cairnflow.run", thread_id="t-1"), pytest.raises(ConflictError):
         log.append("t-1", first, ["c"], status="running")  # stale: its head is not the latest
-    (run,) = telemetry.finished()
+    (run,) = [span for span in telemetry.finished() if span.name == "cairnflow.run"]
     assert [(e.name, e.attributes["cairnflow.thread_id"]) for e in run.events] == [
         ("cairnflow.conflict", "t-1")
     ]
+    # Under the run: the refused create-only PUT, then the GET that tells theirs from ours.
+    requests = [
+        (span.attributes["cairnflow.store.operation"], span.attributes["cairnflow.outcome"])
+        for span in telemetry.finished()
+        if span.name == "cairnflow.store"
+        and span.parent is not None
+        and span.parent.span_id == run.context.span_id
+    ]
+    assert requests[-2:] == [("create", "exists"), ("get", "ok")]
     assert telemetry.metric_points()["cairnflow.conflict.count"] == [({}, 1)]
+
+
+def test_a_workflow_run_becomes_a_run_span_with_task_attempt_children(telemetry: Telemetry) -> None:
+    from cairnflow.core import RetryPolicy, interrupt, task, workflow
+    from cairnflow.savers import open_saver
+
+    calls = {"n": 0}
+
+    @task(retry=RetryPolicy(max_attempts=2, initial_interval=0, jitter=False))
+    def flaky(order: str) -> str:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("first attempt fails")
+        return f"charged {order}"
+
+    @workflow(name="checkout")
+    def checkout(order: str) -> str:
+        receipt = flaky(order).result()
+        return f"{receipt}, {interrupt('ship?')}"
+
+    saver = open_saver("memory://telemetry-run")
+    assert checkout.run("o-1", thread_id="o-1", saver=saver).status == "interrupted"
+    assert checkout.resume("yes", thread_id="o-1", saver=saver).status == "completed"
+
+    spans = telemetry.finished()
+    runs = [s for s in spans if s.name == "cairnflow.run"]
+    attempts = [s for s in spans if s.name == "cairnflow.task"]
+    assert [r.attributes["cairnflow.status"] for r in runs] == ["interrupted", "completed"]
+    assert [r.attributes["cairnflow.resumed"] for r in runs] == [False, True]
+    assert all(r.attributes["cairnflow.workflow"] == "checkout" for r in runs)
+    assert [(a.attributes["cairnflow.attempt"], a.attributes["cairnflow.outcome"]) for a in attempts] == [
+        (1, "error"),
+        (2, "ok"),
+    ]
+    # Attempts run on the pool's threads, yet nest under their run.
+    assert {a.parent.span_id for a in attempts if a.parent} == {runs[0].context.span_id}
+    assert [e.name for e in runs[0].events] == ["cairnflow.interrupt"]
+    assert [e.name for e in runs[1].events] == ["cairnflow.resume"]
+    counts = {a["cairnflow.outcome"]: v for a, v in telemetry.metric_points()["cairnflow.task.count"]}
+    assert counts == {"error": 1, "ok": 1}
+
+
+def test_store_requests_carry_operation_bytes_and_outcome(telemetry: Telemetry) -> None:
+    from cairnflow.core.errors import NotFoundError
+    from cairnflow.savers.memory import MemoryStore
+
+    store = MemoryStore()
+    store.put("a/1", b"12345")
+    assert store.get("a/1").data == b"12345"
+    with pytest.raises(NotFoundError):
+        store.get("a/2")
+    assert [info.key for info in store.list("a/")] == ["a/1"]
+    store.delete("a/1")
+    seen = [
+        (
+            span.attributes["cairnflow.store.operation"],
+            span.attributes["cairnflow.outcome"],
+            span.attributes.get("cairnflow.store.bytes"),
+        )
+        for span in telemetry.finished()
+    ]
+    assert seen == [
+        ("create", "ok", 5),
+        ("get", "ok", 5),
+        ("get", "not_found", None),
+        ("list", "ok", None),
+        ("delete", "ok", None),
+    ]
+    points = telemetry.metric_points()
+    written = {a["cairnflow.store.operation"]: v for a, v in points["cairnflow.store.bytes"]}
+    assert written == {"create": 5, "get": 5}
