@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from cairnflow.core.runs import Run
     from cairnflow.core.serde import JsonSerializer, UnsafePickleSerializer, register_type
     from cairnflow.core.tasks import Task, TaskFuture, task
+    from cairnflow.core.timers import sleep, sleep_until
 
 __all__ = [
     "CairnflowError",
@@ -64,6 +65,8 @@ __all__ = [
     "now",
     "random",
     "register_type",
+    "sleep",
+    "sleep_until",
     "task",
     "uuid4",
     "workflow",
@@ -92,6 +95,7 @@ _HOMES: dict[str, str] = {
     **dict.fromkeys(("Task", "TaskFuture", "task"), "tasks"),
     "Durability": "committer",
     **dict.fromkeys(("interrupt", "now", "random", "uuid4"), "replay"),
+    **dict.fromkeys(("sleep", "sleep_until"), "timers"),
     "CheckpointLog": "log",
     "RetryPolicy": "retry",
     **dict.fromkeys(("JsonSerializer", "UnsafePickleSerializer", "register_type"), "serde"),

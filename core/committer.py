@@ -71,6 +71,12 @@ class Committer:
         with self._cv:
             return self._enqueued
 
+    @property
+    def has_pending(self) -> bool:
+        """Whether records are queued that no write has stored yet."""
+        with self._cv:
+            return bool(self._pending)
+
     def stage(self, records: Sequence[Any]) -> None:
         """Queue records to go out with the next write, without causing one."""
         with self._cv:

@@ -40,6 +40,7 @@ from cairnflow.core.replay import Interrupted, RunContext, Suspended, interrupt
 from cairnflow.core.runargs import check_run_args
 from cairnflow.core.runs import MISSING, Run, check_repeated_answer, digest, settled, standing
 from cairnflow.core.tasks import Task, TaskFuture, current_run, task
+from cairnflow.core.timers import Waiting
 
 __all__ = [
     "Durability",
@@ -274,7 +275,7 @@ class Workflow(Generic[T]):
         try:
             if first is not None:
                 replay.start = first
-                # Staged: written before the first task starts (RunContext.before_new_work;
+                # Staged: written before the first task starts (RunContext.before_task;
                 # sync mode: one PUT of its own), so that a run killed in its first task leaves
                 # a thread that resume() can continue. A run that stops before any task
                 # writes it with its end.
@@ -309,12 +310,14 @@ class Workflow(Generic[T]):
                 outcome = ("interrupted", stop)
             except Suspended:
                 outcome = ("suspended", None)
+            except Waiting as stop:
+                outcome = ("waiting", stop.wake_at)
             except Exception as exc:  # noqa: BLE001 - recorded as the run's failure, then re-raised
                 outcome = ("failed", exc)
             finally:
                 current_run.reset(token)
                 ctx.pool.shutdown(wait=True)  # in-flight tasks finish and are recorded
-            if ctx.suspending and outcome[0] == "completed":
+            if ctx.suspending and outcome[0] in ("completed", "waiting"):
                 outcome = ("suspended", None)  # a task it did not wait for was never started
             return self._finish(committer, thread_id, outcome, ctx)
         except BaseException:
@@ -364,6 +367,18 @@ class Workflow(Generic[T]):
                 interrupt=stop.value,
                 interrupt_id=str(stop.pos),
             )
+        if kind == "waiting":
+            wake_at = cast("float | None", payload)
+            before = committer.head
+            # Resumed before its time: the log already says so; nothing to write.
+            unchanged = (
+                before is not None
+                and before.status == "waiting"
+                and ctx.replay.wake_at == wake_at
+                and not committer.has_pending
+            )
+            head = committer.finish([] if unchanged else [{"op": "wait", "wake_at": wake_at}], "waiting")
+            return Run(thread_id, "waiting", head.checkpoint_id if head else None, wake_at=wake_at)
         if kind == "suspended":
             head = committer.finish([{"op": "suspend"}], "suspended")
             return Run(thread_id, "suspended", head.checkpoint_id if head else None)

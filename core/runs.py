@@ -36,6 +36,9 @@ class Run:
     ``"interrupted"``  ``interrupt`` holds the value passed to :func:`interrupt`;
                        ``interrupt_id`` identifies it for ``resume``.
     ``"suspended"``    the deadline came; ``resume()`` continues.
+    ``"waiting"``      at a timer (``sleep``) or a callback's ``wait()``: ``wake_at``
+                       (epoch seconds) is when ``resume()`` continues it (None:
+                       once a callback is completed).
     ``"failed"``       (from ``get_run``/``fork`` only: ``run()``/``resume()`` raise
                        instead) ``error_type`` and ``error`` say why; ``resume()``
                        runs the failed task again.
@@ -53,6 +56,8 @@ class Run:
     """A failed run's exception type, ``module.QualName``."""
     error: str | None = None
     """A failed run's exception message."""
+    wake_at: float | None = None
+    """A waiting run's wake time (epoch seconds), or None if a callback must continue it."""
 
 
 def check_repeated_answer(
@@ -94,6 +99,8 @@ def standing(head: Checkpoint, replay: RunRecords, thread_id: str) -> Run:
     failure = replay.failure() if head.status == "failed" else None
     if failure is not None:
         return Run(thread_id, "failed", head.checkpoint_id, error_type=failure.type, error=failure.message)
+    if head.status == "waiting":
+        return Run(thread_id, "waiting", head.checkpoint_id, wake_at=replay.wake_at)
     return Run(thread_id, head.status, head.checkpoint_id)
 
 

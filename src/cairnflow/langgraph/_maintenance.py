@@ -69,6 +69,7 @@ class Maintenance(Reader):
             self._delete_keys(doomed, seg_base)
         self._fences.forget(thread_id)
         self._entry_cache.discard_where(lambda k: k[0] == thread_id)
+        self._writes_cache.discard_where(lambda k: k.startswith(base))
 
     def _tombstone(self, thread_id: str, ns: str) -> str | None:
         """Append a tombstone (unless the head is one); return its key, None for an empty log."""

@@ -92,6 +92,7 @@ class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]
         self._init_io(store, prefix, store_retry, max_workers)
         self._fences = Fences()
         self._entry_cache = LRU(_ENTRY_CACHE_SIZE)  # (thread, ns, seq) -> (listing tag, Entry)
+        self._writes_cache = LRU(_CACHE_SIZE)  # writes object key -> decoded
         self._chains = LRU(_CACHE_SIZE)  # (thread, ns, channel, version) -> Chain
         self._loaded_lists = LRU(_CACHE_SIZE)  # (thread, ns, channel, version) -> (snapshot seq, typed)
         self._inflight = {}

@@ -10,6 +10,7 @@ request it makes can write. It parses no stored object itself.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -288,6 +289,7 @@ class Browser:
         self.clock = clock
         self._langgraph: Any = None
         self._langgraph_missing = False
+        self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -298,16 +300,20 @@ class Browser:
 
     def langgraph(self) -> Any:
         """The LangGraph saver on this store, or None when ``langgraph-checkpoint`` is not installed."""
-        if self._langgraph is None and not self._langgraph_missing:
-            try:
-                from cairnflow.langgraph import LangGraphSaver
-            except ImportError:
-                self._langgraph_missing = True
-                return None
-            self._langgraph = LangGraphSaver(
-                self.saver.store, prefix=self.saver.prefix, max_workers=4, store_retry=self.saver.store_retry
-            )
-        return self._langgraph
+        with self._lock:  # requests are served on several threads: build it once
+            if self._langgraph is None and not self._langgraph_missing:
+                try:
+                    from cairnflow.langgraph import LangGraphSaver
+                except ImportError:
+                    self._langgraph_missing = True
+                    return None
+                self._langgraph = LangGraphSaver(
+                    self.saver.store,
+                    prefix=self.saver.prefix,
+                    max_workers=4,
+                    store_retry=self.saver.store_retry,
+                )
+            return self._langgraph
 
     # ------------------------------------------------------------------ reading
 

@@ -197,10 +197,6 @@ def threads_page(
 # --------------------------------------------------------------------------- executor thread
 
 
-def _value_cell(value: Any) -> Markup:
-    return json_block(value)
-
-
 def _state_section(view: ExecutorThread) -> list[Child]:
     state = view.state
     if state is None:
@@ -240,9 +236,9 @@ def _state_section(view: ExecutorThread) -> list[Child]:
             tag("td", _badge(s.status)),
             tag(
                 "td",
-                _value_cell(ops.untag(s.value)) if s.error is None else tag("pre", s.error, class_="value"),
+                json_block(ops.untag(s.value)) if s.error is None else tag("pre", s.error, class_="value"),
             ),
-            tag("td", _value_cell(ops.untag(s.answer)) if s.type == "interrupt" else None),
+            tag("td", json_block(ops.untag(s.answer)) if s.type == "interrupt" else None),
         )
         for s in state.steps
     ]
