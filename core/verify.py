@@ -260,8 +260,7 @@ def _groups(
             continue  # a store's conditional-write probe object (any client's), not foreign
         if skip is not None and skip(key):
             continue  # another layout's object (LangGraph), checked by its own reader
-        if key.startswith(index_base):
-            state.tick(objects=1)
+        if key.startswith(index_base):  # parsed, never read: not counted as an object checked
             try:
                 status_index.parse_entry_key(saver.prefix, key)
             except ValueError:
