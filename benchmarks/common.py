@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from tests.emulators import stop_process
 from tests.emulators.azure import ACCOUNT as AZ_ACCOUNT
 from tests.emulators.azure import connection_string as az_connection_string
 from tests.emulators.azure import start_azurite
@@ -79,14 +80,7 @@ class Proc:
             return ""
 
     def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def _wait(proc: Proc, ready: Any, timeout: float = 60.0) -> None:

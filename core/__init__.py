@@ -21,6 +21,8 @@ if TYPE_CHECKING:
         CairnflowError,
         ConflictError,
         CorruptCheckpointError,
+        InvalidArgumentError,
+        MisuseError,
         NondeterminismError,
         ResumeError,
         SerializationError,
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     )
     from cairnflow.core.executor import Run, Workflow, workflow
     from cairnflow.core.log import CheckpointLog
-    from cairnflow.core.replay import interrupt
+    from cairnflow.core.replay import interrupt, now, random, uuid4
     from cairnflow.core.retry import RetryPolicy
     from cairnflow.core.serde import JsonSerializer, UnsafePickleSerializer, register_type
     from cairnflow.core.tasks import Task, TaskFuture, task
@@ -43,7 +45,9 @@ __all__ = [
     "ConflictError",
     "CorruptCheckpointError",
     "Durability",
+    "InvalidArgumentError",
     "JsonSerializer",
+    "MisuseError",
     "NondeterminismError",
     "ResumeError",
     "RetryPolicy",
@@ -56,8 +60,11 @@ __all__ = [
     "UnsafePickleSerializer",
     "Workflow",
     "interrupt",
+    "now",
+    "random",
     "register_type",
     "task",
+    "uuid4",
     "workflow",
 ]
 
@@ -69,6 +76,8 @@ _HOMES: dict[str, str] = {
             "CairnflowError",
             "ConflictError",
             "CorruptCheckpointError",
+            "InvalidArgumentError",
+            "MisuseError",
             "NondeterminismError",
             "ResumeError",
             "SerializationError",
@@ -80,7 +89,7 @@ _HOMES: dict[str, str] = {
     **dict.fromkeys(("Run", "Workflow", "workflow"), "executor"),
     **dict.fromkeys(("Task", "TaskFuture", "task"), "tasks"),
     "Durability": "committer",
-    "interrupt": "replay",
+    **dict.fromkeys(("interrupt", "now", "random", "uuid4"), "replay"),
     "CheckpointLog": "log",
     "RetryPolicy": "retry",
     **dict.fromkeys(("JsonSerializer", "UnsafePickleSerializer", "register_type"), "serde"),

@@ -66,9 +66,9 @@ class CountingStore(ObjectStore):
                 self._count("LIST")
             yield info
 
-    def delete(self, key: str, *, etag: str | None = None) -> None:
+    def delete(self, key: str) -> None:
         self._count("DELETE")
-        self.inner.delete(key, etag=etag)
+        self.inner.delete(key)
 
     def close(self) -> None:
         self.inner.close()

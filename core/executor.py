@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast, overload
 
+from cairnflow.core import observe
 from cairnflow.core.checkpoint import Checkpoint, CheckpointSaver, Status
 from cairnflow.core.committer import Committer, Durability
 from cairnflow.core.errors import (
@@ -94,6 +95,26 @@ class Run:
 
 
 # --------------------------------------------------------------------------- workflow
+
+
+def _observed_run(execute: Callable[..., Run]) -> Callable[..., Run]:
+    """Report each execution of a workflow body (a run or a resume) as a ``cairnflow.run`` span."""
+
+    @functools.wraps(execute)
+    def observed(
+        self: Workflow[Any], saver: CheckpointSaver, thread_id: str, *args: Any, **kwargs: Any
+    ) -> Run:
+        answered = kwargs.get("answer") is not None
+        with observe.span("cairnflow.run", workflow=self.name, thread_id=thread_id, resumed=answered) as span:
+            if answered:
+                observe.event("cairnflow.resume", workflow=self.name, thread_id=thread_id)
+            run = execute(self, saver, thread_id, *args, **kwargs)
+            span.set("cairnflow.status", run.status)
+            if run.status == "interrupted":
+                observe.event("cairnflow.interrupt", workflow=self.name, thread_id=thread_id)
+            return run
+
+    return observed
 
 
 class Workflow(Generic[T]):
@@ -330,6 +351,7 @@ class Workflow(Generic[T]):
                 )
         return None
 
+    @_observed_run
     def _execute(
         self,
         saver: CheckpointSaver,

@@ -28,16 +28,19 @@ are under ``cairnflow.`` (``cairnflow.thread_id``, ``cairnflow.workflow``,
 
 from __future__ import annotations
 
+import contextvars
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     import logging
 
-__all__ = ["Sink", "Span", "event", "set_sink", "span"]
+__all__ = ["Sink", "Span", "carry", "event", "set_sink", "span"]
+
+R = TypeVar("R")
 
 #: The logger name of every debug record cairnflow writes.
 LOGGER = "cairnflow"
@@ -52,13 +55,15 @@ class Span:
     dropped); ``s.outcome`` is ``"ok"`` unless the block sets it or raises.
     """
 
-    __slots__ = ("attributes", "name", "outcome", "started")
+    __slots__ = ("attributes", "extras", "name", "outcome", "parent", "started")
 
-    def __init__(self, name: str, attributes: dict[str, AttributeValue]) -> None:
+    def __init__(self, name: str, attributes: dict[str, AttributeValue], parent: Span | None = None) -> None:
         self.name = name
         self.attributes = attributes
         self.outcome = "ok"
         self.started = time.monotonic()
+        self.parent = parent  # the enclosing span, also across the run's pool threads (carry)
+        self.extras: dict[str, Any] = {}  # where sinks keep their own handle (e.g. the OTel span)
 
     def set(self, name: str, value: AttributeValue | None) -> None:
         if value is not None:
@@ -79,6 +84,7 @@ class Sink(Protocol):
 
 
 _installed: Sink | None = None
+_current: contextvars.ContextVar[Span | None] = contextvars.ContextVar("cairnflow_span", default=None)
 
 
 def set_sink(sink: Sink | None) -> Sink | None:
@@ -130,21 +136,45 @@ def span(name: str, **attributes: AttributeValue | None) -> Iterator[Span]:
     outcome to ``"error"`` (or what the block set) and is re-raised unchanged.
     """
     sinks = _sinks()
-    current = Span(name, _clean({_attribute(key): value for key, value in attributes.items()}))
+    clean = _clean({_attribute(key): value for key, value in attributes.items()})
+    current = Span(name, clean, _current.get())
     if not sinks:
         yield current
         return
     tokens = [sink.start(current) for sink in sinks]
+    entered = _current.set(current)
     try:
         yield current
     except BaseException as error:
         if current.outcome == "ok":
             current.outcome = "error"
+        _current.reset(entered)
         for sink, token in zip(sinks, tokens, strict=True):
             sink.end(current, token, error)
         raise
+    _current.reset(entered)
     for sink, token in zip(sinks, tokens, strict=True):
         sink.end(current, token, None)
+
+
+def carry(fn: Callable[..., R]) -> Callable[..., R]:
+    """``fn``, made to report under the span open here when it runs on another thread.
+
+    The executor runs tasks on a thread pool; without this, a task attempt's
+    span would have no parent. Costs nothing when no span is open.
+    """
+    parent = _current.get()
+    if parent is None:
+        return fn
+
+    def under_parent(*args: Any, **kwargs: Any) -> R:
+        entered = _current.set(parent)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _current.reset(entered)
+
+    return under_parent
 
 
 def event(name: str, **attributes: AttributeValue | None) -> None:

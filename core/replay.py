@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from cairnflow.core import observe
 from cairnflow.core.checkpoint import CheckpointSaver
 from cairnflow.core.committer import Committer
 from cairnflow.core.errors import MisuseError, NondeterminismError, SerializationError
@@ -158,7 +159,8 @@ class RunContext:
         self.may_start()
         self.before_task()
         self.tasks_run += 1
-        return TaskFuture(self.pool.submit(execute_task, self, task, pos, digest, args, kwargs))
+        attempt = observe.carry(execute_task)  # its spans nest under the run's, across threads
+        return TaskFuture(self.pool.submit(attempt, self, task, pos, digest, args, kwargs))
 
     def call_interrupt(self, value: Any) -> Any:
         pos = self.next_pos()

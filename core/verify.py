@@ -55,8 +55,8 @@ from cairnflow.core.errors import (
     UnsupportedFormatError,
 )
 from cairnflow.core.format import Header, base_problem, body_problem, examine_header
-from cairnflow.core.probe import PROBE_SUFFIX
 from cairnflow.core.retry import call_with_retry
+from cairnflow.core.store import PROBE_SUFFIX
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor

@@ -17,7 +17,7 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   apt_get=(apt-get)
   if [ "$(id -u)" != 0 ]; then
     if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-      apt_get=(sudo -n apt-get)
+      apt_get=(sudo -n env DEBIAN_FRONTEND=noninteractive apt-get)
     else
       echo "install-emulators: chromium and chromium-driver are missing and apt-get needs root;" \
         "install them with: sudo apt-get install chromium chromium-driver" >&2
@@ -25,8 +25,8 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     fi
   fi
   if [ ${#apt_get[@]} -gt 0 ]; then
-    "${apt_get[@]}" update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends \
+    "${apt_get[@]}" -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
       chromium chromium-driver fonts-dejavu-core >/dev/null
   fi
 fi

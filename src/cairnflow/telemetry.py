@@ -61,7 +61,12 @@ class OpenTelemetrySink:
     def start(self, span: Span) -> object:
         if self.tracer is None:
             return None
-        otel_span = self.tracer.start_span(span.name, attributes=span.attributes)
+        # The parent: the enclosing cairnflow span (also when it is open on another thread,
+        # e.g. the run around a task attempt on the pool), else whatever span is current.
+        parent = span.parent.extras.get("otel") if span.parent is not None else None
+        context = trace.set_span_in_context(parent) if parent is not None else None
+        otel_span = self.tracer.start_span(span.name, context=context, attributes=span.attributes)
+        span.extras["otel"] = otel_span
         token = otel_context.attach(trace.set_span_in_context(otel_span))
         return (otel_span, token)
 

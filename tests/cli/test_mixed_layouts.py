@@ -6,6 +6,7 @@ reported as corruption of the other; a copied LangGraph thread resumes in the ta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,24 @@ def test_copy_exits_non_zero_when_nothing_matched_or_partial(
     (conflict,) = [t for t in doc["threads"] if t["result"] == "conflict"]
     assert (conflict["thread_id"], conflict["layout"]) == ("lg-done", "langgraph")
     assert build(target).get_state(cfg("lg-done")).values["items"] == ["other", "a"]  # never overwritten
+
+
+def test_mixed_store_on_s3_verifies_and_migrates_to_file(
+    s3_location: StoreLocation,
+    tmp_path: Path,
+    use_env: Callable[[StoreLocation], StoreLocation],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The issue's recipe: a healthy S3 store of agents, copied to file://, loses nothing."""
+    url = use_env(s3_location).url
+    populate(url)
+    populate_graphs(url)
+    assert {t: s for t, (layout, s) in layouts(capsys, url).items() if layout == "langgraph"} == GRAPHS
+    checked = cli(capsys, "verify", url, "--json")
+    assert (checked.code, checked.json()["problems"]) == (0, [])
+    target = f"file://{tmp_path}/migrated"
+    result = cli(capsys, "copy", url, target, "--json")
+    assert result.code == 0, result.err
+    assert result.json()["threads_copied"] == len(EXECUTOR) + len(GRAPHS)
+    assert layouts(capsys, target) == layouts(capsys, url)
+    assert resume(target, "lg-wait", "from s3")["answer"] == "from s3"

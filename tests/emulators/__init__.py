@@ -1,10 +1,22 @@
-"""Emulator fixtures: each module starts one cloud store's emulator on 127.0.0.1."""
+"""Emulator fixtures: each module starts one cloud emulator on 127.0.0.1.
+
+What they share is here: a free port, stopping a process by its id, the one
+process per test session (:class:`SessionEmulator`), skipping or failing when an
+emulator is missing, and the check that a test reaching an emulator is marked.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
 import pytest
 
@@ -22,6 +34,90 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def stop_process(process: subprocess.Popen[bytes], *, group: bool = False, timeout: float = 10) -> None:
+    """Stop a launcher's process by its id: SIGTERM, then SIGKILL if it lingers.
+
+    ``group``: signal its whole process group (it was started with
+    ``start_new_session=True``, e.g. npm's shim running node as a child).
+    """
+    if process.poll() is not None:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            if group:
+                os.killpg(process.pid, sig)
+            else:
+                process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def wait_until_ready(process: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``ready()`` until it is true (True), or the process exited or ``timeout`` passed (False)."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if ready():
+            return True
+        # Poll, do not guess: wait for the process to exit or for the next probe.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.05)
+    return False
+
+
+class Server(Protocol):
+    """A running emulator: its process and how to stop it."""
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]: ...
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Server)
+
+
+class SessionEmulator(Generic[S]):
+    """One emulator process per test session: started by the first test that needs it
+    (under a lock: tests may ask from several threads), started again if it died, and
+    stopped when the session ends.
+
+    ``missing()`` names what is not installed, or returns None; ``start()`` returns
+    the running server or raises ``RuntimeError``/``OSError``. Either way the test
+    skips locally and fails under CI (:func:`emulator_unavailable`), and later tests
+    are told the same without trying again.
+    """
+
+    def __init__(self, cloud: str, start: Callable[[], S], missing: Callable[[], str | None]) -> None:
+        self.cloud = cloud
+        self._start = start
+        self._missing = missing
+        self._server: S | None = None
+        self._error: str | None = None
+        self._lock = threading.Lock()
+
+    def get(self, config: pytest.Config) -> S:
+        require_marker(self.cloud)
+        with self._lock:
+            if self._server is not None and self._server.process.poll() is None:
+                return self._server
+            if self._error is None:
+                self._error = self._missing()
+            if self._error is None:
+                try:
+                    server = self._start()
+                except (OSError, RuntimeError) as exc:
+                    self._error = str(exc)
+                else:
+                    self._server = server
+                    config.add_cleanup(server.stop)
+                    return server
+        emulator_unavailable(self._error)
+        raise AssertionError("unreachable")
 
 
 class _Running:

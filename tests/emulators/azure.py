@@ -17,13 +17,10 @@ all of them go through :func:`azurite`, which starts the server once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
-import os
-import signal
 import subprocess
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,7 +30,7 @@ from typing import Any
 import pytest
 
 from cairnflow.core.store import ObjectStore
-from tests.emulators import StoreLocation, emulator_unavailable, free_port, require_marker
+from tests.emulators import SessionEmulator, StoreLocation, free_port, stop_process, wait_until_ready
 
 REPO = Path(__file__).resolve().parents[2]
 AZURITE_BIN = REPO / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
@@ -70,16 +67,7 @@ class Azurite:
         return connection_string(self.url)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            # npm's shim may run node as a child: signal the whole group.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_process(self.process, group=True)  # npm's shim may run node as a child
 
 
 def connection_string(blob_endpoint: str, account_key: str = ACCOUNT_KEY) -> str:
@@ -107,6 +95,11 @@ def _responds(port: int) -> bool:
         return False
     finally:
         conn.close()
+
+
+def _listens(log_path: Path, port: int) -> bool:
+    # The log line proves that this process (not another one) holds the port.
+    return f"listens on http://127.0.0.1:{port}" in _log_tail(log_path) and _responds(port)
 
 
 def start_azurite() -> Azurite:
@@ -141,40 +134,22 @@ def start_azurite() -> Azurite:
                 start_new_session=True,
             )
         server = Azurite(process, port, log_path)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while process.poll() is None and time.monotonic() < deadline:
-            # The log line proves that this process (not another one) holds the port.
-            if f"listens on http://127.0.0.1:{port}" in _log_tail(log_path) and _responds(port):
-                return server
-            # Poll, do not guess: wait for the process to exit or the next probe.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=0.05)
+        if wait_until_ready(process, functools.partial(_listens, log_path, port), STARTUP_TIMEOUT):
+            return server
         server.stop()
     raise RuntimeError(f"Azurite did not start; log {log_path}:\n{_log_tail(log_path)}")
 
 
-_server: Azurite | None = None
-_server_lock = threading.Lock()
+def _missing() -> str | None:
+    return None if AZURITE_BIN.exists() else f"Azurite ({AZURITE_BIN.relative_to(REPO)})"
+
+
+_azurite = SessionEmulator("azure", start_azurite, _missing)
 
 
 def azurite(config: pytest.Config) -> Azurite:
     """The session's Azurite, started on first use and stopped when the session ends."""
-    require_marker("azure")
-    global _server
-    with _server_lock:
-        if _server is None:
-            if not AZURITE_BIN.exists():
-                emulator_unavailable(f"Azurite ({AZURITE_BIN.relative_to(REPO)})")
-            server = start_azurite()
-            _server = server
-
-            def stop() -> None:
-                global _server
-                server.stop()
-                _server = None
-
-            config.add_cleanup(stop)
-        return _server
+    return _azurite.get(config)
 
 
 def unique_container() -> str:

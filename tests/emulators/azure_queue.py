@@ -7,36 +7,51 @@ Fixture: ``azure_queue_service`` (session): a ``QueueServiceClient``.
 
 from __future__ import annotations
 
-import os
-import signal
+import functools
+import importlib.util
 import subprocess
 import tempfile
-import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.emulators import emulator_unavailable, free_port, require_marker
+from tests.emulators import SessionEmulator, free_port, stop_process, wait_until_ready
 from tests.emulators.azure import ACCOUNT, ACCOUNT_KEY, REPO
 
 AZURITE_QUEUE_BIN = REPO / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-queue"
 STARTUP_TIMEOUT = 30.0
 
-_lock = threading.Lock()
-_process: subprocess.Popen[bytes] | None = None
-_endpoint: str | None = None
+
+@dataclass
+class AzuriteQueue:
+    process: subprocess.Popen[bytes]
+    endpoint: str  # http://127.0.0.1:PORT/devstoreaccount1
+    log_path: Path
+
+    def stop(self) -> None:
+        stop_process(self.process, group=True)  # npm's shim may run node as a child
 
 
-def _start() -> tuple[subprocess.Popen[bytes], str]:
-    import time
-
+def _answers(service: Any) -> bool:
     from azure.core.exceptions import ServiceRequestError
+
+    try:
+        service.get_service_properties()
+        return True
+    except ServiceRequestError:
+        return False
+
+
+def start_azurite_queue() -> AzuriteQueue:
+    """Start azurite-queue on a free port; return once the service answers (``RuntimeError`` if not)."""
     from azure.storage.queue import QueueServiceClient
 
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="cairnflow-azurite-queue-"))
-    with (workdir / "azurite.log").open("wb") as log:
+    log_path = workdir / "azurite.log"
+    with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
                 str(AZURITE_QUEUE_BIN),
@@ -50,24 +65,17 @@ def _start() -> tuple[subprocess.Popen[bytes], str]:
                 "--silent",
             ],
             cwd=workdir,
+            stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    endpoint = f"http://127.0.0.1:{port}/{ACCOUNT}"
-    service = QueueServiceClient.from_connection_string(connection_string(endpoint), retry_total=0)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:  # readiness: the first request that the service answers
-        try:
-            service.get_service_properties()
-            return process, endpoint
-        except ServiceRequestError as exc:
-            if process.poll() is not None or time.monotonic() > deadline:
-                os.killpg(process.pid, signal.SIGKILL)
-                raise RuntimeError(
-                    f"azurite-queue did not start: {(workdir / 'azurite.log').read_text()[-500:]}"
-                ) from exc
-            threading.Event().wait(0.1)
+    server = AzuriteQueue(process, f"http://127.0.0.1:{port}/{ACCOUNT}", log_path)
+    service = QueueServiceClient.from_connection_string(connection_string(server.endpoint), retry_total=0)
+    if wait_until_ready(process, functools.partial(_answers, service), STARTUP_TIMEOUT):
+        return server
+    server.stop()
+    raise RuntimeError(f"azurite-queue did not start: {log_path.read_text()[-500:]}")
 
 
 def connection_string(queue_endpoint: str) -> str:
@@ -77,19 +85,20 @@ def connection_string(queue_endpoint: str) -> str:
     )
 
 
+def _missing() -> str | None:
+    if importlib.util.find_spec("azure.storage.queue") is None:
+        return "azure-storage-queue (pip install 'cairnflow[azure-queue]')"
+    if not AZURITE_QUEUE_BIN.exists():
+        return "azurite-queue (run scripts/install-emulators.sh)"
+    return None
+
+
+_queue = SessionEmulator("azure", start_azurite_queue, _missing)
+
+
 @pytest.fixture(scope="session")
 def azure_queue_service(request: pytest.FixtureRequest) -> Any:
-    global _process, _endpoint
-    require_marker("azure")
-    pytest.importorskip("azure.storage.queue")
-    with _lock:
-        if _process is None or _process.poll() is not None:
-            if not AZURITE_QUEUE_BIN.exists():
-                emulator_unavailable("azurite-queue (run scripts/install-emulators.sh)")
-            _process, _endpoint = _start()
-            started = _process
-            request.config.add_cleanup(lambda: os.killpg(started.pid, signal.SIGTERM))
     from azure.storage.queue import QueueServiceClient
 
-    assert _endpoint is not None
-    return QueueServiceClient.from_connection_string(connection_string(_endpoint))
+    server = _queue.get(request.config)
+    return QueueServiceClient.from_connection_string(connection_string(server.endpoint))

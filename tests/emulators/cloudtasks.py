@@ -8,20 +8,19 @@ Fixture: ``cloud_tasks`` (session): the gRPC address and a client for it.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.emulators import emulator_unavailable, free_port, require_marker
+from tests.emulators import SessionEmulator, free_port, stop_process
 
 STARTUP_TIMEOUT = 30.0
 
@@ -41,16 +40,7 @@ class CloudTasksEmulator:
         return CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-
-
-_lock = threading.Lock()
-_emulator: CloudTasksEmulator | None = None
+        stop_process(self.process, group=True)
 
 
 def _command() -> list[str] | None:
@@ -61,14 +51,19 @@ def _command() -> list[str] | None:
     return [found] if found else None
 
 
-def _start(command: list[str]) -> CloudTasksEmulator:
+def start_cloud_tasks() -> CloudTasksEmulator:
+    """Start the emulator on a free port; return once its gRPC channel is ready (``RuntimeError`` if not)."""
     import grpc
 
+    command = _command()
+    if command is None:
+        raise RuntimeError("gcloud-tasks-emulator is not installed")
     port = free_port()
     fd, log_name = tempfile.mkstemp(prefix="cairnflow-cloudtasks-", suffix=".log")
     with os.fdopen(fd, "wb") as log:
         process = subprocess.Popen(
             [*command, "start", "-p", str(port), "-q"],
+            stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -87,17 +82,17 @@ def _start(command: list[str]) -> CloudTasksEmulator:
     return emulator
 
 
+def _missing() -> str | None:
+    if importlib.util.find_spec("google.cloud.tasks_v2") is None:
+        return "google-cloud-tasks (pip install 'cairnflow[gcp-tasks]')"
+    if _command() is None:
+        return "gcloud-tasks-emulator (pip install gcloud-tasks-emulator)"
+    return None
+
+
+_emulator = SessionEmulator("gcs", start_cloud_tasks, _missing)
+
+
 @pytest.fixture(scope="session")
 def cloud_tasks(request: pytest.FixtureRequest) -> CloudTasksEmulator:
-    global _emulator
-    require_marker("gcs")
-    with _lock:
-        if _emulator is None or _emulator.process.poll() is not None:
-            pytest.importorskip("google.cloud.tasks_v2")
-            command = _command()
-            if command is None:
-                emulator_unavailable("gcloud-tasks-emulator (pip install gcloud-tasks-emulator)")
-                raise AssertionError("unreachable")
-            _emulator = _start(command)
-            request.config.add_cleanup(_emulator.stop)
-        return _emulator
+    return _emulator.get(request.config)

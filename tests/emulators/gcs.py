@@ -20,13 +20,12 @@ through :class:`~tests.emulators.StoreLocation`.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
 import subprocess
 import tempfile
-import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -38,7 +37,7 @@ from typing import Any
 import pytest
 
 from cairnflow.core.store import ObjectStore
-from tests.emulators import StoreLocation, emulator_unavailable, free_port, require_marker
+from tests.emulators import SessionEmulator, StoreLocation, free_port, stop_process, wait_until_ready
 
 PROJECT = "cairnflow-test"
 #: Small pages so that the contract suite's 60-key listing spans several requests.
@@ -68,16 +67,13 @@ class FakeGCSServer:
     process: subprocess.Popen[bytes]
     log_path: Path
     _log_file: Any = field(repr=False)
+    _own_dir: Path | None = field(default=None, repr=False)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process, timeout=5)
         self._log_file.close()
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -86,17 +82,27 @@ class FakeGCSServer:
             return ""
 
 
-def start_fake_gcs(log_dir: Path) -> FakeGCSServer:
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def start_fake_gcs(log_dir: Path | None = None) -> FakeGCSServer:
     """Start fake-gcs-server on a free loopback port; return once it answers HTTP.
 
-    Its log goes to ``log_dir``; the caller stops it (``FakeGCSServer.stop``).
+    Its log goes to ``log_dir`` (else to a temporary folder, removed when it stops);
+    the caller stops it (``FakeGCSServer.stop``).
     ``RuntimeError`` if it does not come up. The benchmarks start theirs with this too.
     """
     binary = fake_gcs_binary()
     if binary is None:
         raise RuntimeError(_NOT_INSTALLED)
+    own_dir = None if log_dir is not None else Path(tempfile.mkdtemp(prefix="cairnflow-fake-gcs-"))
     port = free_port()
-    log_path = log_dir / f"fake-gcs-server-{port}.log"
+    log_path = (log_dir or own_dir or Path()) / f"fake-gcs-server-{port}.log"
     log_file = open(log_path, "wb")  # noqa: SIM115 - closed by FakeGCSServer.stop
     process = subprocess.Popen(
         [
@@ -116,54 +122,20 @@ def start_fake_gcs(log_dir: Path) -> FakeGCSServer:
         stdout=log_file,
         stderr=subprocess.STDOUT,
     )
-    server = FakeGCSServer(f"http://127.0.0.1:{port}", process, log_path, log_file)
-    deadline = time.monotonic() + _STARTUP_TIMEOUT
+    server = FakeGCSServer(f"http://127.0.0.1:{port}", process, log_path, log_file, own_dir)
     probe = f"{server.url}/storage/v1/b?project={PROJECT}"
-    while True:
-        if process.poll() is not None:
-            server.stop()
-            raise RuntimeError(f"fake-gcs-server exited with {process.returncode}:\n{server.log_tail()}")
-        try:
-            with urllib.request.urlopen(probe, timeout=1) as response:
-                if response.status == 200:
-                    return server
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"fake-gcs-server not ready after {_STARTUP_TIMEOUT}s:\n{server.log_tail()}")
-        time.sleep(0.05)  # polling interval while waiting for readiness
+    if wait_until_ready(process, functools.partial(_answers, probe), _STARTUP_TIMEOUT):
+        return server
+    server.stop()
+    raise RuntimeError(f"fake-gcs-server exited or not ready after {_STARTUP_TIMEOUT}s:\n{server.log_tail()}")
 
 
-_server: FakeGCSServer | None = None
-_server_lock = threading.Lock()
+_fake_gcs = SessionEmulator("gcs", start_fake_gcs, lambda: None if fake_gcs_binary() else _NOT_INSTALLED)
 
 
 def _server_url(config: pytest.Config) -> str:
-    """Start the session's server on first use; stop it when the session ends."""
-    require_marker("gcs")
-    global _server
-    with _server_lock:
-        if _server is None or _server.process.poll() is not None:
-            if fake_gcs_binary() is None:
-                emulator_unavailable(_NOT_INSTALLED)
-            log_dir = Path(tempfile.mkdtemp(prefix="cairnflow-fake-gcs-"))
-            try:
-                server = start_fake_gcs(log_dir)
-            except RuntimeError as exc:
-                shutil.rmtree(log_dir, ignore_errors=True)
-                pytest.fail(str(exc), pytrace=False)
-            _server = server
-
-            def stop() -> None:
-                global _server
-                server.stop()
-                shutil.rmtree(log_dir, ignore_errors=True)
-                if _server is server:
-                    _server = None
-
-            config.add_cleanup(stop)
-        return _server.url
+    """The session's server, started on first use and stopped when the session ends."""
+    return _fake_gcs.get(config).url
 
 
 def make_client(endpoint: str) -> Any:

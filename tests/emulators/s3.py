@@ -26,6 +26,7 @@ module-level helper); test modules that want ``s3_server_url`` or
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import importlib.util
 import os
@@ -33,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from cairnflow.core.store import ObjectStore
-from tests.emulators import StoreLocation, emulator_unavailable, free_port, require_marker
+from tests.emulators import SessionEmulator, StoreLocation, free_port, stop_process, wait_until_ready
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
@@ -80,20 +80,9 @@ class MotoServer:
     log_path: Path
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         with contextlib.suppress(OSError):
             self.log_path.unlink()
-
-
-_server: MotoServer | None = None
-_server_error: str | None = None
-_server_lock = threading.Lock()
 
 
 def _moto_command() -> list[str] | None:
@@ -140,38 +129,23 @@ def start_moto(command: list[str] | None = None) -> MotoServer:
                 stdin=subprocess.DEVNULL,
             )
         server = MotoServer(process, f"http://127.0.0.1:{port}", log_path)
-        deadline = time.monotonic() + _READY_TIMEOUT
-        while time.monotonic() < deadline and process.poll() is None:
-            if _responds(port):
-                return server
-            time.sleep(0.05)  # polling interval while the server boots
+        if wait_until_ready(process, functools.partial(_responds, port), _READY_TIMEOUT):
+            return server
         last = f"moto server exited or never answered: {log_path.read_text(errors='replace')[-500:]}"
         server.stop()
     raise RuntimeError(last)
 
 
+def _missing() -> str | None:
+    return None if _moto_command() else "moto server (pip install 'moto[server]' boto3)"
+
+
+_moto = SessionEmulator("s3", start_moto, _missing)
+
+
 def s3_server(config: pytest.Config) -> MotoServer:
     """The session's moto server, started on first use and stopped when the session ends."""
-    require_marker("s3")
-    global _server, _server_error
-    with _server_lock:
-        if _server is not None and _server.process.poll() is None:
-            return _server
-        if _server_error is None:
-            command = _moto_command()
-            if command is None:
-                _server_error = "moto server (pip install 'moto[server]' boto3)"
-            else:
-                try:
-                    _server = start_moto(command)
-                except (OSError, RuntimeError) as exc:
-                    _server_error = f"moto server ({exc})"
-                else:
-                    started = _server
-                    config.add_cleanup(started.stop)
-                    return started
-    emulator_unavailable(_server_error or "moto server")
-    raise AssertionError("unreachable")
+    return _moto.get(config)
 
 
 def make_s3_client(endpoint_url: str, **config: Any) -> S3Client:
@@ -186,11 +160,12 @@ def make_s3_client(endpoint_url: str, **config: Any) -> S3Client:
 
 
 _admin_clients: dict[str, S3Client] = {}
+_admin_lock = threading.Lock()
 
 
 def new_bucket(server_url: str) -> str:
     """Create a fresh, uniquely named bucket on the server; return its name."""
-    with _server_lock:
+    with _admin_lock:
         admin = _admin_clients.get(server_url)
         if admin is None:
             admin = _admin_clients[server_url] = make_s3_client(server_url)

@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import pytest
@@ -28,7 +30,7 @@ from langgraph.graph.message import _messages_delta_reducer
 from typing_extensions import TypedDict
 
 from cairnflow.core.counting import CountingStore
-from cairnflow.core.store import ObjectStore
+from cairnflow.core.store import CREATE, ObjectInfo, ObjectStore, PutMode, StoredObject
 from cairnflow.langgraph import LangGraphSaver
 
 BIG = 20_000
@@ -246,3 +248,160 @@ def test_chat_100_turns_side_by_side_with_langgraph_savers(
     else:
         # bytes per turn do not grow with the history (snapshots aside): bounded by the cadence
         assert avg(last, lambda r: r[1]) < 3 * avg(first, lambda r: r[1]) + 30_000
+
+
+# --------------------------------------------------------------------------- issue 15's targets
+
+
+class RoundTrips(ObjectStore):
+    """Counts sequential round trips: a request that starts while no other is in flight
+    opens one; requests overlapping it share it. Each request takes at least ``latency``
+    seconds (a network's round trip), so requests a caller issues together overlap even
+    on an in-memory store."""
+
+    def __init__(self, inner: ObjectStore, latency: float = 0.02) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.latency = latency
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self.trips = 0
+
+    def _enter(self) -> None:
+        with self._lock:
+            if self._in_flight == 0:
+                self.trips += 1
+            self._in_flight += 1
+
+    def _exit(self) -> None:
+        time.sleep(self.latency)  # simulated network latency, not synchronisation
+        with self._lock:
+            self._in_flight -= 1
+
+    def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
+        self._enter()
+        try:
+            return self.inner.put(key, data, mode)
+        finally:
+            self._exit()
+
+    def get(self, key: str) -> StoredObject:
+        self._enter()
+        try:
+            return self.inner.get(key)
+        finally:
+            self._exit()
+
+    def list(
+        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
+    ) -> Iterator[ObjectInfo]:
+        self._enter()
+        try:
+            return iter(list(self.inner.list(prefix, start_after=start_after, limit=limit)))
+        finally:
+            self._exit()
+
+    def delete(self, key: str, *, etag: str | None = None) -> None:
+        self._enter()
+        try:
+            self.inner.delete(key, etag=etag)
+        finally:
+            self._exit()
+
+
+def metered(store: ObjectStore) -> tuple[RoundTrips, CountingStore]:
+    trips = RoundTrips(store)
+    return trips, CountingStore(trips)
+
+
+def turn_cost(trips: RoundTrips, counting: CountingStore, run: Any) -> tuple[int, int]:
+    counting.reset()
+    trips.trips = 0
+    run()
+    return sum(counting.counts.values()), trips.trips
+
+
+@pytest.mark.parametrize("backend", ["memory", "s3"], indirect=True)
+def test_chat_turns_meet_the_request_and_round_trip_targets(store: ObjectStore) -> None:
+    """Issue 15: a steady turn <= 7 requests and <= 4 round trips on a warm saver, <= 9
+    requests with a new saver per turn, durability "exit" <= 4; a cold get_state <= 4
+    requests and 3 round trips. Default durability ("async"), one reply per turn."""
+    trips, counting = metered(store)
+    config: RunnableConfig = {"configurable": {"thread_id": "targets"}}
+    app = chat_graph(LangGraphSaver(counting, prefix="targets/"))
+    for turn in range(3):
+        app.invoke(say(turn), config)
+    warm = [turn_cost(trips, counting, lambda t=t: app.invoke(say(t), config)) for t in range(3, 13)]
+    serverless = [
+        turn_cost(
+            trips,
+            counting,
+            lambda t=t: chat_graph(LangGraphSaver(counting, prefix="targets/")).invoke(say(t), config),
+        )
+        for t in range(13, 18)
+    ]
+    exit_mode = [
+        turn_cost(trips, counting, lambda t=t: app.invoke(say(t), config, durability="exit"))
+        for t in range(18, 21)
+    ]
+    cold_state = turn_cost(
+        trips, counting, lambda: chat_graph(LangGraphSaver(counting, prefix="targets/")).get_state(config)
+    )
+    state = chat_graph(LangGraphSaver(store, prefix="targets/")).get_state(config)
+    assert len(state.values["messages"]) == 2 * 21
+    print(
+        f"\n(requests, round trips) per turn: warm {warm}; new saver per turn {serverless}; "
+        f"durability exit {exit_mode}; cold get_state {cold_state}"
+    )
+    assert max(r for r, _ in warm) <= 7 and max(t for _, t in warm) <= 4
+    assert max(r for r, _ in serverless) <= 9
+    assert max(r for r, _ in exit_mode) <= 4
+    assert cold_state[0] <= 4 and cold_state[1] <= 3
+
+
+def long_chat_input(messages: int, size: int = 230) -> dict[str, Any]:
+    filler = "lorem ipsum dolor sit amet " * (size // 27 + 1)
+    made: list[AnyMessage] = []
+    for i in range(messages):
+        cls = HumanMessage if i % 2 == 0 else AIMessage
+        made.append(cls(content=f"{i}: {filler}"[:size], id=f"seed-{i}"))
+    return {"messages": made}
+
+
+@pytest.mark.parametrize("backend", ["memory"], indirect=True)
+def test_bytes_per_turn_at_turn_1000_stay_under_64_kib(store: ObjectStore) -> None:
+    """Issue 15: at turn 1000 of a chat with ~230-byte messages, a turn writes <= 64 KiB
+    on average (the list channel stores only its new suffix, and a snapshot now and then),
+    and reading the state still needs at most two objects per value."""
+    trips, counting = metered(store)
+    trips.latency = 0.0
+    config: RunnableConfig = {"configurable": {"thread_id": "long"}}
+
+    def reply(state: Any) -> dict[str, Any]:
+        n = len(state["messages"])
+        return {"messages": [AIMessage(content=f"{n}: " + "lorem ipsum dolor sit amet " * 8, id=f"ai-{n}")]}
+
+    g = StateGraph(MessagesState)
+    g.add_node("chatbot", reply)
+    g.add_edge(START, "chatbot")
+    g.add_edge("chatbot", END)
+    app = g.compile(checkpointer=LangGraphSaver(counting, prefix="long/"))
+    app.invoke(long_chat_input(1998), config)  # the first 999 turns, at once
+    written = []
+    for turn in range(999, 1079):
+        counting.reset()
+        app.invoke(
+            {"messages": [HumanMessage(content=f"{turn}: " + "how does it work? " * 12, id=f"h-{turn}")]},
+            config,
+        )
+        written.append(counting.bytes_written)
+    cold = chat_graph(LangGraphSaver(counting, prefix="long/"))
+    reads = turn_cost(trips, counting, lambda: cold.get_state(config))
+    assert len(cold.get_state(config).values["messages"]) == 1999 + 2 * 80
+    average = sum(written) / len(written)
+    print(
+        f"\nbytes written per turn at turns 1000-1079: average {average:.0f}, max {max(written)}; "
+        f"cold get_state (requests, round trips) {reads}"
+    )
+    assert average <= 64 * 1024
+    assert reads[0] <= 4  # LIST, head entry, the snapshot: the suffix is in the head

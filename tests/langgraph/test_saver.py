@@ -572,3 +572,46 @@ def test_delta_channel_history_matches_langgraphs_default_walk(saver: LangGraphS
     )
     assert saver.get_delta_channel_history(config=c, channels=[]) == {}
     assert saver.get_delta_channel_history(config=conf("none"), channels=["x"]) == {"x": {"writes": []}}
+
+
+def test_the_saver_draws_no_uuid4(saver: LangGraphSaver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LangGraph's tests patch uuid.uuid4 to make a graph's ids deterministic: the saver
+    must not consume them (its writer tokens come from ``secrets``)."""
+    first, second = checkpoint({"n": 0}), checkpoint({"n": 1})
+    drawn: list[int] = []
+    real = uuid.uuid4
+    monkeypatch.setattr(uuid, "uuid4", lambda: drawn.append(1) or real())
+    c0 = saver.put(conf("t"), first, meta(-1), {"n": 1})
+    saver.put_writes(c0, [("n", 2), (ERROR, "boom")], "task")
+    saver.put(c0, second, meta(0), {"n": 2})
+    saver.copy_thread("t", "u")
+    saver.prune(["u"], strategy="keep_latest")
+    saver.delete_for_runs(["nobody"])
+    saver.delete_thread("t")
+    assert saver.get_tuple(conf("u")) is not None and list(saver.list(conf("u")))
+    assert drawn == []
+
+
+def test_inventory_lists_threads_namespaces_and_every_key_a_copy_needs(saver: LangGraphSaver) -> None:
+    c0 = put(saver, conf("a"), {"n": 0}, step=-1)
+    put(
+        saver,
+        conf("a", checkpoint_id=cid(c0)),
+        {"n": 0, "m": 1},
+        versions={"n": 1, "m": 1},
+        new={"m": 1},
+        step=0,
+    )
+    saver.put_writes(c0, [("n", 5)], "task")
+    put(saver, conf("a", "sub"), {"n": 1}, step=-1)
+    put(saver, conf("b/x"), {"n": 2}, step=-1)
+    assert list(saver.thread_ids()) == ["a", "b/x"]
+    assert sorted(saver.namespaces("a")) == ["", "sub"]
+    keys = list(saver.thread_keys("a"))
+    assert len(keys) == 4 and not list(saver.thread_keys("nobody"))
+    other = MemoryStore()
+    for key in keys:  # a raw copy to another store and prefix reads back the same
+        other.put("elsewhere/" + key[len(PREFIX) :], saver.store.get(key).data)
+    copied = LangGraphSaver(other, prefix="elsewhere/")
+    assert copied.get_tuple(conf("a")).checkpoint["channel_values"] == {"n": 0, "m": 1}  # type: ignore[union-attr]
+    assert copied.get_tuple(c0).pending_writes == [("task", "n", 5)]  # type: ignore[union-attr]

@@ -126,3 +126,43 @@ def test_a_stale_writer_is_reported_as_a_conflict(telemetry: Telemetry) -> None:
         ("cairnflow.conflict", "t-1")
     ]
     assert telemetry.metric_points()["cairnflow.conflict.count"] == [({}, 1)]
+
+
+def test_a_workflow_run_becomes_a_run_span_with_task_attempt_children(telemetry: Telemetry) -> None:
+    from cairnflow.core import RetryPolicy, interrupt, task, workflow
+    from cairnflow.savers import open_saver
+
+    calls = {"n": 0}
+
+    @task(retry=RetryPolicy(max_attempts=2, initial_interval=0, jitter=False))
+    def flaky(order: str) -> str:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("first attempt fails")
+        return f"charged {order}"
+
+    @workflow(name="checkout")
+    def checkout(order: str) -> str:
+        receipt = flaky(order).result()
+        return f"{receipt}, {interrupt('ship?')}"
+
+    saver = open_saver("memory://telemetry-run")
+    assert checkout.run("o-1", thread_id="o-1", saver=saver).status == "interrupted"
+    assert checkout.resume("yes", thread_id="o-1", saver=saver).status == "completed"
+
+    spans = telemetry.finished()
+    runs = [s for s in spans if s.name == "cairnflow.run"]
+    attempts = [s for s in spans if s.name == "cairnflow.task"]
+    assert [r.attributes["cairnflow.status"] for r in runs] == ["interrupted", "completed"]
+    assert [r.attributes["cairnflow.resumed"] for r in runs] == [False, True]
+    assert all(r.attributes["cairnflow.workflow"] == "checkout" for r in runs)
+    assert [(a.attributes["cairnflow.attempt"], a.attributes["cairnflow.outcome"]) for a in attempts] == [
+        (1, "error"),
+        (2, "ok"),
+    ]
+    # Attempts run on the pool's threads, yet nest under their run.
+    assert {a.parent.span_id for a in attempts if a.parent} == {runs[0].context.span_id}
+    assert [e.name for e in runs[0].events] == ["cairnflow.interrupt"]
+    assert [e.name for e in runs[1].events] == ["cairnflow.resume"]
+    counts = {a["cairnflow.outcome"]: v for a, v in telemetry.metric_points()["cairnflow.task.count"]}
+    assert counts == {"error": 1, "ok": 1}

@@ -128,6 +128,13 @@ def test_plain_turns_values_into_json_without_constructing_anything() -> None:
         ({"op": "resume", "pos": 2, "value": "yes"}, "answer", "answer to #2", "yes"),
         ({"op": "end", "status": "completed", "value": 9}, "end", "completed", 9),
         ({"op": "end", "status": "failed", "error": {"m": 2}}, "error", "failed", {"m": 2}),
+        (
+            {"op": "attempt", "pos": 3, "name": "fetch", "attempt": 1, "retry_at": 0.0, "error": {"m": 3}},
+            "retry",
+            "task #3 fetch attempt 1 failed, retry at 1970-01-01 00:00:00 UTC",
+            {"m": 3},
+        ),
+        ({"op": "value", "pos": 5, "name": "now", "value": 12.5}, "value", "now() #5", 12.5),
         # kinds this view does not know yet (timers, callbacks) show with their whole record
         ({"op": "timer", "pos": 4, "at": 5.0}, "timer", "timer", {"op": "timer", "pos": 4, "at": 5.0}),
     ],

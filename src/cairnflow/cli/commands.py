@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from cairnflow import ops
+from cairnflow.cli import graph_views
 from cairnflow.cli.output import Output, Progress, ago, isatty, pretty, short, status_style
 from cairnflow.core.errors import InvalidArgumentError, MissingDependencyError, UsageError
 from cairnflow.core.log import CheckpointLog
@@ -118,7 +119,7 @@ def cmd_threads(args: argparse.Namespace, out: Output) -> int:
 def cmd_history(args: argparse.Namespace, out: Output) -> int:
     saver = open_log(args.url)
     if ops.thread_layout(saver, args.thread, args.layout) == "langgraph":
-        return _graph_history(args, out, ops.graph_history(saver, args.thread, limit=args.limit))
+        return graph_views.history(args.thread, out, ops.graph_history(saver, args.thread, limit=args.limit))
     entries = ops.thread_history(saver, args.thread, limit=args.limit)
     if out.as_json:
         out.json({"thread_id": args.thread, "checkpoints": [e.to_dict() for e in entries]})
@@ -134,56 +135,10 @@ def cmd_history(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-def _graph_history(args: argparse.Namespace, out: Output, entries: list[ops.GraphCheckpoint]) -> int:
-    if out.as_json:
-        checkpoints = [e.to_dict() for e in entries]
-        out.json({"thread_id": args.thread, "layout": "langgraph", "checkpoints": checkpoints})
-        return EXIT_OK
-    now = time.time()
-    rows = [
-        [e.checkpoint_id, e.ns or "-", e.source or "-", "-" if e.step is None else str(e.step),
-         ago(e.created_at, now), ", ".join(e.next) or "-", str(len(e.writes))]
-        for e in entries
-    ]  # fmt: skip
-    out.table(["CHECKPOINT", "NAMESPACE", "SOURCE", "STEP", "WRITTEN", "NEXT", "WRITES"], rows)
-    return EXIT_OK
-
-
-def _graph_show(out: Output, state: ops.GraphState) -> int:
-    if out.as_json:
-        out.json(state.to_dict())
-        return EXIT_OK
-    pad = " " * 13
-    cp = state.checkpoint
-
-    def field(name: str, value: str) -> None:
-        out.line(f"{name:<12} {value}")
-
-    field("thread", f"{state.thread_id} (langgraph)")
-    field("status", out.paint(state.status, status_style(state.status)))
-    latest = "latest" if state.is_latest else f"latest is {state.latest_checkpoint_id}"
-    field("checkpoint", f"{cp.checkpoint_id} ({cp.source or '?'} step {cp.step}, {latest})")
-    field("written", f"{ago(cp.created_at)} ({ops.iso_time(cp.created_at)})")
-    if len(state.namespaces) > 1:
-        field("namespaces", ", ".join(ns or '""' for ns in state.namespaces))
-    field("next", ", ".join(cp.next) or "-")
-    if state.interrupts:
-        waiting = state.interrupts[0] if len(state.interrupts) == 1 else state.interrupts
-        field("waiting for", pretty(waiting, pad))
-    if state.error is not None:
-        field("error", out.paint(state.error, "red"))
-    field("values", pretty(state.values, pad))
-    if cp.writes:
-        out.line("")
-        rows = [[w["task"], w["channel"], short(w["value"])] for w in cp.writes]
-        out.table(["TASK", "CHANNEL", "PENDING WRITE"], rows)
-    return EXIT_OK
-
-
 def cmd_show(args: argparse.Namespace, out: Output) -> int:
     saver = open_log(args.url)
     if ops.thread_layout(saver, args.thread, args.layout) == "langgraph":
-        return _graph_show(out, ops.graph_state(saver, args.thread, args.checkpoint))
+        return graph_views.show(out, ops.graph_state(saver, args.thread, args.checkpoint))
     state = ops.show_state(saver, args.thread, args.checkpoint)
     if out.as_json:
         out.json(state.to_dict())

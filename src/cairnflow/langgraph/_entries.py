@@ -8,8 +8,8 @@ where it belongs; a header that does not match its key is refused with
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ __all__ = [
     "encode_writes",
     "metadata_matches",
     "write_order",
+    "writer_token",
 ]
 
 #: A serialized value with its type tag, as LangGraph's serializer protocol makes it.
@@ -113,6 +114,12 @@ class Loaded:
     writes: list[Write]
 
 
+def writer_token() -> str:
+    """A random token telling two writers' bytes apart. Not ``uuid.uuid4()``: tests (LangGraph's
+    own among them) patch uuid4 to make a graph's ids deterministic, and must not see ours."""
+    return secrets.token_hex(16)
+
+
 def write_order(write: Write) -> tuple[str, str, int]:
     path, task, _, idx, _ = write
     return writes_sort_key(path, task, idx)
@@ -176,7 +183,7 @@ def encode_entry(
         "seq": seq,
         "id": checkpoint_id,
         "parent": parent,
-        "w": uuid.uuid4().hex,
+        "w": writer_token(),
         "t": int(time.time() * 1000),
         "parts": [[cp_typed[0], len(cp_typed[1])], [md_typed[0], len(md_typed[1])]],
         "blobs": channels,
@@ -218,7 +225,7 @@ def encode_entry_v2(
         "seq": seq,
         "id": checkpoint_id,
         "parent": parent,
-        "w": uuid.uuid4().hex,
+        "w": writer_token(),
         "t": int(time.time() * 1000),
         "parts": [[cp_typed[0], len(cp_typed[1])], [md_typed[0], len(md_typed[1])]],
         "vals": shifted,
@@ -274,6 +281,6 @@ def encode_index(thread_id: str, ns: str, checkpoint_id: str, seq: int) -> bytes
 
 def encode_pointer(thread_id: str, ns: str, seq: int, target: int | None) -> bytes:
     header: dict[str, Any] = {"k": "ptr", "thread": thread_id, "ns": ns, "seq": seq, "target": target}
-    header["w"] = uuid.uuid4().hex
+    header["w"] = writer_token()
     header["t"] = int(time.time() * 1000)
     return codec.encode(header, b"")

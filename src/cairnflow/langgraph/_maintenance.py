@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import builtins
 import functools
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from cairnflow.core import codec
 from cairnflow.core.errors import CorruptCheckpointError, PruneRefusedError
 from cairnflow.langgraph import _layout as lay
-from cairnflow.langgraph._entries import Entry, encode_index, encode_pointer
+from cairnflow.langgraph._entries import Entry, encode_index, encode_pointer, writer_token
 from cairnflow.langgraph._fence import conflict
 from cairnflow.langgraph._read import Reader
 from cairnflow.langgraph._values import needed_positions, shift_ref
@@ -70,6 +69,7 @@ class Maintenance(Reader):
             self._delete_keys(doomed, seg_base)
         self._fences.forget(thread_id)
         self._entry_cache.discard_where(lambda k: k[0] == thread_id)
+        self._writes_cache.discard_where(lambda k: k.startswith(base))
 
     def _tombstone(self, thread_id: str, ns: str) -> str | None:
         """Append a tombstone (unless the head is one); return its key, None for an empty log."""
@@ -270,7 +270,7 @@ class Maintenance(Reader):
             )
             for e in live:
                 header = _moved(e.header, dst, offset)
-                header["w"] = uuid.uuid4().hex
+                header["w"] = writer_token()
                 if e.is_pointer and e.header.get("target") is not None:
                     header["target"] = int(e.header["target"]) + offset
                 key = lay.log_key(self.prefix, dst, ns, e.seq + offset)

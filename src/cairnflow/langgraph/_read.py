@@ -17,6 +17,7 @@ from langgraph.checkpoint.base import Checkpoint, CheckpointMetadata, Checkpoint
 from cairnflow.core import codec
 from cairnflow.core.errors import ConflictError, CorruptCheckpointError, NotFoundError
 from cairnflow.core.keys import decode_thread_id
+from cairnflow.core.store import ObjectInfo
 from cairnflow.langgraph import _layout as lay
 from cairnflow.langgraph._entries import (
     Entry,
@@ -46,6 +47,7 @@ class Reader(StoreIO):
 
     _fences: Fences
     _entry_cache: LRU
+    _writes_cache: LRU  # writes object key -> decoded (version, checkpoint id, writes)
 
     # ------------------------------------------------------------------ names and configs
 
@@ -265,38 +267,51 @@ class Reader(StoreIO):
             if not infos:
                 return
             cursor = infos[-1].key
-            named = [(lay.log_name(i.key[len(base) :]), i) for i in infos]
-            seqs = [n[0] for n, _ in named if n[1] is None]
-            tags = {n[0]: (i.etag, i.size) for n, i in named if n[1] is None}
-            if writes is not None:
-                complete = set(seqs) if len(infos) < page else set(seqs[:-1])
-                for seq in complete:
-                    writes[seq] = []
-                for n, i in named:
-                    if n[1] is not None and n[0] in complete:
-                        writes[n[0]].append(i.key)
-            cached = {seq: self._cached_entry(thread_id, ns, seq, tags[seq]) for seq in seqs}
-            todo = [seq for seq in seqs if cached[seq] is None]
-            datas = self._parallel(
-                [
-                    functools.partial(self._get_or_none, lay.log_key(self.prefix, thread_id, ns, q))
-                    for q in todo
-                ]
-            )
-            for seq, data in zip(todo, datas, strict=True):
-                if data is not None:
-                    fresh = self._entry(thread_id, ns, seq, data)
-                    self._remember(fresh, tags[seq])
-                    cached[seq] = fresh
-            for seq in seqs:
-                found = cached[seq]
-                if found is None:
-                    continue  # deleted meanwhile
-                if found.is_tombstone:
-                    return  # everything older was deleted
-                yield found
-            if len(infos) < page or one_page:
+            entries, ended = self._page_entries(thread_id, ns, infos, len(infos) == page, writes)
+            yield from entries
+            if ended or len(infos) < page or one_page:
                 return
+
+    def _page_entries(
+        self,
+        thread_id: str,
+        ns: str,
+        infos: Sequence[ObjectInfo],
+        full: bool,
+        writes: dict[int, builtins.list[str]] | None,
+    ) -> tuple[builtins.list[Entry], bool]:
+        """The entries of one log listing page (held ones not fetched again), up to a
+        tombstone; True if one ended the log."""
+        base = lay.log_prefix(self.prefix, thread_id, ns)
+        named = [(lay.log_name(i.key[len(base) :]), i) for i in infos]
+        seqs = [n[0] for n, _ in named if n[1] is None]
+        tags = {n[0]: (i.etag, i.size) for n, i in named if n[1] is None}
+        if writes is not None:
+            complete = set(seqs[:-1]) if full else set(seqs)
+            for seq in complete:
+                writes[seq] = []
+            for n, i in named:
+                if n[1] is not None and n[0] in complete:
+                    writes[n[0]].append(i.key)
+        cached = {seq: self._cached_entry(thread_id, ns, seq, tags[seq]) for seq in seqs}
+        todo = [seq for seq in seqs if cached[seq] is None]
+        datas = self._parallel(
+            [functools.partial(self._get_or_none, lay.log_key(self.prefix, thread_id, ns, q)) for q in todo]
+        )
+        for seq, data in zip(todo, datas, strict=True):
+            if data is not None:
+                fresh = self._entry(thread_id, ns, seq, data)
+                self._remember(fresh, tags[seq])
+                cached[seq] = fresh
+        out: builtins.list[Entry] = []
+        for seq in seqs:
+            found = cached[seq]
+            if found is None:
+                continue  # deleted meanwhile
+            if found.is_tombstone:
+                return out, True  # everything older was deleted
+            out.append(found)
+        return out, False
 
     def _all_entries(self, thread_id: str, ns: str) -> builtins.list[Entry]:
         """Every log entry of (thread, ns), newest first (1 LIST per 1000 keys + 1 GET each)."""
@@ -310,12 +325,15 @@ class Reader(StoreIO):
             if d is not None
         ]
 
-    def _page_below(self, thread_id: str, ns: str, seq: int, size: int) -> builtins.list[Entry]:
-        """Up to ``size`` log entries older than ``seq``, newest first (1 LIST + parallel GETs)."""
-        if seq <= 0:
-            return []
-        start = lay.log_key(self.prefix, thread_id, ns, seq)
-        return builtins.list(self._log_entries(thread_id, ns, start, size, one_page=True))
+    def _page_below(
+        self, thread_id: str, ns: str, start_after: str, size: int, writes: dict[int, builtins.list[str]]
+    ) -> tuple[builtins.list[Entry], str | None]:
+        """Log entries after the key ``start_after`` (older), newest first, from one LIST of
+        ``size`` keys (+ parallel GETs of the entries not held), and the key to continue
+        after (None at the end). Pending-write keys seen go to ``writes``."""
+        infos = self._list(lay.log_prefix(self.prefix, thread_id, ns), start_after=start_after, limit=size)
+        entries, ended = self._page_entries(thread_id, ns, infos, len(infos) == size, writes)
+        return entries, (infos[-1].key if len(infos) == size and not ended else None)
 
     # ------------------------------------------------------------------ values and writes
 
@@ -370,12 +388,14 @@ class Reader(StoreIO):
         """The pending writes of a format 2 entry: per (task, index), the first recorded
         regular write and the last recorded special one. Writes stored next to a position
         another checkpoint won (they name their own checkpoint) are ignored."""
-        datas = self._parallel([functools.partial(self._get_or_none, k) for k in keys])
-        decoded = [
-            decode_writes(k, d, thread_id, ns, entry.seq)
-            for k, d in zip(keys, datas, strict=True)
-            if d is not None
-        ]
+        held = {k: self._writes_cache.get(k) for k in keys}
+        todo = [k for k in keys if held[k] is None]
+        datas = self._parallel([functools.partial(self._get_or_none, k) for k in todo])
+        for k, d in zip(todo, datas, strict=True):
+            if d is not None:
+                held[k] = decode_writes(k, d, thread_id, ns, entry.seq)
+                self._writes_cache.put(k, held[k])  # immutable, like the entries
+        decoded = [held[k] for k in keys if held[k] is not None]
         objects = sorted(
             ((n, ws) for n, cid, ws in decoded if cid == entry.checkpoint_id), key=lambda item: item[0]
         )

@@ -31,7 +31,7 @@ from cairnflow.langgraph._entries import Entry, Typed, encode_entry_v2, encode_w
 from cairnflow.langgraph._fence import Target, conflict
 from cairnflow.langgraph._io import LRU
 from cairnflow.langgraph._read import Reader
-from cairnflow.langgraph._values import Chain, plan_values
+from cairnflow.langgraph._values import Chain, digest, plan_values
 
 __all__ = ["Writer"]
 
@@ -61,12 +61,10 @@ class Writer(Reader):
             if loaded is None:
                 return None
             snap_seq, typed = loaded
-            from cairnflow.langgraph._values import _digest
-
             value = self.serde.loads_typed(typed)
             if type(value) is not list:
                 return None
-            chain = Chain(snap_seq, [_digest(e) for e in value])
+            chain = Chain(snap_seq, [digest(e) for e in value], len(typed[1]))
             self._chains.put(key, chain)
         return cast(Chain, chain)
 
@@ -189,7 +187,7 @@ class Writer(Reader):
         for (ch, version), chain in plan.chains.items():
             self._chains.put(
                 (thread_id, ns, ch, version),
-                Chain(seq if chain.snap_seq is None else chain.snap_seq, chain.digests),
+                Chain(seq if chain.snap_seq is None else chain.snap_seq, chain.digests, chain.snap_bytes),
             )
         self._fences.wrote(thread_id, ns, checkpoint_id, seq)
         self._parallel(self._flushes(thread_id, ns, seq, checkpoint_id, deferred))

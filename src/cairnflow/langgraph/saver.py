@@ -92,6 +92,7 @@ class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]
         self._init_io(store, prefix, store_retry, max_workers)
         self._fences = Fences()
         self._entry_cache = LRU(_ENTRY_CACHE_SIZE)  # (thread, ns, seq) -> (listing tag, Entry)
+        self._writes_cache = LRU(_CACHE_SIZE)  # writes object key -> decoded
         self._chains = LRU(_CACHE_SIZE)  # (thread, ns, channel, version) -> Chain
         self._loaded_lists = LRU(_CACHE_SIZE)  # (thread, ns, channel, version) -> (snapshot seq, typed)
         self._inflight = {}
@@ -124,6 +125,28 @@ class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # ------------------------------------------------------------------ inventory (operator tools)
+
+    def thread_ids(self) -> Iterator[str]:
+        """Every thread id with objects under this saver's prefix, in key order.
+
+        One LIST per thread (a skip-scan), whatever the threads hold. Deleted threads
+        whose tombstones remain are included (``get_tuple`` then returns None).
+        """
+        return self._threads()
+
+    def namespaces(self, thread_id: str) -> Iterator[str]:
+        """Every checkpoint namespace of a thread (``""`` is the root graph's)."""
+        return (ns for _, ns in self._namespaces(self._thread(thread_id)))
+
+    def thread_keys(self, thread_id: str) -> Iterator[str]:
+        """Every object key of a thread, in every namespace and both entry formats: what a
+        raw copy of the thread must carry (the objects name their thread and positions,
+        never the prefix, so they can be copied to another store or prefix as they are).
+        Format 1 run markers live outside the thread and are not needed by readers.
+        """
+        return self._iter_keys(lay.thread_prefix(self.prefix, self._thread(thread_id)))
 
     # ------------------------------------------------------------------ get_tuple / list
 

@@ -30,16 +30,17 @@ h2{font-size:16px;margin:22px 0 8px}
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #dde1e8}
 th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #eceef2;vertical-align:top}
 th{background:#eef1f5;font-weight:600;font-size:12px;text-transform:uppercase;color:#4a5366}
-td.id{font-family:monospace;word-break:break-all}
+td.id{font-family:monospace;overflow-wrap:anywhere}td.nw{white-space:nowrap}td.tid{min-width:16ch}
+table.values td:nth-child(2),table.writes td:nth-child(3){width:62%}td.meta{font-size:11px}
 .badge{display:inline-block;padding:1px 7px;border-radius:9px;font-size:12px;background:#e3e7ee}
 .s-completed,.k-end{background:#d6f5dc}.s-failed,.s-corrupt,.k-error{background:#fbd5d5}
 .s-interrupted,.k-interrupt{background:#fdeac2}.s-running,.k-task{background:#d8e6fd}
 .s-suspended,.k-suspend{background:#e9dcfb}.s-deleted,.k-deleted{background:#d9d9d9}
-.k-answer{background:#cdf3ee}.k-fork{background:#ffe0f0}
+.k-answer{background:#cdf3ee}.k-fork{background:#ffe0f0}.k-retry{background:#ffe3cc}.k-value{background:#eef0d0}
 form.filters{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-end;background:#fff;
 border:1px solid #dde1e8;padding:10px 12px;margin-bottom:12px}
-form.filters fieldset{border:0;padding:0;margin:0}form.filters legend,form.filters label.t{font-size:12px;
-color:#4a5366;display:block}
+form.filters fieldset{border:0;padding:0;margin:0}form.filters fieldset label{margin-right:10px}
+form.filters legend,form.filters .t{font-size:12px;color:#4a5366;display:block;margin-bottom:2px}
 pre.value{margin:4px 0;padding:6px 8px;background:#f3f5f8;border:1px solid #e2e6ec;max-height:320px;
 overflow:auto;font-size:12px;white-space:pre-wrap;word-break:break-word}
 ol.timeline{list-style:none;padding:0;margin:0}ol.timeline li{background:#fff;border:1px solid #dde1e8;
@@ -84,6 +85,13 @@ def layout(title: str, store: str, nonce: str, *body: Child) -> str:
 
 def _badge(text: str | None, prefix: str = "s") -> Markup:
     return tag("span", text or "—", class_=f"badge {prefix}-{text}")
+
+
+def _short(checkpoint_id: str | None) -> str:
+    """A checkpoint id short enough for a table cell (LangGraph's are 36-character UUIDs)."""
+    if checkpoint_id is None:
+        return "—"
+    return checkpoint_id if len(checkpoint_id) <= 14 else checkpoint_id[:8] + "…" + checkpoint_id[-4:]
 
 
 def _compact(value: Any, width: int = 80) -> str:
@@ -149,12 +157,12 @@ def _thread_row(row: ThreadRow, now: float) -> Markup:
         detail = join("waiting for ", tag("code", _compact(row.waiting_for)))
     return tag(
         "tr",
-        tag("td", tag("a", row.thread_id, href=row.link), class_="id"),
+        tag("td", tag("a", row.thread_id, href=row.link), class_="id tid"),
         tag("td", row.layout),
         tag("td", _badge(row.status)),
         tag("td", row.workflow or "—"),
         tag("td", "—" if row.steps is None else row.steps),
-        tag("td", row.checkpoint_id or "—", class_="id"),
+        tag("td", _short(row.checkpoint_id), class_="id nw", title=row.checkpoint_id),
         tag("td", age_text(row.updated_at, now), title=time_text(row.updated_at)),
         tag("td", detail),
         data_thread=row.thread_id,
@@ -187,10 +195,6 @@ def threads_page(
 
 
 # --------------------------------------------------------------------------- executor thread
-
-
-def _value_cell(value: Any) -> Markup:
-    return json_block(value)
 
 
 def _state_section(view: ExecutorThread) -> list[Child]:
@@ -232,9 +236,9 @@ def _state_section(view: ExecutorThread) -> list[Child]:
             tag("td", _badge(s.status)),
             tag(
                 "td",
-                _value_cell(ops.untag(s.value)) if s.error is None else tag("pre", s.error, class_="value"),
+                json_block(ops.untag(s.value)) if s.error is None else tag("pre", s.error, class_="value"),
             ),
-            tag("td", _value_cell(ops.untag(s.answer)) if s.type == "interrupt" else None),
+            tag("td", json_block(ops.untag(s.answer)) if s.type == "interrupt" else None),
         )
         for s in state.steps
     ]
@@ -340,7 +344,7 @@ def langgraph_page(view: LangGraphThread) -> list[Child]:
                 "tr",
                 tag("td", ch, class_="id"),
                 tag("td", json_block(v)),
-                tag("td", str(cp.channel_versions.get(ch, "—"))),
+                tag("td", str(cp.channel_versions.get(ch, "—")), class_="id meta"),
             )
             for ch, v in sorted(cp.channel_values.items())
         ]
@@ -362,10 +366,18 @@ def langgraph_page(view: LangGraphThread) -> list[Child]:
                 tag("p", "parent: ", cp.parent_id or "—", class_="meta"),
                 tag("h2", "Channel values"),
                 tag(
-                    "table", tag("tr", tag("th", "Channel"), tag("th", "Value"), tag("th", "Version")), values
+                    "table",
+                    tag("tr", tag("th", "Channel"), tag("th", "Value"), tag("th", "Version")),
+                    values,
+                    class_="values",
                 ),
                 tag("h2", f"Pending writes ({len(cp.pending_writes)})"),
-                tag("table", tag("tr", tag("th", "Task"), tag("th", "Channel"), tag("th", "Value")), writes)
+                tag(
+                    "table",
+                    tag("tr", tag("th", "Task"), tag("th", "Channel"), tag("th", "Value")),
+                    writes,
+                    class_="writes",
+                )
                 if writes
                 else tag("p", "none", class_="meta"),
                 tag("h2", "Metadata"),
