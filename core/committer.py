@@ -67,6 +67,12 @@ class Committer:
     def error(self) -> BaseException | None:
         return self._error
 
+    @property
+    def has_pending(self) -> bool:
+        """Whether records are queued that no write has stored yet."""
+        with self._cv:
+            return bool(self._pending)
+
     def stage(self, records: Sequence[Any]) -> None:
         """Queue records to go out with the next write, without causing one."""
         with self._cv:

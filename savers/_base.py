@@ -34,6 +34,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Final, NamedTuple, TypeVar
 
+from cairnflow.core import observe
 from cairnflow.core.errors import (
     AlreadyExistsError,
     ConditionalWritesUnsupportedError,
@@ -68,6 +69,7 @@ __all__ = [
     "ConditionalWriteProbe",
     "Failure",
     "Op",
+    "by_status",
     "put_op",
 ]
 
@@ -108,7 +110,7 @@ class Failure(enum.Enum):
 
     CONDITION = "the condition was not met"  # 412; Azure's 409 BlobAlreadyExists
     MISSING = "no such object"  # 404
-    NO_BUCKET = "does not exist"
+    NO_BUCKET = "the bucket does not exist"
     DENIED = "access denied"  # 401, 403, no credentials
     UNSUPPORTED = "conditional writes are not implemented"  # 501
     BUSY = "busy or in conflict; nothing was applied"  # 429, 503, S3 409, Azure InvalidBlockList
@@ -124,6 +126,11 @@ class Classified(NamedTuple):
     kind: Failure
     status: int | None = None
     code: str = ""
+
+
+def by_status(status: int, table: dict[int, Failure]) -> Failure:
+    """A status's failure in a backend's ``table``; else a 5xx is a server error, the rest refused."""
+    return table.get(status) or (Failure.SERVER if status >= 500 else Failure.REFUSED)
 
 
 #: May a write attempt that failed like this have been applied? The one ambiguity table.
@@ -212,7 +219,12 @@ class BackendStore(ObjectStore):
 
     @abc.abstractmethod
     def _list(self, prefix: str, start_after: str | None, limit: int | None) -> Iterator[ObjectInfo]:
-        """List exactly as :meth:`ObjectStore.list` says (``limit`` is positive or ``None``)."""
+        """Yield the objects under ``prefix`` in key order, lazily, from ``start_after`` on.
+
+        :meth:`list` drops ``start_after`` itself and stops after ``limit`` objects, so
+        a backend may yield those too; ``limit`` (positive or ``None``) is for sizing
+        its requests.
+        """
 
     @abc.abstractmethod
     def _remove(self, key: str) -> None:
@@ -235,11 +247,15 @@ class BackendStore(ObjectStore):
         op, etag = put_op(mode)
         self._check_key(key)
         self._before_write(op)
-        return self._write(key, bytes(data), op, etag)
+        with _request(op, self.url, len(data)):
+            return self._write(key, bytes(data), op, etag)
 
     def get(self, key: str) -> StoredObject:
         self._check_key(key)
-        return self._read(key)
+        with _request(Op.GET, self.url) as span:
+            found = self._read(key)
+            span.set("cairnflow.store.bytes", len(found.data))
+            return found
 
     def list(
         self, prefix: str, *, start_after: str | None = None, limit: int | None = None
@@ -256,17 +272,46 @@ class BackendStore(ObjectStore):
         )
         wanted = None if limit is None else limit + (hidden is not None)
         count = 0
-        for info in self._list(prefix, start_after, wanted):
-            if info.key == hidden:
-                continue
-            yield info
-            count += 1
-            if limit is not None and count >= limit:
-                return
+        # One span for the whole (lazy, possibly paged) listing; never the thread's current span.
+        listing = observe.start("cairnflow.store", store_operation=Op.LIST.value, store_url=self.url)
+        try:
+            for info in self._list(prefix, start_after, wanted):
+                if info.key == hidden or (start_after is not None and info.key <= start_after):
+                    continue
+                yield info
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+        except BaseException as error:
+            listing.end(error)
+            raise
+        finally:
+            listing.set("cairnflow.store.keys", count)
+            listing.end()
 
     def delete(self, key: str) -> None:
         self._check_key(key)
-        self._remove(key)
+        with _request(Op.DELETE, self.url):
+            self._remove(key)
+
+
+#: Outcomes of store requests that are answers, not failures (telemetry's ``cairnflow.outcome``).
+_OUTCOMES: tuple[tuple[type[BaseException], str], ...] = (
+    (AlreadyExistsError, "exists"),
+    (PreconditionFailedError, "precondition_failed"),
+    (NotFoundError, "not_found"),
+)
+
+
+@contextlib.contextmanager
+def _request(op: Op, url: str, size: int | None = None) -> Iterator[observe.Span]:
+    """Report one store request (its operation, bytes and outcome) through :mod:`observe`."""
+    with observe.span("cairnflow.store", store_operation=op.value, store_url=url, store_bytes=size) as span:
+        try:
+            yield span
+        except BaseException as error:
+            span.outcome = next((name for kind, name in _OUTCOMES if isinstance(error, kind)), "error")
+            raise
 
 
 class CloudStore(BackendStore):
@@ -281,6 +326,8 @@ class CloudStore(BackendStore):
     #: A version no object can have, for the probe's If-Match phase.
     _NEVER_MATCHING_ETAG: ClassVar[str] = '"cairnflow-probe-never-matches"'
 
+    #: What the store calls a bucket.
+    _BUCKET: ClassVar[str] = "bucket"
     #: Names the bucket (container, account, prefix, endpoint) in messages; never credentials.
     where: str = "the store"
     #: Set by ``_init_probe``, which every cloud store's constructor calls.
@@ -341,9 +388,10 @@ class CloudStore(BackendStore):
         detail = (
             " ".join(str(p) for p in (f"HTTP {status}" if status else "", code) if p) or type(exc).__name__
         )
-        message = f"{op.value} failed ({detail}): {kind.value}"
-        if kind in (Failure.NO_BUCKET, Failure.DENIED, Failure.UNSUPPORTED):
-            message = f"{op.value} failed ({detail}): {self.where}: {kind.value}; {_ADVICE[kind]}"
+        reason = f"the {self._BUCKET} does not exist" if kind is Failure.NO_BUCKET else kind.value
+        message = f"{op.value} failed ({detail}): {reason}"
+        if kind in _ADVICE:
+            message = f"{op.value} failed ({detail}): {self.where}: {reason}; {_ADVICE[kind]}"
         error_type = AlreadyExistsError if (op, kind) == (Op.CREATE, Failure.CONDITION) else ERROR_TYPES[kind]
         if error_type is TransientStoreError:
             landed = MAY_HAVE_LANDED[kind] or (attempts is not None and attempts.maybe_landed)
@@ -409,9 +457,10 @@ class ConditionalWriteProbe:
 
     def _fail(self, store: CloudStore, phase: Op, outcome: str) -> None:
         self._failure = (
-            f"{store.where} {outcome} ({store._CONDITIONS[phase]} on {self.key!r}): the store "
-            "ignores conditional writes, so cairnflow cannot guarantee one winner per checkpoint "
-            "there. Check proxies and gateways or use a store that supports conditional writes; "
-            "pass verify_conditional_writes=False to skip this check at your own risk."
+            f"{store.where} {outcome} ({store._CONDITIONS[phase]} on {self.key!r}): it does not "
+            "honour conditional writes, and on a store that ignores conditional writes a stale "
+            "writer could silently replace a checkpoint. Check proxies and gateways or use a store "
+            "that supports conditional writes; pass verify_conditional_writes=False to skip this "
+            "check at your own risk."
         )
         raise ConditionalWritesUnsupportedError(self._failure, key=self.key, store=store.url)

@@ -121,7 +121,7 @@ from azure.storage.blob import BlobPrefix, BlobServiceClient, ContainerClient
 
 from cairnflow.core.errors import StoreAccessError
 from cairnflow.core.store import ObjectInfo, StoredObject
-from cairnflow.savers._base import Classified, CloudStore, Failure, Op
+from cairnflow.savers._base import Classified, CloudStore, Failure, Op, by_status
 
 __all__ = ["AzureBlobStore", "store_from_url"]
 
@@ -136,7 +136,7 @@ _CODES: Final = {
     # A competing commit discarded our staged blocks: nothing of ours landed.
     "InvalidBlockList": Failure.BUSY,
 }
-_STATUSES: Final = {
+_STATUSES: Final[dict[int, Failure]] = {
     401: Failure.DENIED,
     403: Failure.DENIED,
     404: Failure.MISSING,
@@ -181,9 +181,7 @@ def _failure(exc: BaseException) -> Classified:
         return Classified(_CODES[code], status, code)
     if status == 409 and code:
         return Classified(Failure.REFUSED, status, code)
-    return Classified(
-        _STATUSES.get(status, Failure.SERVER if status >= 500 else Failure.REFUSED), status, code or ""
-    )
+    return Classified(by_status(status, _STATUSES), status, code or "")
 
 
 def _quoted(etag: str) -> str:
@@ -204,6 +202,7 @@ class AzureBlobStore(CloudStore):
     """
 
     _SDK_ERRORS: ClassVar[tuple[type[BaseException], ...]] = (AzureError,)
+    _BUCKET: ClassVar[str] = "container"
 
     def __init__(
         self,
@@ -302,15 +301,9 @@ class AzureBlobStore(CloudStore):
         pages = self._container.list_blobs(
             name_starts_with=prefix or None, results_per_page=per_page
         ).by_page()
-        count = 0
-        for _, blobs in self._pages(pages, prefix):
+        for _, blobs in self._pages(pages, prefix):  # list() skips names up to start_after
             for blob in blobs:
-                if start_after is not None and blob.name <= start_after:
-                    continue
                 yield ObjectInfo(blob.name, int(blob.size or 0), _quoted(blob.etag) if blob.etag else None)
-                count += 1
-                if limit is not None and count >= limit:
-                    return
 
     def list_prefixes(self, prefix: str) -> Iterator[str]:
         """Blob prefixes under ``prefix`` with delimiter ``/``: one request per page."""

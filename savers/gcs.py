@@ -113,7 +113,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY  # type: ignore[import-unty
 
 from cairnflow.core.errors import PreconditionFailedError, StoreAccessError, StoreError
 from cairnflow.core.store import ObjectInfo, StoredObject
-from cairnflow.savers._base import Attempts, Classified, CloudStore, Failure, Op
+from cairnflow.savers._base import Attempts, Classified, CloudStore, Failure, Op, by_status
 
 __all__ = ["EMULATOR_DEFAULT_PROJECT", "GCSStore", "store_from_url"]
 
@@ -125,7 +125,7 @@ _DEFAULT_TIMEOUT = 60.0
 _LIST_FIELDS = "items(name,size,generation),nextPageToken"
 _CONTENT_TYPE = "application/octet-stream"
 
-_STATUSES: Final = {
+_STATUSES: Final[dict[int, Failure]] = {
     401: Failure.DENIED,
     403: Failure.DENIED,
     404: Failure.MISSING,
@@ -161,8 +161,7 @@ def _failure(exc: BaseException) -> Classified:
         )
     if status == 404 and "bucket does not exist" in str(final).lower():  # real GCS says so
         return Classified(Failure.NO_BUCKET, status, name)
-    kind = _STATUSES.get(status, Failure.SERVER if status >= 500 else Failure.REFUSED)
-    return Classified(kind, status, name)
+    return Classified(by_status(status, _STATUSES), status, name)
 
 
 def _watched(base: Retry | None, attempts: Attempts) -> Retry | None:
@@ -336,7 +335,7 @@ class GCSStore(CloudStore):
         max_results = None
         page_size = self.page_size
         if limit is not None:
-            # startOffset is inclusive: leave room for an exact match, skipped below.
+            # startOffset is inclusive: leave room for an exact match (list() skips it).
             max_results = limit + 1 if start_offset is not None else limit
             page_size = min(MAX_PAGE_SIZE, max(page_size, max_results))
         iterator = self._client.list_blobs(
@@ -349,17 +348,12 @@ class GCSStore(CloudStore):
             retry=self._retry,
             timeout=self._timeout,
         )
-        count = 0
         for _, blobs in self._pages(iterator.pages, prefix):
             for blob in blobs:
-                name: str = blob.name
-                if start_after is not None and name <= start_after:
-                    continue
                 generation = blob.generation
-                yield ObjectInfo(name, int(blob.size or 0), None if generation is None else str(generation))
-                count += 1
-                if limit is not None and count >= limit:
-                    return
+                yield ObjectInfo(
+                    blob.name, int(blob.size or 0), None if generation is None else str(generation)
+                )
 
     def list_prefixes(self, prefix: str) -> Iterator[str]:
         """Common prefixes under ``prefix`` with ``delimiter='/'``: one request per page."""

@@ -23,27 +23,19 @@ result (``put``, ``get`` and ``list``), and are sent back unchanged.
 
 Retries and ambiguity
 ---------------------
-Clients built here use botocore's ``standard`` retry mode (3 attempts) and a pool
-of 32 connections. botocore retries every operation, conditional writes included,
-with the same condition header, so a retry can never bypass a condition; but an
-attempt that was applied and whose answer was lost makes the retry fail its own
-condition (``AlreadyExistsError``/``PreconditionFailedError`` for a write that
-landed). The core protocol therefore reads back after any failed or ambiguous
-conditional write (each checkpoint carries a unique writer token); the backend
-never guesses. A write is reported ``ambiguous`` when *any* attempt of the call
-may have been applied: each attempt's outcome is recorded through botocore's
-``response-received`` event, so a 503 that follows a dropped connection is still
-ambiguous.
+Clients built here use botocore's ``standard`` retry mode (3 attempts). botocore
+retries conditional writes with the same condition, so a retry never bypasses it,
+but a lost answer makes the retry fail its own condition: the core protocol reads
+back after any failed or ambiguous write (the backend never guesses). A write is
+``ambiguous`` when *any* attempt may have been applied: each attempt's outcome is
+recorded through botocore's ``response-received`` event.
 
 Large objects
 -------------
-Bodies up to ``multipart_threshold`` (64 MiB) go in one ``PutObject``. Larger ones
-are uploaded as a multipart upload (parts of ``multipart_part_size``, 16 MiB,
-grown to stay within 10,000 parts, each with a CRC32 checksum), and the condition
-goes on ``CompleteMultipartUpload``: nothing is visible before it. On any failure
-the upload is aborted (best effort; a lifecycle rule for incomplete multipart
-uploads is still recommended). boto3's ``upload_file`` refuses condition
-arguments, so it is not used.
+Bodies over ``multipart_threshold`` (64 MiB) go as a multipart upload (CRC32 parts
+of ``multipart_part_size``, within 10,000 parts); the condition goes on
+``CompleteMultipartUpload``: nothing is visible before it. A failed upload is
+aborted (best effort: keep a lifecycle rule for incomplete uploads).
 """
 
 from __future__ import annotations
@@ -55,23 +47,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import boto3
 import boto3.session
+from botocore import exceptions as bx
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    CredentialRetrievalError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-    ProxyConnectionError,
-    SSOError,
-    TokenRetrievalError,
-)
 
 from cairnflow.core.store import PROBE_SUFFIX, ObjectInfo, StoredObject
-from cairnflow.savers._base import Classified, CloudStore, Failure, Op, current_attempts
+from cairnflow.savers._base import Classified, CloudStore, Failure, Op, by_status, current_attempts
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
@@ -140,7 +120,7 @@ _CODES: Final[Mapping[str, Failure]] = {
         Failure.BUSY,
     ),
 }
-_STATUSES: Final[Mapping[int, Failure]] = {
+_STATUSES: Final[dict[int, Failure]] = {
     401: Failure.DENIED,
     403: Failure.DENIED,
     404: Failure.MISSING,
@@ -151,28 +131,24 @@ _STATUSES: Final[Mapping[int, Failure]] = {
     503: Failure.BUSY,
 }
 _CREDENTIAL_ERRORS: Final = (
-    NoCredentialsError,
-    PartialCredentialsError,
-    CredentialRetrievalError,
-    TokenRetrievalError,
-    SSOError,
-    NoRegionError,
+    bx.NoCredentialsError,
+    bx.PartialCredentialsError,
+    bx.CredentialRetrievalError,
+    bx.TokenRetrievalError,
+    bx.SSOError,
+    bx.NoRegionError,
 )
 # Raised before a request could be sent (or while connecting): never applied.
-_NOT_SENT: Final = (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError)
+_NOT_SENT: Final = (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ProxyConnectionError)
 
 
 def _status_failure(status: int, code: str = "") -> Failure:
-    if code in _CODES:
-        return _CODES[code]
-    if status in _STATUSES:
-        return _STATUSES[status]
-    return Failure.SERVER if status >= 500 else Failure.REFUSED
+    return _CODES.get(code) or by_status(status, _STATUSES)
 
 
 def _failure(exc: BaseException) -> Classified:
     """S3's status table: what a boto3/botocore error means."""
-    if isinstance(exc, ClientError):
+    if isinstance(exc, bx.ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         return Classified(_status_failure(status, code), status or None, code)
@@ -233,18 +209,14 @@ def _condition(op: Op, etag: str | None) -> dict[str, Any]:
 class S3Store(CloudStore):
     """One S3 bucket seen through cairnflow's store seam.
 
-    Pass your own boto3 S3 ``client`` (used as is, including its retry config), or
-    a boto3 ``session`` to build the client from; otherwise a new
-    ``boto3.session.Session()`` reads credentials and region the usual way
-    (environment, ``~/.aws``, instance roles; ``AWS_ENDPOINT_URL_S3`` or
-    ``endpoint_url`` for S3-compatible stores). The client is shared by all
-    threads. On a client you pass, the store registers one ``response-received``
-    handler (a no-op outside the store's own calls) to see each retry attempt.
-    ``probe_prefix`` keeps the conditional-write probe inside the prefix the
-    credentials are scoped to.
+    Pass your own boto3 S3 ``client`` (used as is; the store registers one
+    ``response-received`` handler on it to see each retry attempt), or a boto3
+    ``session``; otherwise ``boto3.session.Session()`` finds credentials, region and
+    endpoint (``AWS_ENDPOINT_URL_S3``) the usual way. ``probe_prefix`` keeps the
+    conditional-write probe inside the prefix the credentials are scoped to.
     """
 
-    _SDK_ERRORS: ClassVar[tuple[type[BaseException], ...]] = (ClientError, BotoCoreError)
+    _SDK_ERRORS: ClassVar[tuple[type[BaseException], ...]] = (bx.ClientError, bx.BotoCoreError)
 
     def __init__(
         self,

@@ -22,6 +22,7 @@ from cairnflow.core.errors import CairnflowError, ConflictError, MissingDependen
 from cairnflow.core.log import CheckpointLog
 from cairnflow.core.verify import Problem
 from cairnflow.ops import objects
+from cairnflow.ops.display import plain
 from cairnflow.ops.graph_results import GraphCheckpoint, GraphState
 from cairnflow.ops.results import CopiedThread, DeleteResult, PrunedThread, ThreadSummary
 
@@ -99,26 +100,6 @@ def thread_ids(lg: LangGraphSaver) -> Iterator[str]:
 
 def has_thread(lg: LangGraphSaver, thread_id: str) -> bool:
     return any(True for _ in lg._namespaces(thread_id))
-
-
-def plain(value: Any) -> Any:
-    """A LangGraph value as plain JSON (messages, Interrupts, pydantic models, dataclasses)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [plain(v) for v in value]
-    if isinstance(value, bytes):
-        return {"$bytes_len": len(value)}
-    if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return plain(dump())
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    return repr(value)
 
 
 def _time(ts: Any) -> float | None:
