@@ -100,7 +100,7 @@ def cost_table(rows: list[tuple[str, dict[str, Any]]], marks: list[int]) -> list
     body = []
     for label, c in rows:
         if c["store"] in ("memory", "sqlite"):
-            body.append([label, "in-process", "—", "—", "—", "—", "—", "—", _status(c, marks)])
+            body.append([label, "in-process", "—", "—", "—", "—", "—", "—", "—", _status(c, marks)])
             continue
         ddb = c["store"] == "dynamodb"
         body.append(
@@ -110,6 +110,7 @@ def cost_table(rows: list[tuple[str, dict[str, Any]]], marks: list[int]) -> list
                 _kinds(c, marks),
                 _cells(c, marks, "chain", _num),
                 _cells(c, marks, "bytes_written", _kib),
+                _cells(c, marks, "max_bytes_written", _kib),
                 _cells(c, marks, "bytes_read", _kib),
                 (_cells(c, marks, "wru", _num) + " WRU; " + _cells(c, marks, "rru", _num) + " RRU")
                 if ddb
@@ -126,6 +127,7 @@ def cost_table(rows: list[tuple[str, dict[str, Any]]], marks: list[int]) -> list
             "by kind (largest N)",
             "round trips/turn",
             "bytes written/turn",
+            "largest write (one turn)",
             "bytes read/turn",
             "DynamoDB units/turn",
             "$ per 1,000 turns",
@@ -290,10 +292,13 @@ def generated() -> str:
         "",
         "#### Per chat turn",
         "",
-        f"Means over the last {run.get('window')} turns up to N (fewer at N = 10: turns 6-10), each "
-        "turn one `invoke` on a warm checkpointer. Requests, round trips and bytes counted at the "
-        "proxy; DynamoDB request units computed from item sizes (`benchmarks/lg_ddb.py`); dollars "
-        "at the list prices above (requests and request units only).",
+        f"Means over the last {run.get('window')} turns up to N (turns 6-10 at N = 10), each "
+        "turn one `invoke` on a warm checkpointer; round trips over the last "
+        f"{run.get('rtt_turns', run.get('window'))} of them. Requests, round trips and bytes "
+        "counted at the proxy; *largest write* is the most bytes one turn of the window wrote "
+        "(a snapshot turn, for a saver that writes suffixes); DynamoDB request units computed "
+        "from item sizes (`benchmarks/lg_ddb.py`); dollars at the list prices above (requests "
+        "and request units only).",
         "",
         *cost_table(rows, marks),
         "",

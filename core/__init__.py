@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from cairnflow.core.retry import RetryPolicy
     from cairnflow.core.serde import JsonSerializer, UnsafePickleSerializer, register_type
     from cairnflow.core.tasks import Task, TaskFuture, task
+    from cairnflow.core.timers import sleep, sleep_until
 
 __all__ = [
     "CairnflowError",
@@ -63,6 +64,8 @@ __all__ = [
     "now",
     "random",
     "register_type",
+    "sleep",
+    "sleep_until",
     "task",
     "uuid4",
     "workflow",
@@ -90,6 +93,7 @@ _HOMES: dict[str, str] = {
     **dict.fromkeys(("Task", "TaskFuture", "task"), "tasks"),
     "Durability": "committer",
     **dict.fromkeys(("interrupt", "now", "random", "uuid4"), "replay"),
+    **dict.fromkeys(("sleep", "sleep_until"), "timers"),
     "CheckpointLog": "log",
     "RetryPolicy": "retry",
     **dict.fromkeys(("JsonSerializer", "UnsafePickleSerializer", "register_type"), "serde"),

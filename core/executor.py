@@ -41,6 +41,7 @@ from cairnflow.core.records import RunRecords, error_record, parse_records
 from cairnflow.core.replay import Interrupted, RunContext, Suspended, interrupt
 from cairnflow.core.runargs import check_run_args
 from cairnflow.core.tasks import Task, TaskFuture, current_run, task
+from cairnflow.core.timers import Waiting
 
 __all__ = [
     "Durability",
@@ -75,6 +76,9 @@ class Run:
     ``"interrupted"``  ``interrupt`` holds the value passed to :func:`interrupt`;
                        ``interrupt_id`` identifies it for ``resume``.
     ``"suspended"``    the deadline came; ``resume()`` continues.
+    ``"waiting"``      at a timer (``sleep``) or a callback's ``wait()``: ``wake_at``
+                       (epoch seconds) is when ``resume()`` continues it (None:
+                       once a callback is completed).
     ``"failed"``       (from ``get_run``/``fork`` only: ``run()``/``resume()`` raise
                        instead) ``error_type`` and ``error`` say why; ``resume()``
                        runs the failed task again.
@@ -92,6 +96,8 @@ class Run:
     """A failed run's exception type, ``module.QualName``."""
     error: str | None = None
     """A failed run's exception message."""
+    wake_at: float | None = None
+    """A waiting run's wake time (epoch seconds), or None if a callback must continue it."""
 
 
 # --------------------------------------------------------------------------- workflow
@@ -331,6 +337,8 @@ class Workflow(Generic[T]):
             return Run(
                 thread_id, "failed", head.checkpoint_id, error_type=failure.type, error=failure.message
             )
+        if head.status == "waiting":
+            return Run(thread_id, "waiting", head.checkpoint_id, wake_at=replay.wake_at)
         return Run(thread_id, head.status, head.checkpoint_id)
 
     @staticmethod
@@ -405,12 +413,14 @@ class Workflow(Generic[T]):
                 outcome = ("interrupted", stop)
             except Suspended:
                 outcome = ("suspended", None)
+            except Waiting as stop:
+                outcome = ("waiting", stop.wake_at)
             except Exception as exc:  # noqa: BLE001 - recorded as the run's failure, then re-raised
                 outcome = ("failed", exc)
             finally:
                 current_run.reset(token)
                 ctx.pool.shutdown(wait=True)  # in-flight tasks finish and are recorded
-            if ctx.suspending and outcome[0] == "completed":
+            if ctx.suspending and outcome[0] in ("completed", "waiting"):
                 outcome = ("suspended", None)  # a task it did not wait for was never started
             return self._finish(committer, thread_id, outcome, ctx)
         except BaseException:
@@ -460,6 +470,18 @@ class Workflow(Generic[T]):
                 interrupt=stop.value,
                 interrupt_id=str(stop.pos),
             )
+        if kind == "waiting":
+            wake_at = cast("float | None", payload)
+            before = committer.head
+            # Resumed before its time: the log already says so; nothing to write.
+            unchanged = (
+                before is not None
+                and before.status == "waiting"
+                and ctx.replay.wake_at == wake_at
+                and not committer.has_pending
+            )
+            head = committer.finish([] if unchanged else [{"op": "wait", "wake_at": wake_at}], "waiting")
+            return Run(thread_id, "waiting", head.checkpoint_id if head else None, wake_at=wake_at)
         if kind == "suspended":
             head = committer.finish([{"op": "suspend"}], "suspended")
             return Run(thread_id, "suspended", head.checkpoint_id if head else None)

@@ -35,6 +35,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple, TypeVar
 
+from cairnflow.core import observe
 from cairnflow.core.errors import (
     AlreadyExistsError,
     ConditionalWritesUnsupportedError,
@@ -245,11 +246,15 @@ class BackendStore(ObjectStore):
         op, etag = put_op(mode)
         self._check_key(key)
         self._before_write(op)
-        return self._write(key, bytes(data), op, etag)
+        with _request(op, self.url, len(data)):
+            return self._write(key, bytes(data), op, etag)
 
     def get(self, key: str) -> StoredObject:
         self._check_key(key)
-        return self._read(key)
+        with _request(Op.GET, self.url) as span:
+            found = self._read(key)
+            span.set("cairnflow.store.bytes", len(found.data))
+            return found
 
     def list(
         self, prefix: str, *, start_after: str | None = None, limit: int | None = None
@@ -266,17 +271,46 @@ class BackendStore(ObjectStore):
         )
         wanted = None if limit is None else limit + (hidden is not None)
         count = 0
-        for info in self._list(prefix, start_after, wanted):
-            if info.key == hidden or (start_after is not None and info.key <= start_after):
-                continue
-            yield info
-            count += 1
-            if limit is not None and count >= limit:
-                return
+        # One span for the whole (lazy, possibly paged) listing; never the thread's current span.
+        listing = observe.start("cairnflow.store", store_operation=Op.LIST.value, store_url=self.url)
+        try:
+            for info in self._list(prefix, start_after, wanted):
+                if info.key == hidden or (start_after is not None and info.key <= start_after):
+                    continue
+                yield info
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+        except BaseException as error:
+            listing.end(error)
+            raise
+        finally:
+            listing.set("cairnflow.store.keys", count)
+            listing.end()
 
     def delete(self, key: str) -> None:
         self._check_key(key)
-        self._remove(key)
+        with _request(Op.DELETE, self.url):
+            self._remove(key)
+
+
+#: Outcomes of store requests that are answers, not failures (telemetry's ``cairnflow.outcome``).
+_OUTCOMES: tuple[tuple[type[BaseException], str], ...] = (
+    (AlreadyExistsError, "exists"),
+    (PreconditionFailedError, "precondition_failed"),
+    (NotFoundError, "not_found"),
+)
+
+
+@contextlib.contextmanager
+def _request(op: Op, url: str, size: int | None = None) -> Iterator[observe.Span]:
+    """Report one store request (its operation, bytes and outcome) through :mod:`observe`."""
+    with observe.span("cairnflow.store", store_operation=op.value, store_url=url, store_bytes=size) as span:
+        try:
+            yield span
+        except BaseException as error:
+            span.outcome = next((name for kind, name in _OUTCOMES if isinstance(error, kind)), "error")
+            raise
 
 
 class CloudStore(BackendStore):

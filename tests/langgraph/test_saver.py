@@ -27,7 +27,7 @@ from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.serde.types import ERROR, INTERRUPT
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import _messages_delta_reducer
+from langgraph.graph.message import _messages_delta_reducer, add_messages
 from typing_extensions import TypedDict
 
 from cairnflow.core.counting import CountingStore
@@ -615,3 +615,55 @@ def test_inventory_lists_threads_namespaces_and_every_key_a_copy_needs(saver: La
     copied = LangGraphSaver(other, prefix="elsewhere/")
     assert copied.get_tuple(conf("a")).checkpoint["channel_values"] == {"n": 0, "m": 1}  # type: ignore[union-attr]
     assert copied.get_tuple(c0).pending_writes == [("task", "n", 5)]  # type: ignore[union-attr]
+
+
+def chat_app(saver: LangGraphSaver) -> Any:
+    def reply(state: Any) -> dict[str, Any]:
+        n = len(state["messages"])
+        return {"messages": [AIMessage(content=f"answer {n} " + "x" * 200, id=f"ai-{n}")]}
+
+    g = StateGraph(PlainChat)
+    g.add_node("reply", reply)
+    g.add_edge(START, "reply")
+    g.add_edge("reply", END)
+    return g.compile(checkpointer=saver)
+
+
+class PlainChat(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def test_maintenance_keeps_the_snapshots_and_values_survivors_reference(saver: LangGraphSaver) -> None:
+    """List values are stored as a suffix of a snapshot in an older entry; deleting the run
+    that wrote the snapshot, pruning, and copying onto a deleted thread (other positions)
+    must keep every survivor readable by a saver that holds nothing."""
+    app = chat_app(saver)
+    runs = [str(uuid.uuid4()) for _ in range(4)]
+    for turn, run in enumerate(runs):
+        config: RunnableConfig = {"configurable": {"thread_id": "chat"}, "run_id": run}  # type: ignore[typeddict-unknown-key]
+        app.invoke({"messages": [HumanMessage(content=f"q{turn}", id=f"h{turn}")]}, config)
+    entries = [e for e in saver._all_entries("chat", "") if e.fmt >= 2 and "messages" in e.vals]
+    assert any(e.vals["messages"][0] == "s" for e in entries), "no suffix was stored"
+    chat: RunnableConfig = {"configurable": {"thread_id": "chat"}}
+
+    def cold_messages(thread: str) -> list[str]:
+        got = chat_app(LangGraphSaver(saver.store, prefix=PREFIX)).get_state(
+            {"configurable": {"thread_id": thread}}
+        )
+        return [m.id for m in got.values["messages"]]
+
+    expected = [f"{kind}{i}" for i in range(4) for kind in ("h",)]
+    full = cold_messages("chat")
+    assert [m for m in full if m.startswith("h")] == expected and len(full) == 8
+    saver.delete_for_runs([runs[0]])  # the run whose checkpoints hold the first snapshot
+    assert cold_messages("chat") == full
+    saver.delete_thread("copy")  # a tombstone: the copy lands at other positions
+    put(saver, conf("copy"), {"n": 0}, step=-1)
+    saver.delete_thread("copy")
+    saver.copy_thread("chat", "copy")
+    assert cold_messages("copy") == full
+    saver.prune(["chat"], strategy="keep_latest")
+    assert cold_messages("chat") == full
+    assert len(list(saver.list(chat))) == 1
+    saver.delete_thread("chat")
+    assert cold_messages("copy") == full
