@@ -15,13 +15,18 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing alone costs ~2 ms to import
 if TYPE_CHECKING:
+    from cairnflow.core.callbacks import Callback, callback, complete_callback, fail_callback
     from cairnflow.core.checkpoint import Checkpoint, CheckpointInfo, CheckpointSaver
     from cairnflow.core.committer import Durability
     from cairnflow.core.errors import (
         CairnflowError,
+        CallbackCompletedError,
+        CallbackFailedError,
+        CallbackTimeoutError,
         ConflictError,
         CorruptCheckpointError,
         InvalidArgumentError,
+        InvalidCallbackTokenError,
         MisuseError,
         NondeterminismError,
         ResumeError,
@@ -40,6 +45,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CairnflowError",
+    "Callback",
+    "CallbackCompletedError",
+    "CallbackFailedError",
+    "CallbackTimeoutError",
     "Checkpoint",
     "CheckpointInfo",
     "CheckpointLog",
@@ -48,6 +57,7 @@ __all__ = [
     "CorruptCheckpointError",
     "Durability",
     "InvalidArgumentError",
+    "InvalidCallbackTokenError",
     "JsonSerializer",
     "MisuseError",
     "NondeterminismError",
@@ -61,6 +71,9 @@ __all__ = [
     "ThreadNotFoundError",
     "UnsafePickleSerializer",
     "Workflow",
+    "callback",
+    "complete_callback",
+    "fail_callback",
     "interrupt",
     "now",
     "random",
@@ -78,9 +91,13 @@ _HOMES: dict[str, str] = {
     **dict.fromkeys(
         (
             "CairnflowError",
+            "CallbackCompletedError",
+            "CallbackFailedError",
+            "CallbackTimeoutError",
             "ConflictError",
             "CorruptCheckpointError",
             "InvalidArgumentError",
+            "InvalidCallbackTokenError",
             "MisuseError",
             "NondeterminismError",
             "ResumeError",
@@ -96,6 +113,7 @@ _HOMES: dict[str, str] = {
     "Durability": "committer",
     **dict.fromkeys(("interrupt", "now", "random", "uuid4"), "replay"),
     **dict.fromkeys(("sleep", "sleep_until"), "timers"),
+    **dict.fromkeys(("Callback", "callback", "complete_callback", "fail_callback"), "callbacks"),
     "CheckpointLog": "log",
     "RetryPolicy": "retry",
     **dict.fromkeys(("JsonSerializer", "UnsafePickleSerializer", "register_type"), "serde"),
