@@ -34,10 +34,11 @@ if TYPE_CHECKING:
         TaskFailedError,
         ThreadNotFoundError,
     )
-    from cairnflow.core.executor import Run, Workflow, workflow
+    from cairnflow.core.executor import Workflow, workflow
     from cairnflow.core.log import CheckpointLog
     from cairnflow.core.replay import interrupt, now, random, uuid4
     from cairnflow.core.retry import RetryPolicy
+    from cairnflow.core.runs import Run
     from cairnflow.core.serde import JsonSerializer, UnsafePickleSerializer, register_type
     from cairnflow.core.tasks import Task, TaskFuture, task
     from cairnflow.core.timers import sleep, sleep_until
@@ -106,7 +107,8 @@ _HOMES: dict[str, str] = {
         ),
         "errors",
     ),
-    **dict.fromkeys(("Run", "Workflow", "workflow"), "executor"),
+    **dict.fromkeys(("Workflow", "workflow"), "executor"),
+    "Run": "runs",
     **dict.fromkeys(("Task", "TaskFuture", "task"), "tasks"),
     "Durability": "committer",
     **dict.fromkeys(("interrupt", "now", "random", "uuid4"), "replay"),
