@@ -13,7 +13,7 @@ from langgraph.checkpoint.base import DeltaChannelHistory, PendingWrite, get_che
 
 from cairnflow.langgraph import _layout as lay
 from cairnflow.langgraph._entries import Entry, Write, write_order
-from cairnflow.langgraph._read import Reader
+from cairnflow.langgraph._load import Loader
 from cairnflow.langgraph._values import load_parts, needed_positions, value_parts
 
 __all__ = ["DeltaHistory"]
@@ -21,7 +21,7 @@ __all__ = ["DeltaHistory"]
 _PAGE = 128
 
 
-class DeltaHistory(Reader):
+class DeltaHistory(Loader):
     """The delta-channel walk (a base of the saver)."""
 
     def get_delta_channel_history(

@@ -2,12 +2,14 @@
 
 See ``docs/langgraph.md`` for the design; in short:
 
-* **Storage** (:mod:`._layout`, :mod:`._entries`). Per (thread, namespace): a log
-  of immutable entries with newest-first sequence keys (a *checkpoint* without its
-  channel values, or a *pointer*, written by deletes), an id -> position index, one
-  object per (channel, version) holding a channel value, and one object per pending
-  write. Every object is written create-only, in the cairnflow envelope (checksum
-  verified on every read). A step writes only the channel values whose version changed.
+* **Storage** (:mod:`._layout`, :mod:`._entries`, :mod:`._values`). Per (thread,
+  namespace): a log of immutable entries with newest-first sequence keys (a
+  *checkpoint* holding the values of the channels that changed and references to the
+  entries holding the others, an append-only list as a suffix of a snapshot; or a
+  *pointer*, written by deletes), and one object per ``put_writes`` call right after its
+  checkpoint's entry. Every object is written create-only, in the cairnflow envelope
+  (checksum verified on every read). A put is one PUT; loading the latest checkpoint
+  on a warm saver one LIST. Stores written by entry format 1 are still read.
 
 * **Fencing** (:mod:`._fence`). Appending checkpoint ``n + 1`` is a create-only PUT
   of log key ``n + 1``. Which ``n`` a put must follow is decided from what this saver
@@ -17,9 +19,12 @@ See ``docs/langgraph.md`` for the design; in short:
   id that is no longer the head is time travel and is appended as a recorded fork.
   A writer that lost its position gets :class:`~cairnflow.core.errors.ConflictError`.
 
-The parts: :mod:`._io` (requests), :mod:`._read` (reads), :mod:`._maintenance`
-(deletes, prune, copy), :mod:`._delta` (delta channels), this module (the
-checkpointer API: get_tuple, list, put, put_writes and their async forms).
+The parts: :mod:`._io` (requests), :mod:`._layout` (keys), :mod:`._entries` (objects),
+:mod:`._values` (value references and list suffixes), :mod:`._fence` (where a put
+goes), :mod:`._read` (log, heads, lookups by id), :mod:`._load` (values, writes,
+tuples), :mod:`._write` (put, put_writes), :mod:`._maintenance` (deletes, prune,
+copy), :mod:`._delta` (delta channels), and this module (the checkpointer API:
+get_tuple, list, inventory, async forms).
 """
 
 from __future__ import annotations
