@@ -692,3 +692,23 @@ def test_list_suffixes_follow_the_serialized_elements(store: ObjectStore, encryp
     assert kinds == ["i", "s", "s", "i", "s"]
     raw = b"".join(store.get(i.key).data for i in store.list(PREFIX))
     assert (b"first-secret-item" in raw) is not encrypted
+
+
+def test_a_saver_that_holds_nothing_finds_any_checkpoint_by_id(store: ObjectStore) -> None:
+    """Format 2 has no id index: a cold lookup reads the log newest first, in growing
+    pages, past the pending-write objects listed between the entries."""
+    saver = LangGraphSaver(store, prefix=PREFIX)
+    configs = [put(saver, conf("t"), {"n": 0}, step=-1)]
+    for step in range(60):
+        saver.put_writes(configs[-1], [("n", step), (ERROR, "x")], f"task-{step}")
+        saver.put_writes(configs[-1], [("m", step)], f"other-{step}")
+        configs.append(put(saver, configs[-1], {"n": step + 1}, versions={"n": step + 2}, step=step))
+    for index in (60, 59, 30, 1, 0):
+        counting = CountingStore(store)
+        got = LangGraphSaver(counting, prefix=PREFIX).get_tuple(configs[index])
+        assert got is not None and got.checkpoint["channel_values"] == {"n": index}
+        if index < 60:
+            assert {w[0] for w in got.pending_writes} == {f"task-{index}", f"other-{index}"}
+        if index == 60:
+            assert sum(counting.counts.values()) <= 5  # index LIST, first page, its entry, writes
+    assert LangGraphSaver(store, prefix=PREFIX).get_tuple(conf("t", checkpoint_id="nope")) is None
