@@ -251,8 +251,9 @@ def _record_event(checkpoint_id: str, at: float, record: Any) -> Event:
         return Event(checkpoint_id, at, "suspend", "suspended (deadline)")
     if op in ("timer", "wait"):
         wake_at = record.get("wake_at")
-        timed = isinstance(wake_at, (int, float))
-        until = f"until {time_text(float(wake_at))}" if timed else "for a callback"
+        until = "for a callback"
+        if isinstance(wake_at, (int, float)):
+            until = f"until {time_text(float(wake_at))}"
         title = f"sleep #{pos} {until}" if op == "timer" else f"waiting {until}"
         return Event(checkpoint_id, at, "wait", title)
     if op == "callback":  # never the secret: the page must not hand out the token
