@@ -53,6 +53,16 @@ class MemoryStore(BackendStore):
         for key, obj in keys[:limit]:
             yield ObjectInfo(key, len(obj.data), obj.etag)
 
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        """The folders directly under ``prefix`` in key order (like S3's ``Delimiter='/'``)."""
+        with self._lock:
+            folders = {
+                prefix + k[len(prefix) :].partition("/")[0] + "/"
+                for k in self._objects
+                if k.startswith(prefix) and "/" in k[len(prefix) :]
+            }
+        yield from sorted(folders)
+
     def _remove(self, key: str) -> None:
         with self._lock:
             self._objects.pop(key, None)
