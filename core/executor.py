@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast, overload
 
 from cairnflow.core.checkpoint import Checkpoint, CheckpointSaver
+from cairnflow.core.children import ChildFuture, parent_link, start_child
 from cairnflow.core.committer import Committer, Durability
 from cairnflow.core.errors import (
     ConflictError,
@@ -76,6 +77,15 @@ class Workflow(Generic[T]):
         )
 
     # ---------------------------------------------------------------- public API
+
+    def start(self, input: Any = None) -> ChildFuture[T]:
+        """Inside another workflow's body: run this workflow as its child; returns a future.
+
+        The child gets its own thread (``{parent}~child-{position}``), runs inline
+        now, and its result is recorded in the parent once; see
+        :mod:`cairnflow.core.children`.
+        """
+        return start_child(self, input)
 
     def run(
         self,
@@ -141,6 +151,7 @@ class Workflow(Generic[T]):
                 "workflow": self.name,
                 "input": input,
                 "input_digest": digest(saver, input),
+                **({"parent": parent_link.get()} if parent_link.get() is not None else {}),
             },
             answer=None,
         )
