@@ -67,6 +67,11 @@ class Committer:
     def error(self) -> BaseException | None:
         return self._error
 
+    def queued(self) -> int:
+        """How many records were handed to this committer so far (staged or committed)."""
+        with self._cv:
+            return self._enqueued
+
     @property
     def has_pending(self) -> bool:
         """Whether records are queued that no write has stored yet."""

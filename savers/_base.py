@@ -21,8 +21,9 @@ Everything else happens once, here:
   failed like this have been applied?" (a timeout after sending: yes; a 503,
   S3's 409 ``ConditionalRequestConflict``, a refused connection: no). Reads
   and listings are never ambiguous;
-* **the conditional-write probe** (:class:`ConditionalWriteProbe`) and its
-  hiding from listings (:meth:`BackendStore.list`).
+* **the conditional-write probe** (:class:`~cairnflow.savers._probe.ConditionalWriteProbe`)
+  before a cloud store's first write, and its hiding from listings
+  (:meth:`BackendStore.list`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import contextlib
 import enum
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar, Final, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple, TypeVar
 
 from cairnflow.core import observe
 from cairnflow.core.errors import (
@@ -47,7 +48,6 @@ from cairnflow.core.errors import (
 )
 from cairnflow.core.store import (
     CREATE,
-    PROBE_SUFFIX,
     Create,
     ObjectInfo,
     ObjectStore,
@@ -57,16 +57,17 @@ from cairnflow.core.store import (
     Update,
 )
 
+if TYPE_CHECKING:
+    from cairnflow.savers._probe import ConditionalWriteProbe
+
 __all__ = [
     "ERROR_TYPES",
     "MAY_HAVE_LANDED",
-    "PROBE_BODY",
     "REINTERPRET",
     "Attempts",
     "BackendStore",
     "Classified",
     "CloudStore",
-    "ConditionalWriteProbe",
     "Failure",
     "Op",
     "by_status",
@@ -74,8 +75,6 @@ __all__ = [
 ]
 
 P = TypeVar("P", bound=Iterable[Any])
-
-PROBE_BODY: Final = b"cairnflow conditional-write probe; safe to delete\n"
 
 
 class Op(enum.Enum):
@@ -334,6 +333,8 @@ class CloudStore(BackendStore):
     _probe: ConditionalWriteProbe
 
     def _init_probe(self, prefix: str, *, enabled: bool) -> None:
+        from cairnflow.savers._probe import ConditionalWriteProbe  # it builds on this module
+
         self._probe = ConditionalWriteProbe(prefix, enabled=enabled)
 
     @property
@@ -409,58 +410,3 @@ class CloudStore(BackendStore):
             if page is None:
                 return
             yield page, items
-
-
-class ConditionalWriteProbe:
-    """A once-per-store check that the store really evaluates its write conditions.
-
-    Some gateways and proxies drop conditional headers (an S3-compatible store that
-    ignores ``If-None-Match``, a SAS gateway that strips it, a proxy that drops
-    ``ifGenerationMatch``); on such a store a stale writer would silently replace a
-    checkpoint. So before a store's first write, the create-only phase writes
-    ``{prefix}.cairnflow-probe`` create-only, and again if the first was accepted
-    (the key was new): that second write must be refused. Before the first update,
-    the If-Match phase writes it with a version no object can have: refused too.
-    Steady state: one refused request per store object; a fresh prefix costs two.
-    Thread-safe; runs each phase once; remembers a failure.
-    """
-
-    def __init__(self, prefix: str, *, enabled: bool = True) -> None:
-        self.key = f"{prefix}{PROBE_SUFFIX}"
-        self._pending: frozenset[Op] = frozenset({Op.CREATE, Op.UPDATE}) if enabled else frozenset()
-        self._failure: str | None = None
-        self._lock = threading.Lock()
-
-    def ensure(self, store: CloudStore, op: Op) -> None:
-        """Run the phases a write of kind ``op`` needs and that have not run yet."""
-        phases = (Op.CREATE, Op.UPDATE) if op is Op.UPDATE else (Op.CREATE,)
-        if not self._pending.intersection(phases):
-            return
-        with self._lock:
-            if self._failure is not None:
-                raise ConditionalWritesUnsupportedError(self._failure, key=self.key, store=store.url)
-            for phase in phases:
-                if phase in self._pending:
-                    self._run(store, phase)
-                    self._pending = self._pending - {phase}
-
-    def _run(self, store: CloudStore, phase: Op) -> None:
-        etag = store._NEVER_MATCHING_ETAG if phase is Op.UPDATE else None
-        for _ in range(2 if phase is Op.CREATE else 1):
-            try:
-                store._write(self.key, PROBE_BODY, phase, etag)
-            except (AlreadyExistsError, PreconditionFailedError):
-                return  # refused, as it must be
-            except ConditionalWritesUnsupportedError as exc:
-                self._fail(store, phase, f"refused it as unsupported ({exc})")
-        self._fail(store, phase, "accepted a write that its condition should have refused")
-
-    def _fail(self, store: CloudStore, phase: Op, outcome: str) -> None:
-        self._failure = (
-            f"{store.where} {outcome} ({store._CONDITIONS[phase]} on {self.key!r}): it does not "
-            "honour conditional writes, and on a store that ignores conditional writes a stale "
-            "writer could silently replace a checkpoint. Check proxies and gateways or use a store "
-            "that supports conditional writes; pass verify_conditional_writes=False to skip this "
-            "check at your own risk."
-        )
-        raise ConditionalWritesUnsupportedError(self._failure, key=self.key, store=store.url)

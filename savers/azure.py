@@ -266,8 +266,7 @@ class AzureBlobStore(CloudStore):
         )
         self._init_probe(probe_prefix, enabled=verify_conditional_writes)
 
-    def _classify(self, exc: BaseException) -> Classified:
-        return _failure(exc)
+    _classify = staticmethod(_failure)  # its status table
 
     def _write(self, key: str, data: bytes, op: Op, etag: str | None) -> str:
         # Always overwrite=True: with overwrite=False the SDK relabels any 412 as

@@ -298,8 +298,7 @@ class GCSStore(CloudStore):
         self._timeout = timeout
         self._init_probe(probe_prefix, enabled=verify_conditional_writes)
 
-    def _classify(self, exc: BaseException) -> Classified:
-        return _failure(exc)
+    _classify = staticmethod(_failure)  # its status table
 
     def _write(self, key: str, data: bytes, op: Op, etag: str | None) -> str:
         generation = _generation(etag)

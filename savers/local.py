@@ -167,10 +167,8 @@ class LocalStore(BackendStore):
         dir_part, _, _ = prefix.rpartition("/")
         start = self._path(dir_part) if dir_part else self.root
         walk = self._walk(start, f"{dir_part}/" if dir_part else "", prefix, start_after)
-        for count, (key, size) in enumerate(walk, start=1):
+        for key, size in walk:  # lazily: list() stops after limit keys
             yield ObjectInfo(key, size)
-            if limit is not None and count >= limit:
-                return
 
     def _walk(
         self, directory: Path, key_prefix: str, prefix: str, start_after: str | None

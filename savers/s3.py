@@ -288,8 +288,7 @@ class S3Store(CloudStore):
                 "late 2024): upgrade boto3/botocore"
             )
 
-    def _classify(self, exc: BaseException) -> Classified:
-        return _failure(exc)
+    _classify = staticmethod(_failure)  # its status table
 
     # ------------------------------------------------------------------ requests
 

@@ -1,9 +1,10 @@
 """S3-specific behaviour of cairnflow.savers.s3, against a moto server (and a fault proxy).
 
 The shared contract (tests/contract) runs against S3 through the ``store``
-fixture; this file covers what only S3 has: the conditional-write probe,
-request counts, paging at S3's real page size, multipart uploads, the error
-mapping under injected faults, and botocore's own retries.
+fixture, and tests/backends/test_base.py the scaffold every backend shares; this
+file covers S3 on the wire: the conditional-write probe's requests, request
+counts, paging at S3's real page size, multipart uploads, the error mapping
+under injected faults, and botocore's own retries.
 
 moto does not check credentials or signatures (unless started with
 INITIAL_NO_AUTH_ACTION_COUNT), so access errors are injected through the

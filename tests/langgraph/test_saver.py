@@ -667,3 +667,48 @@ def test_maintenance_keeps_the_snapshots_and_values_survivors_reference(saver: L
     assert len(list(saver.list(chat))) == 1
     saver.delete_thread("chat")
     assert cold_messages("copy") == full
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_list_suffixes_follow_the_serialized_elements(store: ObjectStore, encrypted: bool) -> None:
+    """A list that only grew is stored as a suffix; one whose element changed in place (the
+    same objects, mutated) gets a new snapshot. Both read back exactly, with a plain or an
+    encrypting serializer, by a saver that holds nothing."""
+    serde = EncryptedSerializer(XorCipher()) if encrypted else None
+    saver = LangGraphSaver(store, prefix=PREFIX, serde=serde)
+    items: list[dict[str, Any]] = [{"text": "first-secret-item", "n": 0}]
+    config = conf("t")
+    kinds = []
+    for version in range(1, 6):
+        if version == 4:
+            items[0]["n"] = 99  # mutated in place: the stored prefix no longer matches
+        items.append({"text": f"item-{version}", "n": version})
+        config = put(saver, config, {"items": items}, versions={"items": version}, step=version)
+        entry = saver._lookup("t", "", cid(config))
+        assert entry is not None
+        kinds.append(entry.vals["items"][0])
+        cold = LangGraphSaver(store, prefix=PREFIX, serde=serde).get_tuple(config)
+        assert cold is not None and cold.checkpoint["channel_values"]["items"] == items
+    assert kinds == ["i", "s", "s", "i", "s"]
+    raw = b"".join(store.get(i.key).data for i in store.list(PREFIX))
+    assert (b"first-secret-item" in raw) is not encrypted
+
+
+def test_a_saver_that_holds_nothing_finds_any_checkpoint_by_id(store: ObjectStore) -> None:
+    """Format 2 has no id index: a cold lookup reads the log newest first, in growing
+    pages, past the pending-write objects listed between the entries."""
+    saver = LangGraphSaver(store, prefix=PREFIX)
+    configs = [put(saver, conf("t"), {"n": 0}, step=-1)]
+    for step in range(60):
+        saver.put_writes(configs[-1], [("n", step), (ERROR, "x")], f"task-{step}")
+        saver.put_writes(configs[-1], [("m", step)], f"other-{step}")
+        configs.append(put(saver, configs[-1], {"n": step + 1}, versions={"n": step + 2}, step=step))
+    for index in (60, 59, 30, 1, 0):
+        counting = CountingStore(store)
+        got = LangGraphSaver(counting, prefix=PREFIX).get_tuple(configs[index])
+        assert got is not None and got.checkpoint["channel_values"] == {"n": index}
+        if index < 60:
+            assert {w[0] for w in got.pending_writes} == {f"task-{index}", f"other-{index}"}
+        if index == 60:
+            assert sum(counting.counts.values()) <= 5  # index LIST, first page, its entry, writes
+    assert LangGraphSaver(store, prefix=PREFIX).get_tuple(conf("t", checkpoint_id="nope")) is None

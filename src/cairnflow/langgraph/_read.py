@@ -27,6 +27,8 @@ from cairnflow.langgraph._io import LRU, StoreIO
 
 __all__ = ["Head", "Reader"]
 
+#: Keys of the first log page a lookup by id reads (the checkpoint is usually near the head).
+_FIRST_SCAN = 4
 #: Keys read by the LIST that finds a head: the head entry and the first of its pending writes.
 _HEAD_PAGE = 16
 
@@ -200,19 +202,25 @@ class Reader(StoreIO):
         """A checkpoint entry by id, None if there is none.
 
         A position this saver knows costs at most 1 GET. Otherwise the format 1 index
-        (1 LIST), then the log, newest first (1 LIST + parallel GETs per page, pages
-        growing from 8 to 256 entries), are searched: the cost grows with the distance
-        from the head, never with anything else.
+        (1 LIST) and the log, newest first (1 LIST + parallel GETs of the entries not
+        held per page, pages growing from 4 to 1,000 keys), are searched: the cost grows
+        with the distance from the head, never with anything else.
         """
         seq = self._fences.seq_of(thread_id, ns, checkpoint_id)
         if seq is not None:
             known = self._entries_at_or_none(thread_id, ns, seq)
             if known is not None and known.header.get("k") == "cp" and known.checkpoint_id == checkpoint_id:
                 return known
-        indexed = self._index_seqs(thread_id, ns, checkpoint_id)
-        found = self._find(thread_id, ns, checkpoint_id, indexed)
+        base = lay.log_prefix(self.prefix, thread_id, ns)
+        indexed, first = self._parallel(
+            [
+                lambda: self._index_seqs(thread_id, ns, checkpoint_id),
+                lambda: self._list(base, limit=_FIRST_SCAN),
+            ]
+        )
+        found = self._find(thread_id, ns, checkpoint_id, cast(builtins.list[int], indexed))
         if found is None:
-            found = self._scan_for(thread_id, ns, checkpoint_id)
+            found = self._scan_for(thread_id, ns, checkpoint_id, cast(builtins.list[ObjectInfo], first))
         if found is not None:
             self._fences.seen(thread_id, ns, checkpoint_id, found.seq)
         return found
@@ -226,18 +234,21 @@ class Reader(StoreIO):
             self._remember(entry)
         return entry
 
-    def _scan_for(self, thread_id: str, ns: str, checkpoint_id: str) -> Entry | None:
-        page = 8
-        cursor: str | None = None
+    def _scan_for(
+        self, thread_id: str, ns: str, checkpoint_id: str, infos: builtins.list[ObjectInfo]
+    ) -> Entry | None:
+        """Search the log newest first, starting from its first listing page ``infos``."""
+        base = lay.log_prefix(self.prefix, thread_id, ns)
+        size = _FIRST_SCAN
         while True:
-            batch = builtins.list(self._log_entries(thread_id, ns, cursor, page, one_page=True))
-            for entry in batch:
+            entries, ended = self._page_entries(thread_id, ns, infos, len(infos) == size, None)
+            for entry in entries:
                 if not entry.is_pointer and entry.checkpoint_id == checkpoint_id:
                     return entry
-            if len(batch) < page:
+            if ended or len(infos) < size:
                 return None
-            cursor = batch[-1].key
-            page = min(page * 4, 256)
+            size = min(size * 4, 1000)
+            infos = self._list(base, start_after=infos[-1].key, limit=size)
 
     def _log_entries(
         self,
