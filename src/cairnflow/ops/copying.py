@@ -152,7 +152,7 @@ def _copy_thread(src: CheckpointLog, dst: CheckpointLog, thread_id: str, *, dry_
                 "(it was written there, not copied); nothing overwritten",
             )
         skipped += 1
-    if newest is not None and not dry_run:  # the status index entry of the copied head
+    if newest is not None and copied and not dry_run:  # the status index entry of the copied head
         info = listing.head_info(newest.header)
         status_index.record_stop(dst.store, dst.prefix, info, None, retry=dst.store_retry)
     result = "copied" if copied else "up_to_date"
