@@ -8,19 +8,20 @@
 durability). For each mark N (10, 100, 1000) every contender gets a NEW thread
 whose history is built quickly, then real turns are counted:
 
-* N <= 20: turns 1..N are run for real;
+* N = 10: turns 1..10 are run for real;
 * otherwise the thread is *seeded* through the checkpointer's own ``put`` with the
   checkpoint LangGraph itself produced after turn N - W - 1 (taken from one
   reference run on ``InMemorySaver``), then one real warm-up turn is run.
 
-The last W turns up to N (W = min(10, N // 2)) are measured one by one: requests
-by kind, sequential round trips and request/response body bytes at the proxy
-(``benchmarks/proxy.py``), DynamoDB calls and request units at
+The last W turns up to N (N = 10: 5; N = 100 and 1000: :data:`WINDOW` = 80, a
+whole snapshot cycle) are measured one by one: requests by kind, request/response body
+bytes and (over the last :data:`RTT_TURNS`) sequential round trips at the proxy
+(``benchmarks/meter.py``), DynamoDB calls and request units at
 :class:`benchmarks.lg_ddb.CapacityMeter`. Every turn checks that the state holds
 2 x turn messages. After the window, the same instance runs turn N + 1 with
-``durability="exit"``, a NEW checkpointer instance runs turn N + 2 (a serverless
-worker: new process, empty caches) and another NEW instance reads ``get_state``
-(cold read).
+``durability="exit"`` and turn N + 2 through ``ainvoke``; a NEW checkpointer
+instance runs turn N + 3 (a serverless worker: new process, empty caches) and
+another NEW instance reads ``get_state`` (cold read).
 
 **Dollars** per 1,000 turns at list prices (:data:`PRICES`): S3 requests by
 class, DynamoDB on-demand request units. Storage and data transfer are not
@@ -35,6 +36,7 @@ Nothing is timed: every figure is a count.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime
 import json
@@ -75,7 +77,13 @@ CONTENDERS = (
 )
 IN_PROCESS = ("InMemorySaver", "SqliteSaver")
 MARKS = (10, 100, 1000)
-WINDOW = 10
+#: Turns measured per mark. Long enough to hold a whole snapshot cycle of a saver that
+#: writes a list channel as a growing suffix and a full snapshot now and then (cairnflow's
+#: format 2: a snapshot when the suffix passes 32 KiB, about every 74 turns of this
+#: chat), so the mean is the amortised cost, not a point on the sawtooth.
+WINDOW = 80
+#: Of those, the last few run with RTT_MS injected, for the round-trip count.
+RTT_TURNS = 5
 #: Injected per request while measuring, so that requests sent in parallel overlap on the
 #: wire and the proxy counts them as one round trip (on loopback a "parallel" pair can
 #: finish one before the other starts). Only the round-trip count depends on it.
@@ -104,12 +112,12 @@ def dollars(s3: dict[str, float], wru: float = 0.0, rru: float = 0.0) -> float:
     )
 
 
-def measure(c: lc.Contender, fn: Any) -> tuple[Any, dict[str, Any]]:
+def measure(c: lc.Contender, fn: Any, *, rtt: bool = True) -> tuple[Any, dict[str, Any]]:
     """Run ``fn()`` with the contender's meters reset; return its result and the counts."""
     c.meter.reset()
     if c.capacity is not None:
         c.capacity.reset()
-    c.meter.set_rtt(RTT_MS)
+    c.meter.set_rtt(RTT_MS if rtt else 0)
     try:
         result = fn()
     finally:
@@ -122,6 +130,8 @@ def measure(c: lc.Contender, fn: Any) -> tuple[Any, dict[str, Any]]:
         "bytes_written": sum(stats["bytes_in"].values()),
         "bytes_read": sum(stats["bytes_out"].values()),
     }
+    if not rtt:
+        row["chain"] = None  # counted only with latency injected (see RTT_MS)
     s3 = dict(counts)
     if c.capacity is not None:
         cap = c.capacity.stats()
@@ -189,9 +199,11 @@ def reversioned(checkpoint: Any, saver: Any) -> Any:
 
 
 def plan(n: int) -> tuple[int, int]:
-    """(seed turn or 0, window) for mark ``n``."""
-    window = min(WINDOW, n // 2)
-    return (0 if n <= 20 else n - window - 1), window
+    """(seed turn or 0 for a thread run from turn 1, turns measured) for mark ``n``."""
+    if n <= 20:
+        return 0, n // 2
+    window = min(WINDOW, n - 20)
+    return n - window - 1, window
 
 
 def run_mark(
@@ -215,7 +227,9 @@ def run_mark(
             state = graph.invoke(lc.user_message(turn), config)
             row = None
         else:
-            state, row = measure(c, lambda t=turn: graph.invoke(lc.user_message(t), config))
+            state, row = measure(
+                c, lambda t=turn: graph.invoke(lc.user_message(t), config), rtt=turn > n - RTT_TURNS
+            )
             row["turn"] = turn
             out["turns"].append(row)
         if _messages(state) != 2 * turn and "wrong" not in out:
@@ -226,12 +240,21 @@ def run_mark(
     state, row = measure(c, lambda: graph.invoke(lc.user_message(n + 1), config, durability="exit"))
     row["correct"] = _messages(state) == 2 * (n + 1)
     out["exit_turn"] = row
-    # A serverless worker: a NEW instance (empty caches) runs the next turn.
+    # The same warm instance through LangGraph's async API (one event loop per call).
+    try:
+        state, row = measure(c, lambda: asyncio.run(graph.ainvoke(lc.user_message(n + 2), config)))
+        row["correct"] = _messages(state) == 2 * (n + 2)
+        out["async_turn"] = row
+    except Exception as exc:
+        out["async_turn"] = {"error": _err(exc)}
+    # A serverless worker: a NEW instance (empty caches) runs the next turn. (The async
+    # turn may not have happened: count from what the thread holds, read uncounted.)
+    expected = len(graph.get_state(config).values.get("messages", [])) + 2
     fresh = lc.build(name, info, prefix)
     try:
         fgraph = lc.chat_graph(fresh.saver)
-        state, row = measure(fresh, lambda: fgraph.invoke(lc.user_message(n + 2), config))
-        row["correct"] = _messages(state) == 2 * (n + 2)
+        state, row = measure(fresh, lambda: fgraph.invoke(lc.user_message(n + 3), config))
+        row["correct"] = _messages(state) == expected
         out["new_instance_turn"] = row
     finally:
         fresh.close()
@@ -239,7 +262,7 @@ def run_mark(
     try:
         cgraph = lc.chat_graph(cold.saver)
         snap, row = measure(cold, lambda: cgraph.get_state(config))
-        row["correct"] = _messages(snap.values) == 2 * (n + 2)
+        row["correct"] = _messages(snap.values) == expected
         out["cold_get_state"] = row
     finally:
         cold.close()
@@ -372,6 +395,7 @@ def run(info: StackInfo, *, quick: bool, log: Any) -> dict[str, Any]:
         "contenders": results,
         "marks": list(marks),
         "window": WINDOW,
+        "rtt_turns": RTT_TURNS,
         "prices": PRICES,
         "elapsed_s": time.monotonic() - t0,
     }
@@ -396,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="N = 10 and 100 only; results/quick/")
     parser.add_argument("--out", default="langgraph_cost", help="results file name (no .json)")
     parser.add_argument("--no-report", action="store_true", help="do not render docs/benchmarks.md")
+    parser.add_argument(
+        "--commit", default=None, help="label of the cairnflow code measured (default: its last commit)"
+    )
     args = parser.parse_args(argv)
 
     def log(msg: str) -> None:
@@ -403,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.flush()
 
     started = time.monotonic()
-    commit = _git_head()
+    commit = args.commit or _git_head()
     with s3_stack() as info:
         payload = run(info, quick=args.quick, log=log)
     payload.update(

@@ -100,7 +100,7 @@ def cost_table(rows: list[tuple[str, dict[str, Any]]], marks: list[int]) -> list
     body = []
     for label, c in rows:
         if c["store"] in ("memory", "sqlite"):
-            body.append([label, "in-process", "—", "—", "—", "—", "—", "—", _status(c, marks)])
+            body.append([label, "in-process", "—", "—", "—", "—", "—", "—", "—", _status(c, marks)])
             continue
         ddb = c["store"] == "dynamodb"
         body.append(
@@ -110,6 +110,7 @@ def cost_table(rows: list[tuple[str, dict[str, Any]]], marks: list[int]) -> list
                 _kinds(c, marks),
                 _cells(c, marks, "chain", _num),
                 _cells(c, marks, "bytes_written", _kib),
+                _cells(c, marks, "max_bytes_written", _kib),
                 _cells(c, marks, "bytes_read", _kib),
                 (_cells(c, marks, "wru", _num) + " WRU; " + _cells(c, marks, "rru", _num) + " RRU")
                 if ddb
@@ -126,6 +127,7 @@ def cost_table(rows: list[tuple[str, dict[str, Any]]], marks: list[int]) -> list
             "by kind (largest N)",
             "round trips/turn",
             "bytes written/turn",
+            "largest write (one turn)",
             "bytes read/turn",
             "DynamoDB units/turn",
             "$ per 1,000 turns",
@@ -147,6 +149,18 @@ def fresh_table(rows: list[tuple[str, dict[str, Any]]], marks: list[int]) -> lis
         vals = [c.get("marks", {}).get(str(n), {}).get(key, {}).get("correct") for n in marks]
         return " / ".join("—" if v is None else "yes" if v else "**no**" for v in vals)
 
+    def async_cell(c: dict[str, Any]) -> str:
+        vals = []
+        for n in marks:
+            r = c.get("marks", {}).get(str(n), {}).get("async_turn")
+            if not r:
+                vals.append("—")
+            elif "error" in r:
+                vals.append("not supported" if "NotImplementedError" in r["error"] else "error")
+            else:
+                vals.append(f"{_num(r.get('requests'))}, {_num(r.get('chain'))}")
+        return " / ".join(vals)
+
     body = []
     for label, c in rows:
         if c["store"] in ("memory", "sqlite"):
@@ -163,6 +177,7 @@ def fresh_table(rows: list[tuple[str, dict[str, Any]]], marks: list[int]) -> lis
                 cell(c, "cold_get_state", "chain", _num),
                 cell(c, "cold_get_state", "bytes_read", _kib),
                 ok(c, "cold_get_state"),
+                async_cell(c),
             ]
         )
     return _table(
@@ -177,6 +192,7 @@ def fresh_table(rows: list[tuple[str, dict[str, Any]]], marks: list[int]) -> lis
             "round trips",
             "bytes read",
             "state correct",
+            "`ainvoke` turn: requests, round trips",
         ],
         body,
     )
@@ -290,18 +306,24 @@ def generated() -> str:
         "",
         "#### Per chat turn",
         "",
-        f"Means over the last {run.get('window')} turns up to N (fewer at N = 10: turns 6-10), each "
-        "turn one `invoke` on a warm checkpointer. Requests, round trips and bytes counted at the "
-        "proxy; DynamoDB request units computed from item sizes (`benchmarks/lg_ddb.py`); dollars "
-        "at the list prices above (requests and request units only).",
+        f"Means over the last {run.get('window')} turns up to N (turns 6-10 at N = 10), each "
+        "turn one `invoke` on a warm checkpointer; round trips over the last "
+        f"{run.get('rtt_turns', run.get('window'))} of them. Requests, round trips and bytes "
+        "counted at the proxy; *largest write* is the most bytes one turn of the window wrote "
+        "(a snapshot turn, for a saver that writes suffixes); DynamoDB request units computed "
+        "from item sizes (`benchmarks/lg_ddb.py`); dollars at the list prices above (requests "
+        "and request units only).",
         "",
         *cost_table(rows, marks),
         "",
         "#### A new checkpointer instance per turn, and a cold `get_state`",
         "",
-        'After turn N: the same warm instance runs turn N + 1 with `durability="exit"`; a NEW '
-        "instance (a serverless worker: empty caches) runs turn N + 2; then another NEW instance "
-        "reads the state. Cells for N = " + " / ".join(map(str, marks)) + ".",
+        'After turn N: the same warm instance runs turn N + 1 with `durability="exit"` and '
+        "turn N + 2 through `ainvoke` (*not supported*: the class raises NotImplementedError and "
+        "has an async twin, not measured here); a NEW instance (a serverless worker: empty "
+        "caches) runs turn N + 3; then another NEW instance reads the state. Cells for N = "
+        + " / ".join(map(str, marks))
+        + ".",
         "",
         *fresh_table(rows, marks),
         "",

@@ -15,27 +15,40 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing alone costs ~2 ms to import
 if TYPE_CHECKING:
+    from cairnflow.core.callbacks import Callback, callback, complete_callback, fail_callback
     from cairnflow.core.checkpoint import Checkpoint, CheckpointInfo, CheckpointSaver
     from cairnflow.core.committer import Durability
     from cairnflow.core.errors import (
         CairnflowError,
+        CallbackCompletedError,
+        CallbackFailedError,
+        CallbackTimeoutError,
         ConflictError,
         CorruptCheckpointError,
+        InvalidArgumentError,
+        InvalidCallbackTokenError,
+        MisuseError,
         NondeterminismError,
         ResumeError,
         SerializationError,
         TaskFailedError,
         ThreadNotFoundError,
     )
-    from cairnflow.core.executor import Run, Workflow, workflow
+    from cairnflow.core.executor import Workflow, workflow
     from cairnflow.core.log import CheckpointLog
-    from cairnflow.core.replay import interrupt
+    from cairnflow.core.replay import interrupt, now, random, uuid4
     from cairnflow.core.retry import RetryPolicy
+    from cairnflow.core.runs import Run
     from cairnflow.core.serde import JsonSerializer, UnsafePickleSerializer, register_type
     from cairnflow.core.tasks import Task, TaskFuture, task
+    from cairnflow.core.timers import sleep, sleep_until
 
 __all__ = [
     "CairnflowError",
+    "Callback",
+    "CallbackCompletedError",
+    "CallbackFailedError",
+    "CallbackTimeoutError",
     "Checkpoint",
     "CheckpointInfo",
     "CheckpointLog",
@@ -43,7 +56,10 @@ __all__ = [
     "ConflictError",
     "CorruptCheckpointError",
     "Durability",
+    "InvalidArgumentError",
+    "InvalidCallbackTokenError",
     "JsonSerializer",
+    "MisuseError",
     "NondeterminismError",
     "ResumeError",
     "RetryPolicy",
@@ -55,9 +71,17 @@ __all__ = [
     "ThreadNotFoundError",
     "UnsafePickleSerializer",
     "Workflow",
+    "callback",
+    "complete_callback",
+    "fail_callback",
     "interrupt",
+    "now",
+    "random",
     "register_type",
+    "sleep",
+    "sleep_until",
     "task",
+    "uuid4",
     "workflow",
 ]
 
@@ -67,8 +91,14 @@ _HOMES: dict[str, str] = {
     **dict.fromkeys(
         (
             "CairnflowError",
+            "CallbackCompletedError",
+            "CallbackFailedError",
+            "CallbackTimeoutError",
             "ConflictError",
             "CorruptCheckpointError",
+            "InvalidArgumentError",
+            "InvalidCallbackTokenError",
+            "MisuseError",
             "NondeterminismError",
             "ResumeError",
             "SerializationError",
@@ -77,10 +107,13 @@ _HOMES: dict[str, str] = {
         ),
         "errors",
     ),
-    **dict.fromkeys(("Run", "Workflow", "workflow"), "executor"),
+    **dict.fromkeys(("Workflow", "workflow"), "executor"),
+    "Run": "runs",
     **dict.fromkeys(("Task", "TaskFuture", "task"), "tasks"),
     "Durability": "committer",
-    "interrupt": "replay",
+    **dict.fromkeys(("interrupt", "now", "random", "uuid4"), "replay"),
+    **dict.fromkeys(("sleep", "sleep_until"), "timers"),
+    **dict.fromkeys(("Callback", "callback", "complete_callback", "fail_callback"), "callbacks"),
     "CheckpointLog": "log",
     "RetryPolicy": "retry",
     **dict.fromkeys(("JsonSerializer", "UnsafePickleSerializer", "register_type"), "serde"),

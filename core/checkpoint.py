@@ -144,3 +144,10 @@ class CheckpointSaver(abc.ABC):
         the thread's newest checkpoint is still that one (else ``ConflictError``).
         Returns the tombstone's sequence number, or None if there was no thread.
         """
+
+    def index_stop(self, head: Checkpoint, previous: Checkpoint | None) -> None:  # noqa: B027 - optional hook
+        """Called once when a run stops at ``head``, having started from ``previous``.
+
+        Savers with a status index (:mod:`cairnflow.core.status_index`) record
+        the stop there; the default does nothing. Must not raise for a store failure.
+        """

@@ -47,6 +47,7 @@ class Committer:
         self.saver = saver
         self.thread_id = thread_id
         self.head = head
+        self._start = head  # its index entry, if any, is superseded by this run's stop
         self.mode = mode
         self.workflow = workflow
         self.writes = 0
@@ -65,6 +66,17 @@ class Committer:
     @property
     def error(self) -> BaseException | None:
         return self._error
+
+    def queued(self) -> int:
+        """How many records were handed to this committer so far (staged or committed)."""
+        with self._cv:
+            return self._enqueued
+
+    @property
+    def has_pending(self) -> bool:
+        """Whether records are queued that no write has stored yet."""
+        with self._cv:
+            return bool(self._pending)
 
     def stage(self, records: Sequence[Any]) -> None:
         """Queue records to go out with the next write, without causing one."""
@@ -108,10 +120,13 @@ class Committer:
                 self._cv.wait()
             self._check()
             self._pending.extend(records)
-            if self._pending:
+            stopped = bool(self._pending)
+            if stopped:
                 self._write_pending(status)
         if self._thread is not None:
             self._thread.join()
+        if stopped and self.head is not None:
+            self.saver.index_stop(self.head, self._start)  # the one index write per stop
         return self.head
 
     def abandon(self) -> None:

@@ -66,9 +66,20 @@ class CountingStore(ObjectStore):
                 self._count("LIST")
             yield info
 
-    def delete(self, key: str, *, etag: str | None = None) -> None:
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        """A delimiter listing: one LIST per ``page_size`` folders when the store has a native one."""
+        if type(self.inner).list_prefixes is ObjectStore.list_prefixes:
+            yield from ObjectStore.list_prefixes(self, prefix)  # the skip-scan: each of its LISTs counted
+            return
+        self._count("LIST")
+        for n, folder in enumerate(self.inner.list_prefixes(prefix), start=1):
+            if n > 1 and (n - 1) % self.page_size == 0:
+                self._count("LIST")
+            yield folder
+
+    def delete(self, key: str) -> None:
         self._count("DELETE")
-        self.inner.delete(key, etag=etag)
+        self.inner.delete(key)
 
     def close(self) -> None:
         self.inner.close()

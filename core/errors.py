@@ -41,11 +41,15 @@ from collections.abc import Sequence
 __all__ = [
     "AlreadyExistsError",
     "CairnflowError",
+    "CallbackCompletedError",
+    "CallbackFailedError",
+    "CallbackTimeoutError",
     "ConditionalWritesUnsupportedError",
     "ConflictError",
     "CorruptCheckpointError",
     "DecryptionError",
     "InvalidArgumentError",
+    "InvalidCallbackTokenError",
     "InvalidThreadIdError",
     "InvalidURLError",
     "MissingDependencyError",
@@ -182,6 +186,22 @@ class ResumeError(CairnflowError):
     """``resume()`` was called on a thread whose state cannot take it."""
 
 
+class CallbackTimeoutError(CairnflowError):
+    """``Callback.wait()``: the callback's timeout passed before anyone completed it."""
+
+
+class CallbackFailedError(CairnflowError):
+    """``Callback.wait()``: ``fail_callback`` sent an error whose type cannot be rebuilt safely."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"callback failed: {error_type}: {message}")
+        self.error_type = error_type
+
+
+class CallbackCompletedError(ResumeError):
+    """A callback already ended differently (another value, an error, or its timeout)."""
+
+
 class TaskFailedError(CairnflowError):
     """Replay of a recorded task failure whose exception type cannot be rebuilt safely."""
 
@@ -220,6 +240,10 @@ class InvalidArgumentError(UsageError, ValueError):
 
 class InvalidThreadIdError(InvalidArgumentError):
     """The thread id is empty, too long, or not a string."""
+
+
+class InvalidCallbackTokenError(InvalidArgumentError):
+    """A callback token is malformed, or names no callback of its thread (a wrong secret)."""
 
 
 class InvalidURLError(InvalidArgumentError):

@@ -17,15 +17,13 @@ from the first unrecorded call.
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import time  # noqa: F401 - tests patch time.time through this module
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast, overload
 
-from cairnflow.core import observe
-from cairnflow.core.checkpoint import Checkpoint, CheckpointSaver, Status
+from cairnflow.core.checkpoint import Checkpoint, CheckpointSaver
+from cairnflow.core.children import ChildFuture, parent_link, start_child
 from cairnflow.core.committer import Committer, Durability
 from cairnflow.core.errors import (
     ConflictError,
@@ -40,7 +38,9 @@ from cairnflow.core.errors import (
 from cairnflow.core.records import RunRecords, error_record, parse_records
 from cairnflow.core.replay import Interrupted, RunContext, Suspended, interrupt
 from cairnflow.core.runargs import check_run_args
+from cairnflow.core.runs import MISSING, Run, check_repeated_answer, digest, observed_run, settled, standing
 from cairnflow.core.tasks import Task, TaskFuture, current_run, task
+from cairnflow.core.timers import Waiting
 
 __all__ = [
     "Durability",
@@ -57,64 +57,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-MISSING: Any = _Missing()
-
-
-@dataclass(frozen=True)
-class Run:
-    """What a ``run()`` or ``resume()`` call ended with.
-
-    ``status`` is one of:
-
-    ``"completed"``    ``result`` holds the return value.
-    ``"interrupted"``  ``interrupt`` holds the value passed to :func:`interrupt`;
-                       ``interrupt_id`` identifies it for ``resume``.
-    ``"suspended"``    the deadline came; ``resume()`` continues.
-    ``"failed"``       (from ``get_run``/``fork`` only: ``run()``/``resume()`` raise
-                       instead) ``error_type`` and ``error`` say why; ``resume()``
-                       runs the failed task again.
-    ``"running"``      (from ``get_run`` only) the newest write said running: a run
-                       in progress, or a process that died; ``resume()`` continues it.
-    """
-
-    thread_id: str
-    status: Status
-    checkpoint_id: str | None
-    result: Any = None
-    interrupt: Any = None
-    interrupt_id: str | None = None
-    error_type: str | None = None
-    """A failed run's exception type, ``module.QualName``."""
-    error: str | None = None
-    """A failed run's exception message."""
-
-
 # --------------------------------------------------------------------------- workflow
-
-
-def _observed_run(execute: Callable[..., Run]) -> Callable[..., Run]:
-    """Report each execution of a workflow body (a run or a resume) as a ``cairnflow.run`` span."""
-
-    @functools.wraps(execute)
-    def observed(
-        self: Workflow[Any], saver: CheckpointSaver, thread_id: str, *args: Any, **kwargs: Any
-    ) -> Run:
-        answered = kwargs.get("answer") is not None
-        with observe.span("cairnflow.run", workflow=self.name, thread_id=thread_id, resumed=answered) as span:
-            if answered:
-                observe.event("cairnflow.resume", workflow=self.name, thread_id=thread_id)
-            run = execute(self, saver, thread_id, *args, **kwargs)
-            span.set("cairnflow.status", run.status)
-            if run.status == "interrupted":
-                observe.event("cairnflow.interrupt", workflow=self.name, thread_id=thread_id)
-            return run
-
-    return observed
 
 
 class Workflow(Generic[T]):
@@ -134,6 +77,15 @@ class Workflow(Generic[T]):
         )
 
     # ---------------------------------------------------------------- public API
+
+    def start(self, input: Any = None) -> ChildFuture[T]:
+        """Inside another workflow's body: run this workflow as its child; returns a future.
+
+        The child gets its own thread (``{parent}~child-{position}``), runs inline
+        now, and its result is recorded in the parent once; see
+        :mod:`cairnflow.core.children`.
+        """
+        return start_child(self, input)
 
     def run(
         self,
@@ -173,14 +125,14 @@ class Workflow(Generic[T]):
             self._check_identity(replay, thread_id)
             assert replay.start is not None
             try:
-                same_input = _digest(saver, input) == replay.start.get("input_digest")
+                same_input = digest(saver, input) == replay.start.get("input_digest")
             except SerializationError:
                 same_input = False
             if not same_input:
                 raise NondeterminismError(
                     f"thread {thread_id!r} was started with a different input; use a new thread id"
                 )
-            done = self._settled(head, replay, thread_id)
+            done = settled(head, replay, thread_id)
             if done is not None:
                 return done
         return self._execute(
@@ -198,7 +150,8 @@ class Workflow(Generic[T]):
                 "op": "start",
                 "workflow": self.name,
                 "input": input,
-                "input_digest": _digest(saver, input),
+                "input_digest": digest(saver, input),
+                **({"parent": parent_link.get()} if parent_link.get() is not None else {}),
             },
             answer=None,
         )
@@ -241,10 +194,10 @@ class Workflow(Generic[T]):
         self._check_identity(replay, thread_id)
         pending = replay.pending_interrupt() if head.status == "interrupted" else None
         if pending is None and value is not MISSING:
-            self._check_repeated_answer(saver, replay, thread_id, head.status, value, interrupt_id)
+            check_repeated_answer(saver, replay, thread_id, head.status, value, interrupt_id)
             value = MISSING  # the answer it already took: a retried request
         if head.status == "completed":
-            done = self._settled(head, replay, thread_id)
+            done = settled(head, replay, thread_id)
             assert done is not None
             return done
         answer = None
@@ -274,7 +227,7 @@ class Workflow(Generic[T]):
         head = saver.latest(thread_id)
         if head is None or head.info.kind == "tombstone":
             return None
-        return self._standing(head, parse_records(head.records), thread_id)
+        return standing(head, parse_records(head.records), thread_id)
 
     def fork(self, *, thread_id: str, checkpoint_id: str, saver: CheckpointSaver) -> Run:
         """Time travel: make the thread's state that of an older checkpoint (recorded as a fork).
@@ -282,7 +235,7 @@ class Workflow(Generic[T]):
         Continue it with ``resume()``, e.g. to answer an earlier interrupt differently.
         """
         head = saver.fork(thread_id, checkpoint_id)
-        return self._standing(head, parse_records(head.records), thread_id)
+        return standing(head, parse_records(head.records), thread_id)
 
     # ---------------------------------------------------------------- internals
 
@@ -293,65 +246,7 @@ class Workflow(Generic[T]):
                 f"thread {thread_id!r} belongs to workflow {recorded!r}, not {self.name!r}"
             )
 
-    @staticmethod
-    def _check_repeated_answer(
-        saver: CheckpointSaver,
-        replay: RunRecords,
-        thread_id: str,
-        status: str,
-        value: Any,
-        interrupt_id: str | None,
-    ) -> None:
-        """Accept ``value`` for a thread not waiting only if it is the answer the thread took."""
-        pos = int(interrupt_id) if interrupt_id is not None else max(replay.answers, default=None)
-        if pos is None or pos not in replay.answers:
-            raise ResumeError(
-                f"thread {thread_id!r} is {status} and took no answer"
-                + (f" for interrupt {interrupt_id}" if interrupt_id is not None else "")
-                + ": call resume() without a value to continue it"
-            )
-        try:
-            same = _digest(saver, replay.answers[pos]) == _digest(saver, value)
-        except SerializationError:
-            same = False
-        if not same:
-            raise ResumeError(
-                f"thread {thread_id!r} ({status}) already took a different answer for interrupt {pos}: "
-                f"{replay.answers[pos]!r}; to answer it differently, fork the thread at a checkpoint "
-                "before that answer (Workflow.fork) and resume that"
-            )
-
-    @classmethod
-    def _standing(cls, head: Checkpoint, replay: RunRecords, thread_id: str) -> Run:
-        settled = cls._settled(head, replay, thread_id)
-        if settled is not None:
-            return settled
-        failure = replay.failure() if head.status == "failed" else None
-        if failure is not None:
-            return Run(
-                thread_id, "failed", head.checkpoint_id, error_type=failure.type, error=failure.message
-            )
-        return Run(thread_id, head.status, head.checkpoint_id)
-
-    @staticmethod
-    def _settled(head: Checkpoint | None, replay: RunRecords, thread_id: str) -> Run | None:
-        if head is None:
-            return None
-        if head.status == "completed" and replay.end is not None:
-            return Run(thread_id, "completed", head.checkpoint_id, result=replay.end.get("value"))
-        if head.status == "interrupted":
-            pending = replay.pending_interrupt()
-            if pending is not None:
-                return Run(
-                    thread_id,
-                    "interrupted",
-                    head.checkpoint_id,
-                    interrupt=pending.value,
-                    interrupt_id=str(pending.pos),
-                )
-        return None
-
-    @_observed_run
+    @observed_run
     def _execute(
         self,
         saver: CheckpointSaver,
@@ -370,7 +265,7 @@ class Workflow(Generic[T]):
         try:
             if first is not None:
                 replay.start = first
-                # Staged: written before the first task starts (RunContext.before_new_work;
+                # Staged: written before the first task starts (RunContext.before_task;
                 # sync mode: one PUT of its own), so that a run killed in its first task leaves
                 # a thread that resume() can continue. A run that stops before any task
                 # writes it with its end.
@@ -405,12 +300,14 @@ class Workflow(Generic[T]):
                 outcome = ("interrupted", stop)
             except Suspended:
                 outcome = ("suspended", None)
+            except Waiting as stop:
+                outcome = ("waiting", stop.wake_at)
             except Exception as exc:  # noqa: BLE001 - recorded as the run's failure, then re-raised
                 outcome = ("failed", exc)
             finally:
                 current_run.reset(token)
                 ctx.pool.shutdown(wait=True)  # in-flight tasks finish and are recorded
-            if ctx.suspending and outcome[0] == "completed":
+            if ctx.suspending and outcome[0] in ("completed", "waiting"):
                 outcome = ("suspended", None)  # a task it did not wait for was never started
             return self._finish(committer, thread_id, outcome, ctx)
         except BaseException:
@@ -460,6 +357,18 @@ class Workflow(Generic[T]):
                 interrupt=stop.value,
                 interrupt_id=str(stop.pos),
             )
+        if kind == "waiting":
+            wake_at = cast("float | None", payload)
+            before = committer.head
+            # Resumed before its time: the log already says so; nothing to write.
+            unchanged = (
+                before is not None
+                and before.status == "waiting"
+                and ctx.replay.wake_at == wake_at
+                and not committer.has_pending
+            )
+            head = committer.finish([] if unchanged else [{"op": "wait", "wake_at": wake_at}], "waiting")
+            return Run(thread_id, "waiting", head.checkpoint_id if head else None, wake_at=wake_at)
         if kind == "suspended":
             head = committer.finish([{"op": "suspend"}], "suspended")
             return Run(thread_id, "suspended", head.checkpoint_id if head else None)
@@ -471,12 +380,6 @@ class Workflow(Generic[T]):
             raise failure
         committer.finish([{"op": "end", "status": "failed", "error": error_record(failure)}], "failed")
         raise failure
-
-
-def _digest(saver: CheckpointSaver, value: Any) -> str:
-    serializer = getattr(saver, "serializer", None)
-    data = serializer.dumps(value) if serializer is not None else repr(value).encode()
-    return hashlib.sha256(data).hexdigest()[:32]
 
 
 @overload

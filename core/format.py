@@ -85,7 +85,7 @@ __all__ = [
 ]
 
 Kind = Literal["snapshot", "delta", "fork", "tombstone"]
-Status = Literal["running", "interrupted", "suspended", "completed", "failed", "deleted"]
+Status = Literal["running", "interrupted", "suspended", "waiting", "completed", "failed", "deleted"]
 #: Every kind, at run time (from :data:`Kind`).
 KINDS: tuple[Kind, ...] = get_args(Kind)
 #: Every status a header can hold, at run time (from :data:`Status`).

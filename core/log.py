@@ -382,7 +382,17 @@ class CheckpointLog(CheckpointSaver):
             workflow=source.info.workflow,
             parent=source.seq,
         )
-        return Checkpoint(self._info(header), source.records, seq, len(source.records), len(body))
+        forked = Checkpoint(self._info(header), source.records, seq, len(source.records), len(body))
+        self.index_stop(forked, head)  # the head changed status: keep listings right
+        return forked
+
+    def index_stop(self, head: Checkpoint, previous: Checkpoint | None) -> None:
+        """Record the stop in the status index: one PUT, plus one DELETE of ``previous``'s entry."""
+        from cairnflow.core.status_index import record_stop
+
+        if head.status != "running":
+            prev = None if previous is None else previous.info
+            record_stop(self.store, self.prefix, head.info, prev, retry=self.store_retry)
 
     def delete_thread(
         self, thread_id: str, *, purge: bool = False, expected_head: int | None = None

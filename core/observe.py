@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:
     import logging
 
-__all__ = ["Sink", "Span", "carry", "event", "set_sink", "span"]
+__all__ = ["Sink", "Span", "carry", "event", "set_sink", "span", "start"]
 
 R = TypeVar("R")
 
@@ -55,7 +55,7 @@ class Span:
     dropped); ``s.outcome`` is ``"ok"`` unless the block sets it or raises.
     """
 
-    __slots__ = ("attributes", "extras", "name", "outcome", "parent", "started")
+    __slots__ = ("_ends", "attributes", "detached", "extras", "name", "outcome", "parent", "started")
 
     def __init__(self, name: str, attributes: dict[str, AttributeValue], parent: Span | None = None) -> None:
         self.name = name
@@ -64,10 +64,20 @@ class Span:
         self.started = time.monotonic()
         self.parent = parent  # the enclosing span, also across the run's pool threads (carry)
         self.extras: dict[str, Any] = {}  # where sinks keep their own handle (e.g. the OTel span)
+        self.detached = False  # started with start(): never the current span of its thread
+        self._ends: list[tuple[Sink, object]] = []
 
     def set(self, name: str, value: AttributeValue | None) -> None:
         if value is not None:
             self.attributes[name] = value
+
+    def end(self, error: BaseException | None = None) -> None:
+        """End a span made with :func:`start` (``error``: what ended it, if anything)."""
+        if error is not None and self.outcome == "ok":
+            self.outcome = "error"
+        ends, self._ends = self._ends, []
+        for sink, token in ends:
+            sink.end(self, token, error)
 
 
 class Sink(Protocol):
@@ -155,6 +165,20 @@ def span(name: str, **attributes: AttributeValue | None) -> Iterator[Span]:
     _current.reset(entered)
     for sink, token in zip(sinks, tokens, strict=True):
         sink.end(current, token, None)
+
+
+def start(name: str, **attributes: AttributeValue | None) -> Span:
+    """Start a span that the caller ends with :meth:`Span.end`, for work that is not one block.
+
+    A listing that the caller consumes lazily is one: its span covers the whole
+    iteration, yet other work runs on the thread meanwhile, so it never becomes
+    the thread's current span (nothing nests under it).
+    """
+    clean = _clean({_attribute(key): value for key, value in attributes.items()})
+    current = Span(name, clean, _current.get())
+    current.detached = True
+    current._ends = [(sink, sink.start(current)) for sink in _sinks()]
+    return current
 
 
 def carry(fn: Callable[..., R]) -> Callable[..., R]:

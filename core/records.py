@@ -14,6 +14,19 @@ A thread's state is a list of small dicts, appended in order:
                 produced ``value``; replay returns it
 ``resume``      ``{op, pos, value}``: the answer to the interrupt at ``pos``
 ``suspend``     ``{op}``: the deadline stopped the run; ``resume()`` continues it
+``timer``       ``{op, pos, wake_at}``: ``sleep``/``sleep_until`` at ``pos`` ends at ``wake_at``
+                (epoch seconds, computed once on the first run)
+``callback``    ``{op, pos, secret, timeout_at}``: ``callback()`` at ``pos`` opened a callback;
+                its token must carry ``secret``; ``timeout_at`` (epoch seconds) or None
+``callback_done`` ``{op, pos, value}``, ``{op, pos, error}`` or ``{op, pos, timeout: true}``: how
+                the callback at ``pos`` ended (written by ``complete_callback``/``fail_callback``,
+                or by the run when its timeout passed); the first one counts
+``child``       ``{op, pos, name, args, thread}``: ``name.start(input)`` at ``pos`` started a
+                child workflow on thread ``thread`` (``args``: the input's digest); the
+                child's ``start`` record names its ``parent`` (thread_id, workflow, pos)
+``child_done``  ``{op, pos, value}`` or ``{op, pos, error}``: how that child ended (recorded once)
+``wait``        ``{op, wake_at}``: the run stopped with status ``waiting`` until ``wake_at``
+                (None: until a callback is completed)
 ``end``         ``{op, status: "completed", value}`` or ``{op, status: "failed", error}``
 
 Anything after an ``end`` supersedes it: a failed run that was resumed and failed
@@ -44,7 +57,7 @@ __all__ = [
 ]
 
 #: Record kinds that take a position in the body's sequence of calls.
-STEP_OPS = ("task", "task_error", "interrupt", "value")
+STEP_OPS = ("task", "task_error", "interrupt", "value", "timer", "callback", "child")
 
 
 def builtin_exception(type_name: str) -> type[Exception] | None:
@@ -128,6 +141,12 @@ class Step:
             return "interrupt()"
         if self.op == "value":
             return f"{self.name}()"
+        if self.op == "timer":
+            return "sleep()"
+        if self.op == "callback":
+            return "callback()"
+        if self.op == "child":
+            return f"{self.name}.start()"
         return f"task {self.name!r}"
 
 
@@ -149,6 +168,12 @@ class RunRecords:
     answers: dict[int, Any] = field(default_factory=dict)
     attempts: dict[int, Attempt] = field(default_factory=dict)
     end: dict[str, Any] | None = None
+    callbacks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """How each ended callback ended, by position (its first ``callback_done`` record)."""
+    children: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """How each ended child workflow ended, by position (its ``child_done`` record)."""
+    wake_at: float | None = None
+    """When the newest ``wait`` record said the run should be continued (None: on a callback)."""
 
     @property
     def workflow(self) -> str | None:
@@ -213,6 +238,14 @@ def parse_records(records: Sequence[Any]) -> RunRecords:
             )
         elif op == "resume" and type(pos) is int:
             out.answers[pos] = rec.get("value")
+        elif op == "callback_done" and type(pos) is int:
+            out.callbacks.setdefault(pos, rec)
+            continue  # an outside completion does not supersede the run's end
+        elif op == "child_done" and type(pos) is int:
+            out.children.setdefault(pos, rec)
+        elif op == "wait":
+            wake_at = rec.get("wake_at")
+            out.wake_at = float(wake_at) if isinstance(wake_at, (int, float)) else None
         if op == "end":
             out.end = rec
         elif op is not None and op != "start":

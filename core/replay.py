@@ -23,6 +23,7 @@ from cairnflow.core.committer import Committer
 from cairnflow.core.errors import MisuseError, NondeterminismError, SerializationError
 from cairnflow.core.records import RunRecords
 from cairnflow.core.tasks import Task, TaskFuture, current_run, execute_task
+from cairnflow.core.timers import wait_for
 
 if TYPE_CHECKING:
     import datetime
@@ -84,7 +85,6 @@ class RunContext:
         #: Set once a task was refused its start by the deadline: nothing new starts.
         self.suspending = False
         self._pos = 0
-        self.tasks_run = 0
 
     def next_pos(self) -> int:
         pos = self._pos
@@ -158,7 +158,6 @@ class RunContext:
                 return TaskFuture.failed(recorded.error.rebuild(task.name))
         self.may_start()
         self.before_task()
-        self.tasks_run += 1
         attempt = observe.carry(execute_task)  # its spans nest under the run's, across threads
         return TaskFuture(self.pool.submit(attempt, self, task, pos, digest, args, kwargs))
 
@@ -177,6 +176,21 @@ class RunContext:
             except SerializationError as exc:
                 raise SerializationError(f"interrupt value cannot be stored: {exc}") from exc
         raise Interrupted(value, pos)
+
+    def call_timer(self, make: Callable[[], float]) -> None:
+        """A durable timer: its wake time made once and recorded (staged), then waited for."""
+        pos = self.next_pos()
+        recorded = self.replay.steps.get(pos)
+        if recorded is not None:
+            if recorded.op != "timer" or not isinstance(recorded.raw.get("wake_at"), (int, float)):
+                raise self._mismatch(pos, "sleep()", recorded.describe())
+            wake_at = float(recorded.raw["wake_at"])
+        else:
+            self.ensure_fence()
+            wake_at = make()
+            # Staged: written before an in-process wait, or with the run's "waiting" stop.
+            self.committer.stage([{"op": "timer", "pos": pos, "wake_at": wake_at}])
+        wait_for(self, wake_at)
 
     def call_value(self, name: str, make: Callable[[], Any]) -> Any:
         """A replay-safe value: made and recorded on the first run, returned from the record on replay."""

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from cairnflow.core import observe
+
 __all__ = ["RetryPolicy", "call_with_retry"]
 
 T = TypeVar("T")
@@ -68,5 +70,6 @@ def call_with_retry(
         except Exception as exc:
             if attempt >= policy.max_attempts or not policy.should_retry(exc):
                 raise
+            observe.event("cairnflow.retry", attempt=attempt, error_type=type(exc).__name__)
             sleep(policy.delay(attempt))
             attempt += 1

@@ -17,7 +17,12 @@ The checkpoint protocol (:mod:`cairnflow.core.log`) needs only this:
 
 * ``get(key)`` returning the body and its version (ETag or generation);
 * ``list(prefix, start_after=, limit=)`` in ascending byte order of keys;
-* ``delete(key, etag=None)``.
+* ``delete(key)``, unconditional and idempotent (checkpoints are never
+  deleted conditionally: nothing in the protocol needs it).
+
+A cloud store checks once, before its first write, that the store really
+evaluates its conditions (the probe object ``{prefix}.cairnflow-probe``, see
+:mod:`cairnflow.savers._base`) and hides that object from its listings.
 
 Backends must not emulate a conditional write with a read followed by a
 write, and must not blindly retry a conditional write: the protocol layer
@@ -35,6 +40,7 @@ from typing import Final, Union
 __all__ = [
     "CREATE",
     "OVERWRITE",
+    "PROBE_SUFFIX",
     "Create",
     "ObjectInfo",
     "ObjectStore",
@@ -65,6 +71,10 @@ class Update:
 PutMode = Union[Create, Overwrite, Update]  # noqa: UP007 - a runtime alias must work on 3.10
 CREATE: Final = Create()
 OVERWRITE: Final = Overwrite()
+
+#: A cloud store's conditional-write probe object is ``prefix + PROBE_SUFFIX``
+#: (hidden from its listings; tools skip it too).
+PROBE_SUFFIX: Final = ".cairnflow-probe"
 
 
 @dataclass(frozen=True)
@@ -134,13 +144,8 @@ class ObjectStore(abc.ABC):
             cursor = f"{prefix}{segment}0"  # '0' is the byte after '/': skips the whole folder
 
     @abc.abstractmethod
-    def delete(self, key: str, *, etag: str | None = None) -> None:
-        """Delete ``key``.
-
-        Without ``etag`` this is idempotent: deleting a missing key succeeds.
-        With ``etag``, delete only that version: ``PreconditionFailedError``
-        if the object changed, ``NotFoundError`` if it is gone.
-        """
+    def delete(self, key: str) -> None:
+        """Delete ``key``; idempotent: deleting a missing key succeeds."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release clients and connections (optional)."""

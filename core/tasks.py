@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from cairnflow.core import observe
-from cairnflow.core.errors import MisuseError, SerializationError, TaskFailedError
+from cairnflow.core.errors import MisuseError, SerializationError, TaskFailedError, UsageError
 from cairnflow.core.records import RecordedError, builtin_exception, error_record
 from cairnflow.core.retry import RetryPolicy
 
@@ -148,6 +148,8 @@ def execute_task(
             ):
                 value = task.fn(*args, **kwargs)
             break
+        except UsageError:
+            raise  # a programming error (e.g. interrupt() in a task): not a failure to retry or record
         except Exception as exc:
             if attempt >= policy.max_attempts or not policy.should_retry(exc):
                 surfaced = _record_failure(ctx, task, pos, digest, exc)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from cairnflow.core import codec, keys
+from cairnflow.core import codec, keys, status_index
 from cairnflow.core.errors import ConflictError
 from cairnflow.core.format import examine_header
 
@@ -51,11 +51,11 @@ def delete_thread(
         # Leniently: an operator may delete a thread whose head header is unsound.
         header, _ = examine_header(codec.decode(obj.data, key=head_key))
         if header is not None and header.kind == "tombstone":
-            tomb_seq = head_seq
+            tomb_seq, tomb_header = head_seq, header
             break
         tomb_seq = head_seq + 1
         try:
-            log._write(
+            tomb_header = log._write(
                 thread_id,
                 tomb_seq,
                 log.serializer.dumps([]),
@@ -84,4 +84,9 @@ def delete_thread(
         log._retry(functools.partial(log.store.delete, info.key))
     if purge:
         log._retry(lambda: log.store.delete(tomb_key))
+    # The status index: the tombstone's entry supersedes the thread's older ones; purge leaves none.
+    if not purge:
+        status_index.record_stop(log.store, log.prefix, log._info(tomb_header), None, retry=log.store_retry)
+    below = tomb_seq + 1 if purge else tomb_seq
+    status_index.remove_entries(log.store, log.prefix, thread_id, below=below, retry=log.store_retry)
     return tomb_seq

@@ -32,7 +32,9 @@ Per thread:
   and a delta holds its base's records plus its own body (``count_mismatch``).
 
 Over a whole prefix, every key that is not a checkpoint key of this format
-(``{prefix}v1/threads/{encoded id}/{12 digits}``) is a ``foreign_object``.
+(``{prefix}v1/threads/{encoded id}/{12 digits}``) or a status index key
+(:mod:`cairnflow.core.status_index`) is a ``foreign_object``; an index entry
+naming a thread without checkpoints is an ``index_orphan`` warning.
 
 Costs: one paged LIST of the prefix plus one GET per object, ``workers`` GETs
 in flight at a time. Only headers and record counts are kept in memory, one
@@ -47,7 +49,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from cairnflow.core import codec, keys
+from cairnflow.core import codec, keys, status_index
 from cairnflow.core.errors import (
     CorruptCheckpointError,
     NotFoundError,
@@ -55,8 +57,8 @@ from cairnflow.core.errors import (
     UnsupportedFormatError,
 )
 from cairnflow.core.format import Header, base_problem, body_problem, examine_header
-from cairnflow.core.probe import PROBE_SUFFIX
 from cairnflow.core.retry import call_with_retry
+from cairnflow.core.store import PROBE_SUFFIX
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -82,6 +84,7 @@ PROBLEM_CODES: dict[str, str] = {
     "bad_parent": "a fork names a parent that is not older than the fork",
     "unchecked_body": "(warning) bodies written with a non-JSON serializer were not loaded",
     "encrypted": "(warning) encrypted bodies were not checked",
+    "index_orphan": "(warning) a status index entry names a thread that has no checkpoint",
     "langgraph_unreadable": "a LangGraph checkpoint, channel value or pending write cannot be read "
     "through the LangGraph saver (checked by cairnflow.ops.verify)",
 }
@@ -247,6 +250,9 @@ def _groups(
 ) -> Iterator[tuple[str, list[str]]]:
     """Group the prefix's checkpoint keys by thread segment; report foreign keys on the way."""
     base = keys.threads_prefix(saver.prefix)
+    index_base = status_index.index_prefix(saver.prefix)
+    indexed: dict[str, str] = {}  # encoded thread segment -> one of its index keys
+    seen: set[str] = set()
     segment: str | None = None
     group: list[str] = []
     for key in _iter_keys(saver):
@@ -254,11 +260,20 @@ def _groups(
             continue  # a store's conditional-write probe object (any client's), not foreign
         if skip is not None and skip(key):
             continue  # another layout's object (LangGraph), checked by its own reader
+        if key.startswith(index_base):  # parsed, never read: not counted as an object checked
+            try:
+                status_index.parse_entry_key(saver.prefix, key)
+            except ValueError:
+                problems.append(Problem("foreign_object", "not a status index key of format v1", key=key))
+                continue
+            indexed.setdefault(key[len(index_base) :].partition("/")[0], key)
+            continue
         if not key.startswith(base) or "/" not in key[len(base) :]:
             problems.append(Problem("foreign_object", "not a cairnflow checkpoint key of format v1", key=key))
             state.tick(objects=1)
             continue
         seg = key[len(base) :].partition("/")[0]
+        seen.add(seg)
         if seg != segment:
             if segment is not None and group:
                 yield segment, group
@@ -266,6 +281,10 @@ def _groups(
         group.append(key)
     if segment is not None and group:
         yield segment, group
+    for seg, key in indexed.items():
+        if seg not in seen:  # a purge that stopped half-way, or a copy of the index alone: harmless
+            message = "status index entry for a thread that has no checkpoint (listings skip it)"
+            problems.append(Problem("index_orphan", message, key=key, severity="warning"))
 
 
 # --------------------------------------------------------------------------- one thread

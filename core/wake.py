@@ -27,7 +27,7 @@ from cairnflow.core.errors import InvalidArgumentError, SerializationError
 __all__ = ["REASONS", "WakeScheduler", "Wakeup"]
 
 #: Why a run asked to be woken.
-REASONS = frozenset({"timer", "suspended", "retry", "callback_timeout", "child", "lease"})
+REASONS = frozenset({"timer", "suspended", "retry", "callback", "callback_timeout", "child", "lease"})
 
 
 @dataclass(frozen=True)

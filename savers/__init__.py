@@ -26,7 +26,7 @@ import threading
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
-from cairnflow.core.errors import InvalidURLError, MissingDependencyError
+from cairnflow.core.errors import InvalidURLError, MissingDependencyError, StoreAccessError
 
 if TYPE_CHECKING:
     from cairnflow.core.cipher import Cipher
@@ -112,28 +112,28 @@ def open_store(url: str, **options: Any) -> tuple[ObjectStore, str]:
 def open_saver(
     url: str,
     *,
+    create: bool = True,
     serializer: Serializer | None = None,
     cipher: Cipher | None = None,
-    create: bool = True,
     **store_options: Any,
 ) -> CheckpointLog:
-    """Open a checkpoint saver on the store named by ``url``.
+    """Open the checkpoint log on the store named by ``url``: the one ``open_saver``.
 
     >>> saver = open_saver("file://./.cairnflow")        # doctest: +SKIP
     >>> saver = open_saver("s3://my-bucket/workflows")   # doctest: +SKIP
 
-    ``serializer`` and ``cipher`` go to the saver; every other keyword to the store.
-    With ``create=False`` a ``file://`` directory must already exist
-    (:class:`StoreAccessError` otherwise), so that a mistyped path is an error
-    rather than a new, empty store (the operator tools open stores this way).
+    With ``create=False`` a ``file://`` directory must already exist (so that a
+    mistyped path is an error rather than a new, empty store; operator tools pass
+    it); buckets and containers are never created either way. ``serializer`` and
+    ``cipher`` go to the log; every other keyword to the store.
     """
     from cairnflow.core.log import CheckpointLog
 
-    if not create:
-        scheme, location, _ = parse_url(url)
-        if scheme == "file" and not os.path.isdir(location):
-            from cairnflow.core.errors import StoreAccessError
-
-            raise StoreAccessError(f"no store directory at {location!r}", store=url)
+    scheme, location, _ = parse_url(url)
+    if scheme == "file" and not create and not os.path.isdir(location):
+        raise StoreAccessError(
+            f"no store directory at {location!r}: check the path, or pass create=True for a new store",
+            store=url,
+        )
     store, prefix = open_store(url, **store_options)
     return CheckpointLog(store, prefix=prefix, serializer=serializer, cipher=cipher)

@@ -5,8 +5,8 @@ Guarantees relied on
 * **Create-only is one conditional request.** ``put(key, data, CREATE)`` sends
   ``If-None-Match: *``; the service answers 409 ``BlobAlreadyExists`` when the
   blob exists and evaluates the condition atomically with the write.
-* **Compare-and-swap.** ``put(key, data, Update(etag))`` and
-  ``delete(key, etag=...)`` send ``If-Match: <etag>``; a stale or missing blob
+* **Compare-and-swap.** ``put(key, data, Update(etag))``
+  sends ``If-Match: <etag>``; a stale or missing blob
   answers 412 ``ConditionNotMet`` (404 ``BlobNotFound`` is treated the same way
   for updates).
 * **Strong consistency** for reads and listings in the primary region; listings
@@ -52,31 +52,23 @@ version; Azurite ignores it, so it cannot be tested here and is not used.)
 When ``start_after`` sorts before the prefix nothing is skipped; when it
 sorts after every name with the prefix, no request is sent.
 
-Error mapping (all in :func:`_translate_error`)
------------------------------------------------
-========================================================  =========================================
-Azure answer (operation)                                  cairnflow error
-========================================================  =========================================
-409 ``BlobAlreadyExists`` or any 412 (create)             ``AlreadyExistsError``
-412 ``ConditionNotMet`` or 404 ``BlobNotFound`` (update)  ``PreconditionFailedError``
-412 (delete with etag)                                    ``PreconditionFailedError``
-404 ``BlobNotFound`` (get, delete with etag)              ``NotFoundError``
-404 ``BlobNotFound`` (delete without etag)                success (already gone)
-404 ``ContainerNotFound`` (any), 404 (list)               ``StoreAccessError`` naming the container
-401, 403 (``AuthorizationFailure``, ...)                  ``StoreAccessError``
-``ClientAuthenticationError`` without a response          ``StoreAccessError`` (credential failed)
-412 (get of a > 32 MiB blob replaced mid-read)            ``TransientStoreError(ambiguous=False)``
-400 ``InvalidBlockList`` (create, block upload)           ``TransientStoreError(ambiguous=False)``
-408, 429, 503 ``ServerBusy``                              ``TransientStoreError(ambiguous=False)``
-500 ``InternalError``/``OperationTimedOut``, other 5xx    ``TransientStoreError(ambiguous=write)``
-``ServiceRequestError`` (request not sent)                ``TransientStoreError(ambiguous=False)``
-``ServiceResponseError`` (sent, no or partial answer)     ``TransientStoreError(ambiguous=write)``
-any other answer                                          ``StoreError`` (status and error code)
-========================================================  =========================================
+Error mapping
+-------------
+What every backend shares (put-mode dispatch, key checks, the error and
+ambiguity tables, the conditional-write probe and its hiding from listings) is
+in :mod:`cairnflow.savers._base`; this module holds its requests and Azure's
+status table (:func:`_failure`): 409 ``BlobAlreadyExists`` and any 412 are a
+failed condition (``AlreadyExistsError`` on a create, ``PreconditionFailedError``
+on an update; on a get, a blob replaced between ranged reads:
+``TransientStoreError(ambiguous=False)``); 404 ``BlobNotFound`` a missing blob
+(success for a delete); 404 ``ContainerNotFound`` (or any 404 of a listing), 401,
+403 and a credential that failed without a response access errors naming the
+container; 408, 429, 503 and 400 ``InvalidBlockList`` busy (not applied); other
+5xx, ``ServiceResponseError`` and answers cut short may have been applied;
+``ServiceRequestError`` was never sent; anything else is a ``StoreError``.
 
-``ambiguous=write`` is true for puts and deletes, false for reads and
-listings (nothing was written). The decision uses the operation (put mode)
-and the HTTP status, never the SDK's exception class:
+The decision uses the operation (put mode) and the HTTP status, never the
+SDK's exception class:
 ``upload_blob(overwrite=False)`` relabels *any* 412 as ``ResourceExistsError``,
 so this backend never uses ``overwrite=False``; it sends the condition itself
 (``overwrite=True`` plus ``match_condition``), which produces exactly
@@ -116,7 +108,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Final
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -127,25 +119,9 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobPrefix, BlobServiceClient, ContainerClient
 
-from cairnflow.core.errors import (
-    AlreadyExistsError,
-    NotFoundError,
-    PreconditionFailedError,
-    StoreAccessError,
-    StoreError,
-    TransientStoreError,
-)
-from cairnflow.core.probe import CreateOnlyProbe
-from cairnflow.core.store import (
-    CREATE,
-    Create,
-    ObjectInfo,
-    ObjectStore,
-    Overwrite,
-    PutMode,
-    StoredObject,
-    Update,
-)
+from cairnflow.core.errors import StoreAccessError
+from cairnflow.core.store import ObjectInfo, StoredObject
+from cairnflow.savers._base import Classified, CloudStore, Failure, Op, by_status
 
 __all__ = ["AzureBlobStore", "store_from_url"]
 
@@ -154,10 +130,22 @@ MAX_PAGE_SIZE = 5000
 #: Retries the SDK makes for clients this backend builds (the SDK's own default is 3 too).
 DEFAULT_RETRY_TOTAL = 3
 
-_Op = Literal["create", "update", "overwrite", "get", "list", "delete", "delete_if"]
-_WRITES: frozenset[_Op] = frozenset({"create", "update", "overwrite", "delete", "delete_if"})
-# Answers that say the request was refused before it was applied.
-_NOT_APPLIED_STATUSES = frozenset({408, 429, 503})
+_CODES: Final = {
+    "ContainerNotFound": Failure.NO_BUCKET,
+    "BlobAlreadyExists": Failure.CONDITION,
+    # A competing commit discarded our staged blocks: nothing of ours landed.
+    "InvalidBlockList": Failure.BUSY,
+}
+_STATUSES: Final[dict[int, Failure]] = {
+    401: Failure.DENIED,
+    403: Failure.DENIED,
+    404: Failure.MISSING,
+    408: Failure.BUSY,  # Azure answers 408 before applying anything
+    409: Failure.CONDITION,  # without a code; a 409 with any other code is refused
+    412: Failure.CONDITION,
+    429: Failure.BUSY,
+    503: Failure.BUSY,  # ServerBusy
+}
 
 
 def _status_and_code(exc: AzureError) -> tuple[int | None, str | None]:
@@ -175,85 +163,32 @@ def _status_and_code(exc: AzureError) -> tuple[int | None, str | None]:
     return (int(status) if status is not None else None), code
 
 
-def _translate_error(
-    exc: AzureError,
-    *,
-    op: _Op,
-    key: str | None,
-    store: str,
-    container: str,
-    account: str | None,
-) -> StoreError:
-    """Map one azure-core/azure-storage-blob exception to cairnflow's error tree.
-
-    The only place this backend interprets SDK errors; see the module
-    docstring for the table. The caller raises the result ``from exc``.
-    """
-    write = op in _WRITES
-    where = f"container {container!r}" + (f" in storage account {account!r}" if account else "")
-
+def _failure(exc: BaseException) -> Classified:
+    """Azure's status table: what an azure-core/azure-storage-blob error means."""
+    name = type(exc).__name__
     if isinstance(exc, ClientAuthenticationError) and exc.response is None:
         # Raised by a credential (e.g. DefaultAzureCredential found none) or by
         # request signing; no request reached the service.
-        return StoreAccessError(f"cannot authenticate to {where}: {type(exc).__name__}", key=key, store=store)
-    if isinstance(exc, ServiceRequestError):
-        # Connection refused, DNS failure, TLS failure, connect timeout: not sent.
-        return TransientStoreError(
-            f"request not sent ({type(exc).__name__})", key=key, store=store, ambiguous=False
-        )
-    if isinstance(exc, ServiceResponseError):
-        # Sent, but the connection broke or timed out before a full answer.
-        return TransientStoreError(
-            f"no answer to the request ({type(exc).__name__})", key=key, store=store, ambiguous=write
-        )
-
+        return Classified(Failure.DENIED, None, f"{name}: the credential failed")
+    if isinstance(exc, ServiceRequestError):  # connection refused, DNS, TLS, connect timeout
+        return Classified(Failure.NOT_SENT, None, name)
+    if not isinstance(exc, AzureError) or isinstance(exc, ServiceResponseError):
+        return Classified(Failure.LOST, None, name)  # sent, but no full answer
     status, code = _status_and_code(exc)
-    detail = f"HTTP {status}" + (f" {code}" if code else "")
-
-    if status is None:
-        # An HttpResponseError without a response: e.g. a body cut short.
-        return TransientStoreError(
-            f"incomplete answer ({type(exc).__name__})", key=key, store=store, ambiguous=write
-        )
-    if status in (401, 403):
-        return StoreAccessError(
-            f"access denied to {where} ({detail}): check the credential and its permissions",
-            key=key,
-            store=store,
-        )
-    if status == 404 and (code == "ContainerNotFound" or op == "list"):
-        return StoreAccessError(f"{where} does not exist ({detail})", key=key, store=store)
-    if op == "create" and (status == 412 or (status == 409 and code in (None, "BlobAlreadyExists"))):
-        return AlreadyExistsError(f"object exists ({detail})", key=key, store=store)
-    if op == "update" and status in (404, 412):
-        return PreconditionFailedError(f"object changed or no longer exists ({detail})", key=key, store=store)
-    if op == "delete_if" and status == 412:
-        return PreconditionFailedError(f"object version changed ({detail})", key=key, store=store)
-    if status == 404:
-        return NotFoundError(f"no such object ({detail})", key=key, store=store)
-    if op == "get" and status == 412:
-        # A multi-part download found the blob replaced between its requests.
-        return TransientStoreError(
-            f"object changed while being read ({detail})", key=key, store=store, ambiguous=False
-        )
-    if op == "create" and status == 400 and code == "InvalidBlockList":
-        return TransientStoreError(
-            f"block commit refused, nothing written ({detail})", key=key, store=store, ambiguous=False
-        )
-    if status in _NOT_APPLIED_STATUSES:
-        return TransientStoreError(
-            f"service busy or timed out ({detail})", key=key, store=store, ambiguous=False
-        )
-    if status >= 500:
-        return TransientStoreError(f"service error ({detail})", key=key, store=store, ambiguous=write)
-    return StoreError(f"request refused ({detail})", key=key, store=store)
+    if status is None:  # an HttpResponseError without a response: e.g. a body cut short
+        return Classified(Failure.LOST, None, name)
+    if code in _CODES:
+        return Classified(_CODES[code], status, code)
+    if status == 409 and code:
+        return Classified(Failure.REFUSED, status, code)
+    return Classified(by_status(status, _STATUSES), status, code or "")
 
 
 def _quoted(etag: str) -> str:
     return etag if etag.startswith('"') else f'"{etag}"'
 
 
-class AzureBlobStore(ObjectStore):
+class AzureBlobStore(CloudStore):
     """Objects as block blobs in one Azure Blob Storage container.
 
     Pass exactly one of: ``container_client`` (used as is; its container is
@@ -265,6 +200,9 @@ class AzureBlobStore(ObjectStore):
     ``transport``); they are built once and reused by every call, and closed
     by :meth:`close`. A client passed in is never closed by the store.
     """
+
+    _SDK_ERRORS: ClassVar[tuple[type[BaseException], ...]] = (AzureError,)
+    _BUCKET: ClassVar[str] = "container"
 
     def __init__(
         self,
@@ -323,68 +261,34 @@ class AzureBlobStore(ObjectStore):
         self.account: str | None = client.account_name
         self.page_size = page_size
         self.url = f"az://{self.container}"
-        self._probe = CreateOnlyProbe(probe_prefix, enabled=verify_conditional_writes)
-
-    # ------------------------------------------------------------------ helpers
-
-    def _error(self, exc: AzureError, op: _Op, key: str | None) -> StoreError:
-        return _translate_error(
-            exc, op=op, key=key, store=self.url, container=self.container, account=self.account
+        self.where = f"container {self.container!r}" + (
+            f" in storage account {self.account!r}" if self.account else ""
         )
+        self._init_probe(probe_prefix, enabled=verify_conditional_writes)
 
-    @staticmethod
-    def _check_key(key: str) -> None:
-        if not key:
-            raise ValueError("object keys must not be empty")
+    _classify = staticmethod(_failure)  # its status table
 
-    # ------------------------------------------------------------------ ObjectStore
-
-    def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
-        # Before the first write: make sure the service really refuses a second create.
-        self._probe.ensure(lambda k, b: self._put(k, b, CREATE), store=self.url)
-        return self._put(key, data, mode)
-
-    def _put(self, key: str, data: bytes, mode: PutMode) -> str:
-        self._check_key(key)
-        blob = self._container.get_blob_client(key)
-        data = bytes(data)
+    def _write(self, key: str, data: bytes, op: Op, etag: str | None) -> str:
         # Always overwrite=True: with overwrite=False the SDK relabels any 412 as
         # ResourceExistsError. The condition is sent explicitly instead.
-        op: _Op
-        kwargs: dict[str, Any]
-        if isinstance(mode, Create):
-            op, kwargs = "create", {"match_condition": MatchConditions.IfMissing}
-        elif isinstance(mode, Update):
-            op = "update"
-            kwargs = {"etag": mode.etag, "match_condition": MatchConditions.IfNotModified}
-        elif isinstance(mode, Overwrite):
-            op, kwargs = "overwrite", {}
-        else:
-            raise TypeError(f"unknown put mode {mode!r}")
-        try:
-            result = blob.upload_blob(data, length=len(data), overwrite=True, **kwargs)
-        except AzureError as exc:
-            raise self._error(exc, op, key) from exc
+        conditions: dict[Op, dict[str, Any]] = {
+            Op.CREATE: {"match_condition": MatchConditions.IfMissing},
+            Op.UPDATE: {"etag": etag, "match_condition": MatchConditions.IfNotModified},
+        }
+        condition = conditions.get(op, {})
+        with self._mapping(op, key):
+            result = self._container.get_blob_client(key).upload_blob(
+                data, length=len(data), overwrite=True, **condition
+            )
         return _quoted(str(result["etag"]))
 
-    def get(self, key: str) -> StoredObject:
-        self._check_key(key)
-        try:
+    def _read(self, key: str) -> StoredObject:
+        with self._mapping(Op.GET, key):
             downloader = self._container.get_blob_client(key).download_blob()
             data = downloader.readall()
-        except AzureError as exc:
-            raise self._error(exc, "get", key) from exc
-        etag = downloader.properties.etag
-        return StoredObject(bytes(data), _quoted(str(etag)))
-
-    def list(
-        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
-    ) -> Iterator[ObjectInfo]:
-        return self._list(prefix, start_after, limit)
+        return StoredObject(bytes(data), _quoted(str(downloader.properties.etag)))
 
     def _list(self, prefix: str, start_after: str | None, limit: int | None) -> Iterator[ObjectInfo]:
-        if limit is not None and limit <= 0:
-            return
         if start_after is not None:
             if start_after < prefix:
                 start_after = None  # every name with the prefix sorts after it
@@ -392,58 +296,25 @@ class AzureBlobStore(ObjectStore):
                 return  # it sorts after every name with the prefix
         per_page = self.page_size
         if limit is not None and start_after is None:
-            # Room for the hidden probe object, so that skipping it costs no extra request.
-            per_page = min(per_page, limit + self._probe.key.startswith(prefix))
+            per_page = min(per_page, limit)
         pages = self._container.list_blobs(
             name_starts_with=prefix or None, results_per_page=per_page
         ).by_page()
-        count = 0
-        while True:
-            try:
-                page = next(pages, None)
-                items = [] if page is None else [(b.name, b.size, b.etag) for b in page]
-            except AzureError as exc:
-                raise self._error(exc, "list", prefix) from exc
-            if page is None:
-                return
-            for name, size, etag in items:
-                if (start_after is not None and name <= start_after) or self._probe.hides(name):
-                    continue
-                yield ObjectInfo(name, int(size or 0), _quoted(etag) if etag else None)
-                count += 1
-                if limit is not None and count >= limit:
-                    return
+        for _, blobs in self._pages(pages, prefix):  # list() skips names up to start_after
+            for blob in blobs:
+                yield ObjectInfo(blob.name, int(blob.size or 0), _quoted(blob.etag) if blob.etag else None)
 
     def list_prefixes(self, prefix: str) -> Iterator[str]:
         """Blob prefixes under ``prefix`` with delimiter ``/``: one request per page."""
         pages = self._container.walk_blobs(
             name_starts_with=prefix or None, delimiter="/", results_per_page=self.page_size
         ).by_page()
-        while True:
-            try:
-                page = next(pages, None)
-                items = [] if page is None else list(page)
-            except AzureError as exc:
-                raise self._error(exc, "list", prefix) from exc
-            if page is None:
-                return
-            for item in items:
-                if isinstance(item, BlobPrefix):
-                    yield str(item.name)
+        for _, items in self._pages(pages, prefix):
+            yield from (str(item.name) for item in items if isinstance(item, BlobPrefix))
 
-    def delete(self, key: str, *, etag: str | None = None) -> None:
-        self._check_key(key)
-        blob = self._container.get_blob_client(key)
-        try:
-            if etag is None:
-                blob.delete_blob()
-            else:
-                blob.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
-        except AzureError as exc:
-            error = self._error(exc, "delete" if etag is None else "delete_if", key)
-            if etag is None and type(error) is NotFoundError:
-                return  # idempotent: already gone
-            raise error from exc
+    def _remove(self, key: str) -> None:
+        with self._mapping(Op.DELETE, key):
+            self._container.get_blob_client(key).delete_blob()
 
     def close(self) -> None:
         if self._owned is not None:
@@ -467,7 +338,7 @@ def store_from_url(bucket: str, prefix: str, **options: Any) -> AzureBlobStore:
        ``https://<account>.blob.core.windows.net``, with the ``credential``
        option or else ``DefaultAzureCredential`` (needs ``azure-identity``).
 
-    ``prefix`` is not needed here: keys arrive already prefixed.
+    ``prefix`` keeps the conditional-write probe beside the keys, which arrive already prefixed.
     """
     options = dict(options)
     if not any(

@@ -39,26 +39,16 @@ ignores it, so create-only and CAS of bodies over 8 MiB are not refused on the
 emulator (the tests mark that as an expected failure). Checkpoints are far
 smaller.
 
-Error mapping (all in :func:`_raise_mapped`)
---------------------------------------------
-=======================================  ==========================================
-GCS / SDK error                          cairnflow error
-=======================================  ==========================================
-412 on create-only upload                AlreadyExistsError
-412 on CAS upload or conditional delete  PreconditionFailedError
-404 on get / conditional delete          NotFoundError (StoreAccessError when the
-                                         message says the bucket does not exist)
-404 on upload or list                    StoreAccessError (the bucket is missing)
-401, 403, DefaultCredentialsError,       StoreAccessError naming bucket and key
-RefreshError
-429, 503                                 TransientStoreError (ambiguous=False unless
-                                         an earlier retried attempt may have landed)
-408, 500, 502, 504, connection errors,   TransientStoreError (ambiguous=True for
-timeouts, RetryError, DataCorruption     writes; connect timeouts count as unsent)
-other 4xx                                StoreError
-=======================================  ==========================================
-
-Reads and listings are never ambiguous (``ambiguous=False``).
+Error mapping
+-------------
+What every backend shares (put-mode dispatch, key checks, the error and
+ambiguity tables, the conditional-write probe and its hiding from listings) is
+in :mod:`cairnflow.savers._base`; this module holds its requests and GCS's
+status table (:func:`_failure`): 412 is a failed condition (``AlreadyExistsError``
+on a create); 404 a missing object (``StoreAccessError`` on an upload or listing,
+or when the message says the bucket does not exist); 401/403 and credential
+errors access errors; 429 and 503 busy (not applied); 408, other 5xx, timeouts
+and dropped connections may have been applied; a connect timeout was not sent.
 
 Retries
 -------
@@ -88,9 +78,7 @@ applied only if no earlier attempt could have landed. ``OVERWRITE`` (tools and
 tests only) is retried the same way; a repeat of an unconditional write
 writes the same bytes again. Pass ``retry=None`` to disable SDK retries (each
 failure is then reported at once). Deletes are retried too: a retried
-unconditional delete that finds nothing is success; a retried conditional
-delete whose first attempt landed reports
-:class:`~cairnflow.core.errors.NotFoundError` (the object is gone either way).
+delete that finds nothing is success.
 
 Clients built here (not the user's own) have google-cloud-storage 3.x's
 background bucket-metadata fetch switched off: it costs a bucket GET per
@@ -108,7 +96,7 @@ from __future__ import annotations
 import http.client
 import os
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn
+from typing import Any, ClassVar, Final
 
 import requests
 import urllib3
@@ -123,25 +111,9 @@ from google.cloud.storage.exceptions import (  # type: ignore[import-untyped]
 )
 from google.cloud.storage.retry import DEFAULT_RETRY  # type: ignore[import-untyped]
 
-from cairnflow.core.errors import (
-    AlreadyExistsError,
-    NotFoundError,
-    PreconditionFailedError,
-    StoreAccessError,
-    StoreError,
-    TransientStoreError,
-)
-from cairnflow.core.probe import CreateOnlyProbe
-from cairnflow.core.store import (
-    CREATE,
-    Create,
-    ObjectInfo,
-    ObjectStore,
-    Overwrite,
-    PutMode,
-    StoredObject,
-    Update,
-)
+from cairnflow.core.errors import PreconditionFailedError, StoreAccessError, StoreError
+from cairnflow.core.store import ObjectInfo, StoredObject
+from cairnflow.savers._base import Attempts, Classified, CloudStore, Failure, Op, by_status
 
 __all__ = ["EMULATOR_DEFAULT_PROJECT", "GCSStore", "store_from_url"]
 
@@ -153,21 +125,15 @@ _DEFAULT_TIMEOUT = 60.0
 _LIST_FIELDS = "items(name,size,generation),nextPageToken"
 _CONTENT_TYPE = "application/octet-stream"
 
-# Every exception the SDK and its transport raise for a failed request.
-_SDK_ERRORS: tuple[type[BaseException], ...] = (
-    gexc.GoogleAPIError,  # GoogleAPICallError (HTTP status) and RetryError
-    auth_exc.GoogleAuthError,
-    InvalidResponse,
-    DataCorruption,
-    requests.RequestException,
-    urllib3.exceptions.HTTPError,
-    http.client.HTTPException,
-    ConnectionError,
-    TimeoutError,
-)
-
-# Statuses that mean "not applied": the service refused to start the request.
-_UNAPPLIED_STATUSES = frozenset({429, 503})
+_STATUSES: Final[dict[int, Failure]] = {
+    401: Failure.DENIED,
+    403: Failure.DENIED,
+    404: Failure.MISSING,
+    408: Failure.LOST,  # the request timed out on the server: it may have been applied
+    412: Failure.CONDITION,
+    429: Failure.BUSY,
+    503: Failure.BUSY,
+}
 
 
 def _status(exc: BaseException) -> int | None:
@@ -180,107 +146,46 @@ def _status(exc: BaseException) -> int | None:
     return None
 
 
-def _may_have_landed(exc: BaseException) -> bool:
-    """Whether a failed write attempt may nevertheless have been applied."""
-    status = _status(exc)
-    if status is not None:
-        return status == 408 or (status >= 500 and status not in _UNAPPLIED_STATUSES)
-    # The connection was never made: nothing was sent.
-    return not isinstance(exc, requests.ConnectTimeout)
-
-
-class _Attempts:
-    """Watches the errors a retry policy sees during one write."""
-
-    def __init__(self) -> None:
-        self.maybe_landed = False
-
-    def policy(self, base: Retry | None) -> Retry | None:
-        if base is None:
-            return None
-        # Retry exposes no public accessor for its predicate; wrap it to observe errors.
-        base_predicate: Callable[[Exception], bool] | None = getattr(base, "_predicate", None)
-        if base_predicate is None or not isinstance(base, Retry):
-            # A policy we cannot watch (e.g. a ConditionalRetryPolicy): assume the worst.
-            self.maybe_landed = True
-            return base
-
-        def predicate(exc: Exception) -> bool:
-            retried = bool(base_predicate(exc))
-            if retried and _may_have_landed(exc):
-                self.maybe_landed = True
-            return retried
-
-        return base.with_predicate(predicate)
-
-
-def _bucket_missing(exc: BaseException) -> bool:
-    """Real GCS says so in the message of a 404 whose bucket is missing."""
-    return "bucket does not exist" in str(exc).lower()
-
-
-def _raise_mapped(
-    exc: BaseException,
-    *,
-    op: str,
-    store: GCSStore,
-    key: str | None,
-    attempts: _Attempts | None = None,
-) -> NoReturn:
-    """Translate one SDK/transport error into cairnflow's tree. The only mapping in this module.
-
-    ``op`` is one of ``create``, ``update``, ``overwrite``, ``get``, ``list``,
-    ``delete`` (unconditional) and ``delete_if`` (conditional).
-    """
-    where = f"gs://{store.bucket_name}"
-    is_write = op in ("create", "update", "overwrite", "delete", "delete_if")
-    final = exc.cause if isinstance(exc, gexc.RetryError) and exc.cause is not None else exc
-    status = _status(final)
-
+def _failure(exc: BaseException) -> Classified:
+    """GCS's status table: what an SDK or transport error means."""
+    retried = isinstance(exc, gexc.RetryError) and exc.cause is not None
+    final = exc.cause if retried and isinstance(exc, gexc.RetryError) else exc
+    name = type(final).__name__ + (" after retries" if retried else "")
     if isinstance(final, (auth_exc.DefaultCredentialsError, auth_exc.RefreshError)):
-        raise StoreAccessError(
-            f"no usable Google credentials for {where} ({type(final).__name__})",
-            key=key,
-            store=store.url,
-        ) from exc
-    if status == 412:
-        if op == "create":
-            raise AlreadyExistsError("object exists", key=key, store=store.url) from exc
-        if op in ("update", "delete_if"):
-            raise PreconditionFailedError(
-                "object generation changed (or object is gone)", key=key, store=store.url
-            ) from exc
-    if status == 404:
-        if op in ("create", "update", "overwrite", "list") or _bucket_missing(final):
-            raise StoreAccessError(
-                f"bucket {store.bucket_name!r} does not exist (or is not visible)",
-                key=key,
-                store=store.url,
-            ) from exc
-        raise NotFoundError("no such object", key=key, store=store.url) from exc
-    if status in (401, 403):
-        reason = getattr(final, "message", "") or ""
-        raise StoreAccessError(
-            f"access to {where} denied (HTTP {status}: {str(reason)[:200]})",
-            key=key,
-            store=store.url,
-        ) from exc
-    if status is not None and status < 500 and status not in (408, 429):
-        raise StoreError(f"GCS refused the request (HTTP {status})", key=key, store=store.url) from exc
-
-    # Transient: 408, 429, 5xx, RetryError, transport failures, checksum mismatches.
-    ambiguous = is_write and (_may_have_landed(final) or (attempts is not None and attempts.maybe_landed))
-    what = f"HTTP {status}" if status is not None else type(final).__name__
-    if isinstance(exc, gexc.RetryError):
-        what += " after retries"
-    raise TransientStoreError(
-        f"GCS request failed ({what})", key=key, store=store.url, ambiguous=ambiguous
-    ) from exc
+        return Classified(Failure.DENIED, None, f"{name}: no usable Google credentials")
+    status = _status(final)
+    if status is None:
+        # A connect timeout never sent anything; any other transport failure may have.
+        return Classified(
+            Failure.NOT_SENT if isinstance(final, requests.ConnectTimeout) else Failure.LOST, None, name
+        )
+    if status == 404 and "bucket does not exist" in str(final).lower():  # real GCS says so
+        return Classified(Failure.NO_BUCKET, status, name)
+    return Classified(by_status(status, _STATUSES), status, name)
 
 
-def _generation(etag: str) -> int | None:
+def _watched(base: Retry | None, attempts: Attempts) -> Retry | None:
+    """``base``, wrapped so that every error it retries is recorded in ``attempts``."""
+    if base is None:
+        return None
+    # Retry exposes no public accessor for its predicate; wrap it to observe errors.
+    base_predicate: Callable[[Exception], bool] | None = getattr(base, "_predicate", None)
+    if base_predicate is None or not isinstance(base, Retry):
+        attempts.maybe_landed = True  # a policy we cannot watch: assume the worst
+        return base
+
+    def predicate(exc: Exception) -> bool:
+        retried = bool(base_predicate(exc))
+        if retried:
+            attempts.record(_failure(exc).kind)
+        return retried
+
+    return base.with_predicate(predicate)
+
+
+def _generation(etag: str | None) -> int | None:
     """A store etag as a GCS generation; ``None`` if it cannot be one."""
-    return int(etag) if etag.isdigit() else None
+    return int(etag) if etag is not None and etag.isdigit() else None
 
 
 def _make_client(
@@ -315,17 +220,15 @@ def _make_client(
         ) from exc
     # google-cloud-storage 3.x starts a background bucket GET on a client's first
     # request to each bucket, only to label OpenTelemetry spans (even with tracing
-    # off). That is an extra billed request and a thread per client; the public
-    # switch is a process-wide environment variable
-    # (DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA), which a library must not
-    # set, so it is switched off on the clients this module builds. A client
-    # passed in by the user is left as the user configured it.
+    # off): an extra billed request and a thread per client. The public switch is a
+    # process-wide environment variable, which a library must not set, so it is
+    # switched off on the clients built here; a user's own client is left alone.
     if getattr(client, "_bucket_metadata_cache", None) is not None:
         client._bucket_metadata_cache = None
     return client
 
 
-class GCSStore(ObjectStore):
+class GCSStore(CloudStore):
     """One GCS bucket seen through the store seam.
 
     ``client`` is the user's own ``google.cloud.storage.Client`` (never closed
@@ -338,6 +241,29 @@ class GCSStore(ObjectStore):
     per-request HTTP timeout in seconds. The client is thread-safe and reused
     by every call.
     """
+
+    # Every exception the SDK and its transport raise for a failed request.
+    _SDK_ERRORS: ClassVar[tuple[type[BaseException], ...]] = (
+        gexc.GoogleAPIError,  # GoogleAPICallError (HTTP status) and RetryError
+        auth_exc.GoogleAuthError,
+        InvalidResponse,
+        DataCorruption,
+        requests.RequestException,
+        urllib3.exceptions.HTTPError,
+        http.client.HTTPException,
+        ConnectionError,
+        TimeoutError,
+    )
+    _CONDITIONS: ClassVar[dict[Op, str]] = {
+        Op.CREATE: "ifGenerationMatch=0",
+        Op.UPDATE: "ifGenerationMatch=<generation>",
+    }
+    # An upload of a missing object is refused with 412, so a 404 means the bucket is missing.
+    _REINTERPRET: ClassVar[dict[tuple[Op, Failure], Failure]] = {
+        (Op.UPDATE, Failure.MISSING): Failure.NO_BUCKET
+    }
+    # A generation no object has (generations are microsecond timestamps).
+    _NEVER_MATCHING_ETAG: ClassVar[str] = "999999999999999999"
 
     def __init__(
         self,
@@ -361,6 +287,7 @@ class GCSStore(ObjectStore):
             raise ValueError("pass either client= or project=/credentials=/client_options=")
         self.bucket_name = bucket
         self.url = f"gs://{bucket}"
+        self.where = f"bucket {bucket!r}"
         self.page_size = page_size
         self._owns_client = client is None
         self._client: storage.Client = (
@@ -369,80 +296,46 @@ class GCSStore(ObjectStore):
         self._bucket: storage.Bucket = self._client.bucket(bucket)
         self._retry = retry
         self._timeout = timeout
-        self._probe = CreateOnlyProbe(probe_prefix, enabled=verify_conditional_writes)
+        self._init_probe(probe_prefix, enabled=verify_conditional_writes)
 
-    # ------------------------------------------------------------------ write
+    _classify = staticmethod(_failure)  # its status table
 
-    def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
-        # Before the first write: make sure the service really refuses a second create.
-        self._probe.ensure(lambda k, b: self._put(k, b, CREATE), store=self.url)
-        return self._put(key, data, mode)
-
-    def _put(self, key: str, data: bytes, mode: PutMode) -> str:
-        if not key:
-            raise ValueError("empty key")
-        if isinstance(mode, Create):
-            op, if_generation_match = "create", 0
-        elif isinstance(mode, Update):
-            generation = _generation(mode.etag)
-            if generation is None:
-                # No object version of this store has that etag.
-                raise PreconditionFailedError(f"not a GCS generation: {mode.etag!r}", key=key, store=self.url)
-            op, if_generation_match = "update", generation
-        elif isinstance(mode, Overwrite):
-            op, if_generation_match = "overwrite", None
-        else:
-            raise TypeError(f"unknown put mode {mode!r}")
-
+    def _write(self, key: str, data: bytes, op: Op, etag: str | None) -> str:
+        generation = _generation(etag)
+        if op is Op.UPDATE and generation is None:
+            # No object version of this store has that etag.
+            raise PreconditionFailedError(f"not a GCS generation: {etag!r}", key=key, store=self.url)
         blob = self._bucket.blob(key)  # chunk_size=None: single request up to 8 MiB
-        attempts = _Attempts()
-        try:
+        with self._mapping(op, key) as attempts:
             blob.upload_from_string(
-                bytes(data),
+                data,
                 content_type=_CONTENT_TYPE,
-                if_generation_match=if_generation_match,
-                retry=attempts.policy(self._retry),
+                if_generation_match={Op.CREATE: 0, Op.UPDATE: generation}.get(op),
+                retry=_watched(self._retry, attempts),
                 timeout=self._timeout,
             )
-        except _SDK_ERRORS as exc:
-            _raise_mapped(exc, op=op, store=self, key=key, attempts=attempts)
-        generation = blob.generation
+        return self._generation_of(blob, key)
+
+    def _generation_of(self, blob: Any, key: str) -> str:
+        generation = blob.generation  # from the very response that carried the body
         if generation is None:
-            raise StoreError("GCS upload response carried no generation", key=key, store=self.url)
+            raise StoreError("GCS response carried no generation", key=key, store=self.url)
         return str(generation)
 
-    # ------------------------------------------------------------------ read
-
-    def get(self, key: str) -> StoredObject:
-        if not key:
-            raise ValueError("empty key")
+    def _read(self, key: str) -> StoredObject:
         blob = self._bucket.blob(key)
-        try:
+        with self._mapping(Op.GET, key):
             data: bytes = blob.download_as_bytes(retry=self._retry, timeout=self._timeout)
-        except _SDK_ERRORS as exc:
-            _raise_mapped(exc, op="get", store=self, key=key)
-        generation = blob.generation  # from this very response's x-goog-generation header
-        if generation is None:
-            raise StoreError("GCS download response carried no generation", key=key, store=self.url)
-        return StoredObject(data, str(generation))
+        return StoredObject(data, self._generation_of(blob, key))
 
-    def list(
-        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
-    ) -> Iterator[ObjectInfo]:
-        if limit is not None and limit <= 0:
-            return
+    def _list(self, prefix: str, start_after: str | None, limit: int | None) -> Iterator[ObjectInfo]:
         # Keys below the prefix all sort after start_after when start_after < prefix.
         start_offset = start_after if start_after is not None and start_after >= prefix else None
         max_results = None
         page_size = self.page_size
-        # The probe object is this store's own business: hidden from listings, with room
-        # asked for it so that skipping it never costs another request.
-        probe_in_range = self._probe.key.startswith(prefix) and (
-            start_after is None or self._probe.key > start_after
-        )
         if limit is not None:
-            # startOffset is inclusive: leave room for an exact match, skipped below.
-            max_results = (limit + 1 if start_offset is not None else limit) + probe_in_range
+            # startOffset is inclusive: leave room for an exact match (list() skips it).
+            max_results = limit + 1 if start_offset is not None else limit
             page_size = min(MAX_PAGE_SIZE, max(page_size, max_results))
         iterator = self._client.list_blobs(
             self._bucket,
@@ -454,25 +347,12 @@ class GCSStore(ObjectStore):
             retry=self._retry,
             timeout=self._timeout,
         )
-        pages = iterator.pages
-        count = 0
-        while True:
-            try:
-                page = next(pages, None)
-                blobs = [] if page is None else list(page)
-            except _SDK_ERRORS as exc:
-                _raise_mapped(exc, op="list", store=self, key=prefix)
-            if page is None:
-                return
+        for _, blobs in self._pages(iterator.pages, prefix):
             for blob in blobs:
-                name: str = blob.name
-                if (start_after is not None and name <= start_after) or self._probe.hides(name):
-                    continue
                 generation = blob.generation
-                yield ObjectInfo(name, int(blob.size or 0), None if generation is None else str(generation))
-                count += 1
-                if limit is not None and count >= limit:
-                    return
+                yield ObjectInfo(
+                    blob.name, int(blob.size or 0), None if generation is None else str(generation)
+                )
 
     def list_prefixes(self, prefix: str) -> Iterator[str]:
         """Common prefixes under ``prefix`` with ``delimiter='/'``: one request per page."""
@@ -485,41 +365,12 @@ class GCSStore(ObjectStore):
             retry=self._retry,
             timeout=self._timeout,
         )
-        pages = iterator.pages
-        while True:
-            try:
-                page = next(pages, None)
-                if page is not None:
-                    list(page)  # consuming the page fills page.prefixes
-            except _SDK_ERRORS as exc:
-                _raise_mapped(exc, op="list", store=self, key=prefix)
-            if page is None:
-                return
+        for page, _ in self._pages(iterator.pages, prefix):  # consuming a page fills page.prefixes
             yield from sorted(page.prefixes)
 
-    # ------------------------------------------------------------------ delete
-
-    def delete(self, key: str, *, etag: str | None = None) -> None:
-        if not key:
-            raise ValueError("empty key")
-        blob = self._bucket.blob(key)
-        if etag is None:
-            try:
-                blob.delete(retry=self._retry, timeout=self._timeout)
-            except gexc.NotFound as exc:
-                if _bucket_missing(exc):
-                    _raise_mapped(exc, op="delete", store=self, key=key)
-                return  # already gone: unconditional delete is idempotent
-            except _SDK_ERRORS as exc:
-                _raise_mapped(exc, op="delete", store=self, key=key)
-            return
-        generation = _generation(etag)
-        if generation is None:
-            raise PreconditionFailedError(f"not a GCS generation: {etag!r}", key=key, store=self.url)
-        try:
-            blob.delete(if_generation_match=generation, retry=self._retry, timeout=self._timeout)
-        except _SDK_ERRORS as exc:
-            _raise_mapped(exc, op="delete_if", store=self, key=key)
+    def _remove(self, key: str) -> None:
+        with self._mapping(Op.DELETE, key):
+            self._bucket.blob(key).delete(retry=self._retry, timeout=self._timeout)
 
     def close(self) -> None:
         if self._owns_client:

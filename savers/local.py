@@ -36,16 +36,8 @@ from cairnflow.core.errors import (
     PreconditionFailedError,
     StoreAccessError,
 )
-from cairnflow.core.store import (
-    CREATE,
-    Create,
-    ObjectInfo,
-    ObjectStore,
-    Overwrite,
-    PutMode,
-    StoredObject,
-    Update,
-)
+from cairnflow.core.store import ObjectInfo, StoredObject
+from cairnflow.savers._base import BackendStore, Op
 
 __all__ = ["LocalStore"]
 
@@ -58,7 +50,7 @@ def _etag(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-class LocalStore(ObjectStore):
+class LocalStore(BackendStore):
     """Objects stored as files below ``root`` (created if missing)."""
 
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
@@ -106,21 +98,20 @@ class LocalStore(ObjectStore):
         finally:
             os.close(fd)
 
-    def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
+    def _write(self, key: str, data: bytes, op: Op, etag: str | None) -> str:
         path = self._path(key)
-        data = bytes(data)
         # A concurrent delete may remove the (empty) directory between our
         # mkdir and our link/replace; try again a few times in that case.
         for _ in range(5):
             tmp: Path | None = None
             try:
                 tmp = self._write_temp(path.parent, data)
-                if isinstance(mode, Create):
+                if op is Op.CREATE:
                     try:
                         os.link(tmp, path)
                     except FileExistsError:
                         raise AlreadyExistsError("object exists", key=key, store=self.url) from None
-                elif isinstance(mode, Update):
+                elif op is Op.UPDATE:
                     with self._key_lock(key):
                         try:
                             current = _etag(path.read_bytes())
@@ -128,14 +119,12 @@ class LocalStore(ObjectStore):
                             raise PreconditionFailedError(
                                 "object does not exist", key=key, store=self.url
                             ) from None
-                        if current != mode.etag:
+                        if current != etag:
                             raise PreconditionFailedError("object version changed", key=key, store=self.url)
                         os.replace(tmp, path)
-                elif isinstance(mode, Overwrite):
+                else:
                     with self._key_lock(key):
                         os.replace(tmp, path)
-                else:
-                    raise TypeError(f"unknown put mode {mode!r}")
             except FileNotFoundError:
                 continue
             finally:
@@ -167,25 +156,19 @@ class LocalStore(ObjectStore):
 
     # ------------------------------------------------------------------ read
 
-    def get(self, key: str) -> StoredObject:
+    def _read(self, key: str) -> StoredObject:
         try:
             data = self._path(key).read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError("no such object", key=key, store=self.url) from None
         return StoredObject(data, _etag(data))
 
-    def list(
-        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
-    ) -> Iterator[ObjectInfo]:
-        if limit is not None and limit <= 0:
-            return
+    def _list(self, prefix: str, start_after: str | None, limit: int | None) -> Iterator[ObjectInfo]:
         dir_part, _, _ = prefix.rpartition("/")
         start = self._path(dir_part) if dir_part else self.root
         walk = self._walk(start, f"{dir_part}/" if dir_part else "", prefix, start_after)
-        for count, (key, size) in enumerate(walk, start=1):
+        for key, size in walk:  # lazily: list() stops after limit keys
             yield ObjectInfo(key, size)
-            if limit is not None and count >= limit:
-                return
 
     def _walk(
         self, directory: Path, key_prefix: str, prefix: str, start_after: str | None
@@ -246,20 +229,10 @@ class LocalStore(ObjectStore):
 
     # ------------------------------------------------------------------ delete
 
-    def delete(self, key: str, *, etag: str | None = None) -> None:
+    def _remove(self, key: str) -> None:
         path = self._path(key)
-        if etag is None:
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                os.unlink(path)
-        else:
-            with self._key_lock(key):
-                try:
-                    current = _etag(path.read_bytes())
-                except FileNotFoundError:
-                    raise NotFoundError("no such object", key=key, store=self.url) from None
-                if current != etag:
-                    raise PreconditionFailedError("object version changed", key=key, store=self.url)
-                os.unlink(path)
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            os.unlink(path)
         self._prune_empty_dirs(path.parent)
 
     def _prune_empty_dirs(self, directory: Path) -> None:

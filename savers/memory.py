@@ -10,21 +10,13 @@ import threading
 from collections.abc import Iterator
 
 from cairnflow.core.errors import AlreadyExistsError, NotFoundError, PreconditionFailedError
-from cairnflow.core.store import (
-    CREATE,
-    Create,
-    ObjectInfo,
-    ObjectStore,
-    Overwrite,
-    PutMode,
-    StoredObject,
-    Update,
-)
+from cairnflow.core.store import ObjectInfo, StoredObject
+from cairnflow.savers._base import BackendStore, Op
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(ObjectStore):
+class MemoryStore(BackendStore):
     """A thread-safe in-memory object store with real conditional-write semantics."""
 
     def __init__(self, name: str = "") -> None:
@@ -33,47 +25,44 @@ class MemoryStore(ObjectStore):
         self._lock = threading.Lock()
         self._versions = itertools.count(1)
 
-    def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
-        data = bytes(data)
+    def _write(self, key: str, data: bytes, op: Op, etag: str | None) -> str:
         with self._lock:
             current = self._objects.get(key)
-            if isinstance(mode, Create) and current is not None:
+            if op is Op.CREATE and current is not None:
                 raise AlreadyExistsError("object exists", key=key, store=self.url)
-            if isinstance(mode, Update) and (current is None or current.etag != mode.etag):
+            if op is Op.UPDATE and (current is None or current.etag != etag):
                 raise PreconditionFailedError("object version changed", key=key, store=self.url)
-            if not isinstance(mode, (Create, Update, Overwrite)):
-                raise TypeError(f"unknown put mode {mode!r}")
-            etag = f"m{next(self._versions)}"
-            self._objects[key] = StoredObject(data, etag)
-            return etag
+            new = f"m{next(self._versions)}"
+            self._objects[key] = StoredObject(data, new)
+            return new
 
-    def get(self, key: str) -> StoredObject:
+    def _read(self, key: str) -> StoredObject:
         with self._lock:
             obj = self._objects.get(key)
         if obj is None:
             raise NotFoundError("no such object", key=key, store=self.url)
         return obj
 
-    def list(
-        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
-    ) -> Iterator[ObjectInfo]:
+    def _list(self, prefix: str, start_after: str | None, limit: int | None) -> Iterator[ObjectInfo]:
         with self._lock:
             keys = sorted(
                 (k, o)
                 for k, o in self._objects.items()
                 if k.startswith(prefix) and (start_after is None or k > start_after)
             )
-        for n, (key, obj) in enumerate(keys):
-            if limit is not None and n >= limit:
-                return
+        for key, obj in keys[:limit]:
             yield ObjectInfo(key, len(obj.data), obj.etag)
 
-    def delete(self, key: str, *, etag: str | None = None) -> None:
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        """The folders directly under ``prefix`` in key order (like S3's ``Delimiter='/'``)."""
         with self._lock:
-            current = self._objects.get(key)
-            if etag is not None:
-                if current is None:
-                    raise NotFoundError("no such object", key=key, store=self.url)
-                if current.etag != etag:
-                    raise PreconditionFailedError("object version changed", key=key, store=self.url)
+            folders = {
+                prefix + k[len(prefix) :].partition("/")[0] + "/"
+                for k in self._objects
+                if k.startswith(prefix) and "/" in k[len(prefix) :]
+            }
+        yield from sorted(folders)
+
+    def _remove(self, key: str) -> None:
+        with self._lock:
             self._objects.pop(key, None)

@@ -24,6 +24,9 @@
 # Exit status: 0 when every cairnflow checkpointer fails only tests SqliteSaver fails too,
 # 1 when not, 2 when the run itself broke.
 set -euo pipefail
+# The whole script is one function, read before it runs: editing the file during a run
+# (it takes minutes) cannot change what the run does.
+main() {
 cd "$(dirname "$0")/.."
 repo=$PWD
 py=$repo/.venv/bin/python
@@ -69,7 +72,7 @@ echo "== langgraph $version: ${#files[@]} test files (0: the paths given); check
 set +e
 (cd "$src" && NO_DOCKER=true LG_UPSTREAM_RESULTS=$results \
   PYTHONPATH="$repo/tests/langgraph/upstream:$src" nice "$py" -m pytest "${files[@]}" \
-  -p cairnflow_upstream -o addopts= -p no:cacheprovider -q --timeout=300 -W ignore \
+  -p cairnflow_upstream -o addopts= -p no:cacheprovider -q --timeout=300 -W ignore --durations=15 \
   "${xdist[@]}" "$@") >"$work/pytest.log" 2>&1
 rc=$?
 set -e
@@ -99,3 +102,5 @@ fi
 report=()
 [ -z "${LG_UPSTREAM_REPORT:-}" ] || report=(--markdown "$LG_UPSTREAM_REPORT")
 "${summarize[@]}" "${rerun[@]}" "${report[@]}"
+}
+main "$@"

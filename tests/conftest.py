@@ -32,11 +32,7 @@ BACKENDS = ["memory", "local", "s3", "gcs", "azure"]
 
 #: Contract tests that an emulator cannot pass although the real cloud does. Each is run and
 #: marked as an expected failure (strict: if the emulator starts passing, we hear of it).
-EMULATOR_GAPS: dict[tuple[str, str], str] = {
-    ("gcs", "test_conditional_delete"): (
-        "fake-gcs-server ignores ifGenerationMatch on DELETE (real GCS refuses a stale delete with 412)"
-    ),
-}
+EMULATOR_GAPS: dict[tuple[str, str], str] = {}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

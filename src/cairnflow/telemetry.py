@@ -67,6 +67,8 @@ class OpenTelemetrySink:
         context = trace.set_span_in_context(parent) if parent is not None else None
         otel_span = self.tracer.start_span(span.name, context=context, attributes=span.attributes)
         span.extras["otel"] = otel_span
+        if span.detached:
+            return (otel_span, None)
         token = otel_context.attach(trace.set_span_in_context(otel_span))
         return (otel_span, token)
 
@@ -78,7 +80,8 @@ class OpenTelemetrySink:
                 otel_span.record_exception(error)
                 otel_span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
             otel_span.end()
-            otel_context.detach(context_token)
+            if context_token is not None:
+                otel_context.detach(context_token)
         if self.meter is not None:
             from time import monotonic
 

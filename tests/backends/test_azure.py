@@ -13,7 +13,6 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
 
 import pytest
 from azure.core.exceptions import (
@@ -32,7 +31,8 @@ from cairnflow.core.errors import (
     TransientStoreError,
 )
 from cairnflow.core.store import CREATE, OVERWRITE, ObjectStore, Update
-from cairnflow.savers.azure import AzureBlobStore, _translate_error, store_from_url
+from cairnflow.savers._base import Op
+from cairnflow.savers.azure import AzureBlobStore, store_from_url
 from tests.emulators import StoreLocation, free_port
 from tests.emulators.azure import ACCOUNT, ACCOUNT_KEY, Azurite, connection_string, make_store
 from tests.support.faultproxy import (
@@ -380,6 +380,11 @@ def test_a_412_on_create_is_already_exists_and_on_update_precondition_failed(
     assert direct.get("q/k").data == b"2"
 
 
+def _offline_store() -> AzureBlobStore:
+    """A store on container 'c' of account 'acct' that never sends a request (for mapping tests)."""
+    return AzureBlobStore("c", account_url="https://acct.blob.core.windows.net")
+
+
 @pytest.mark.parametrize("mode", ["create", "update"])
 def test_mapping_decides_by_mode_not_by_the_sdk_exception_class(mode: str) -> None:
     # upload_blob(overwrite=False) turns every 412 into ResourceExistsError with code
@@ -392,21 +397,16 @@ def test_mapping_decides_by_mode_not_by_the_sdk_exception_class(mode: str) -> No
     genuine.status_code = 412
     genuine.error_code = "ConditionNotMet"  # type: ignore[attr-defined]
     expected = AlreadyExistsError if mode == "create" else PreconditionFailedError
+    store = _offline_store()
     for exc in (relabelled, genuine):
-        op: Literal["create", "update"] = "create" if mode == "create" else "update"
-        error = _translate_error(exc, op=op, key="k", store="az://c", container="c", account="a")
+        error = store._error(exc, Op.CREATE if mode == "create" else Op.UPDATE, "k")
         assert type(error) is expected
 
 
 def test_a_failed_credential_is_an_access_error() -> None:
     # e.g. DefaultAzureCredential finding no identity: no request reached the service.
-    error = _translate_error(
-        ClientAuthenticationError(message="DefaultAzureCredential failed to retrieve a token"),
-        op="get",
-        key="k",
-        store="az://c",
-        container="c",
-        account="acct",
+    error = _offline_store()._error(
+        ClientAuthenticationError(message="DefaultAzureCredential failed to retrieve a token"), Op.GET, "k"
     )
     assert type(error) is StoreAccessError
     assert "'c'" in str(error)
@@ -539,7 +539,6 @@ def test_missing_container_is_an_access_error_naming_it(azure_server: Azurite) -
         lambda: store.get("p/k"),
         lambda: list(store.list("p/")),
         lambda: store.delete("p/k"),
-        lambda: store.delete("p/k", etag='"0x1"'),
     ]
     for call in calls:
         with pytest.raises(StoreAccessError, match="'no-such-container'") as info:

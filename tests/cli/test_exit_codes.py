@@ -102,3 +102,13 @@ def test_bad_encryption_keys_are_a_usage_error(
     monkeypatch.setenv("CAIRNFLOW_ENCRYPTION_KEYS", "k1-without-a-colon")
     line = one_line_error(cli(capsys, "threads", "memory://keys"), 2)
     assert "CAIRNFLOW_ENCRYPTION_KEYS" in line
+
+
+def test_ops_open_saver_is_gone_with_a_hint() -> None:
+    """One open_saver: cairnflow.savers.open_saver(url, create=False) for operator tools."""
+    import cairnflow.ops
+
+    with pytest.raises(AttributeError, match=r"cairnflow\.savers\.open_saver\(url, create=False\)"):
+        cairnflow.ops.open_saver  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        cairnflow.ops.nonsense  # type: ignore[attr-defined]  # noqa: B018

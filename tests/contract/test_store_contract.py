@@ -139,22 +139,14 @@ def test_delete_is_idempotent_without_version(store: ObjectStore) -> None:
     assert store.get("d").data == b"again"
 
 
-def test_conditional_delete(store: ObjectStore) -> None:
+def test_delete_removes_any_version(store: ObjectStore) -> None:
+    # Deletes are unconditional (the protocol never deletes conditionally).
     v1 = store.put("d", b"x", CREATE)
-    v2 = store.put("d", b"y", Update(v1))
-    with pytest.raises(PreconditionFailedError):
-        store.delete("d", etag=v1)
-    assert store.get("d").data == b"y"
-    store.delete("d", etag=v2)
+    store.put("d", b"y", Update(v1))
+    store.delete("d")
     with pytest.raises(NotFoundError):
         store.get("d")
-
-
-def test_conditional_delete_of_missing_key(store: ObjectStore) -> None:
-    v1 = store.put("d", b"x", CREATE)
-    store.delete("d")
-    with pytest.raises((NotFoundError, PreconditionFailedError)):
-        store.delete("d", etag=v1)
+    assert [i.key for i in store.list("d")] == []
 
 
 def test_racing_creators_exactly_one_wins(store_factory: Callable[[], ObjectStore]) -> None:

@@ -105,8 +105,9 @@ def test_sync_sequential_run_costs_one_put_per_task_plus_end(
     run = sequential.run(n, thread_id="t", saver=saver, durability="sync")
     assert run.result == _expected_sequential(n)
     # The start record (written before the first task runs, so that a run killed in it
-    # can be resumed), one PUT per task, and the end.
-    assert counting.counts["PUT"] == 1 + n + 1
+    # can be resumed), one PUT per task, the end, and the end's status index entry
+    # (cairnflow.core.status_index: one create-only PUT per run stop, not per step).
+    assert counting.counts["PUT"] == 1 + n + 1 + 1
     assert counting.counts["DELETE"] == 0
     assert [info.seq for info in saver.history("t")] == list(range(n + 1, -1, -1))
 
@@ -114,7 +115,8 @@ def test_sync_sequential_run_costs_one_put_per_task_plus_end(
 def test_replayed_tasks_cost_no_put(counting: CountingStore, saver: CheckpointLog) -> None:
     first = approval.run(N, thread_id="t", saver=saver, durability="sync")
     assert first.status == "interrupted"
-    assert counting.counts["PUT"] == 1 + N + 1  # the start, N task writes, the interrupt
+    # the start, N task writes, the interrupt, the interrupt's status index entry
+    assert counting.counts["PUT"] == 1 + N + 1 + 1
     assert sum(calls.values()) == N
 
     counting.reset()
@@ -128,7 +130,9 @@ def test_replayed_tasks_cost_no_put(counting: CountingStore, saver: CheckpointLo
     # The N recorded tasks are replayed from the log: not run, not written.
     assert sorted(calls) == [f"step:{i}" for i in range(N, N + 3)]
     # The answer (the fence), the 3 new tasks, the end: nothing for the replayed tasks.
-    assert counting.counts["PUT"] == 1 + 3 + 1
+    # Plus the end's status index entry, and one DELETE of the interrupt's (superseded) entry.
+    assert counting.counts["PUT"] == 1 + 3 + 1 + 1
+    assert counting.counts["DELETE"] == 1
 
     counting.reset()
     calls.clear()
@@ -141,7 +145,7 @@ def test_replayed_tasks_cost_no_put(counting: CountingStore, saver: CheckpointLo
 def test_exit_mode_makes_one_put_for_the_whole_run(counting: CountingStore, saver: CheckpointLog) -> None:
     run = mixed.run(N, thread_id="t", saver=saver, durability="exit")
     assert run.result == _expected_sequential(N) + sum(i * i for i in range(N))
-    assert counting.counts["PUT"] == 1
+    assert counting.counts["PUT"] == 1 + 1  # the run, and its status index entry
     assert _task_positions(saver, "t") == list(range(2 * N))
 
 
@@ -150,7 +154,7 @@ def test_async_mode_makes_at_most_one_put_per_task_plus_end(
 ) -> None:
     run = sequential.run(N, thread_id="t", saver=saver, durability="async")
     assert run.result == _expected_sequential(N)
-    assert 1 <= counting.counts["PUT"] <= 1 + N + 1
+    assert 1 + 1 <= counting.counts["PUT"] <= 1 + N + 1 + 1  # + the status index entry
     assert _task_positions(saver, "t") == list(range(N))
     head = saver.latest("t")
     assert head is not None and head.status == "completed"
@@ -161,7 +165,8 @@ def test_sync_parallel_fan_out_makes_at_most_one_put_per_task_plus_end(
 ) -> None:
     run = fan_out.run(N, thread_id="t", saver=saver, durability="sync", max_workers=N)
     assert run.result == sum(i * i for i in range(N))
-    assert counting.counts["PUT"] <= 1 + N + 1  # the start, at most one per task, the end
+    # the start, at most one per task, the end, the end's status index entry
+    assert counting.counts["PUT"] <= 1 + N + 1 + 1
     assert _task_positions(saver, "t") == list(range(N))
     assert sorted(calls) == sorted(f"square:{i}" for i in range(N))
 

@@ -7,7 +7,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from cairnflow.core import task, workflow
+from cairnflow.core import callback, sleep, task, workflow
 
 #: How often each (thread, step) task body ran in this process.
 EXECUTIONS: Counter[str] = Counter()
@@ -51,3 +51,26 @@ def declined(thread: str) -> int:
 @workflow
 def always_fails(thread: str) -> int:
     return declined(thread).result()
+
+
+@task
+def publish(path: str, token: str) -> None:
+    # Hands the callback token to "the outside world": a file another process reads.
+    Path(path).write_text(token)
+
+
+@workflow
+def sleeps_then_waits(path: str) -> object:
+    """Sleeps ten minutes, then waits (an hour at most) for a callback completed elsewhere."""
+    sleep(600)
+    cb = callback(timeout=3600)
+    publish(path, cb.token).result()
+    return cb.wait()
+
+
+@workflow
+def naps(thread: str) -> int:
+    """A step, an hour's sleep, a step."""
+    first = step(thread, 1).result()
+    sleep(3600)
+    return first + step(thread, 2).result()

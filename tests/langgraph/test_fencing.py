@@ -13,6 +13,7 @@ are atomic (moto's in-process mock is not; see EMULATORS.md).
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import operator
 import threading
 from collections.abc import Callable
@@ -22,7 +23,7 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import CheckpointTuple, get_checkpoint_id
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command, Durability, interrupt
+from langgraph.types import Command, Durability, StateUpdate, interrupt
 from typing_extensions import TypedDict
 
 from cairnflow.core.errors import ConflictError
@@ -160,3 +161,109 @@ def test_two_runs_starting_a_new_thread_do_not_both_win(
         assert sorted(type(r).__name__ for r in results) == ["ConflictError", "dict"], results
         winner = next(r for r in results if isinstance(r, dict))
         assert graph(savers[0]).get_state(config).values == winner
+
+
+@pytest.mark.parametrize("durability", DURABILITIES)
+@pytest.mark.parametrize("backend", ["memory", "local"], indirect=True)
+def test_a_new_thread_is_fenced_in_every_durability_mode(
+    backend: str, store_factory: Callable[[], ObjectStore], durability: Durability
+) -> None:
+    savers = [GatedSaver(store_factory(), prefix="fence/") for _ in range(2)]
+    for round_no in range(3):
+        config: RunnableConfig = {"configurable": {"thread_id": f"new-{durability}-{round_no}"}}
+        results = race(savers, lambda i: {"items": [f"p{i}"]}, durability, config)
+        assert sorted(type(r).__name__ for r in results) == ["ConflictError", "dict"], results
+        winner = next(r for r in results if isinstance(r, dict))
+        assert graph(savers[1]).get_state(config).values == winner
+
+
+class InterleavingSaver(LangGraphSaver):
+    """Runs ``between`` once, right after its ``after``-th put (another writer steps in)."""
+
+    after = 1
+    between: Callable[[], None] | None = None
+    puts = 0
+
+    def put(self, *args: Any, **kwargs: Any) -> RunnableConfig:
+        stored = super().put(*args, **kwargs)
+        self.puts += 1
+        if self.between is not None and self.puts == self.after:
+            between, self.between = self.between, None
+            between()
+        return stored
+
+
+@pytest.mark.parametrize("backend", ["memory", "local"], indirect=True)
+def test_update_state_bulk_update_state_and_their_continuations_are_fenced(
+    backend: str, store_factory: Callable[[], ObjectStore]
+) -> None:
+    mine = InterleavingSaver(store_factory(), prefix="fence/")
+    other = LangGraphSaver(store_factory(), prefix="fence/")
+    app, rival = graph(mine), graph(other)
+    config: RunnableConfig = {"configurable": {"thread_id": "updates"}}
+    app.invoke({"items": ["seed"]}, config)
+
+    # Two update_state calls from the same loaded state: the second one is stale.
+    first = app.get_state(config)
+    second = rival.get_state(config)
+    app.update_state(first.config, {"items": ["mine"]}, as_node="work")
+    with pytest.raises(ConflictError):
+        rival.update_state(second.config, {"items": ["theirs"]}, as_node="work")
+
+    # bulk_update_state: another writer commits after its first superstep; the second is refused.
+    mine.puts, mine.after = 0, 1
+    mine.between = lambda: rival.invoke({"items": ["rival"]}, config)
+    with pytest.raises(ConflictError):
+        app.bulk_update_state(
+            config,
+            [
+                [StateUpdate({"items": ["bulk1"]}, as_node="work")],
+                [StateUpdate({"items": ["bulk2"]}, as_node="work")],
+            ],
+        )
+    assert "bulk2" not in app.get_state(config).values["items"]
+
+    # invoke(None, config returned by update_state) after another writer moved on: refused.
+    updated = app.update_state(app.get_state(config).config, {"items": ["u"]}, as_node="work")
+    rival.invoke({"items": ["rival2"]}, config)
+    with pytest.raises(ConflictError):
+        app.invoke(None, updated)
+    history = [s.config["configurable"]["checkpoint_id"] for s in app.get_state_history(config)]
+    states = {s.config["configurable"]["checkpoint_id"]: s for s in app.get_state_history(config)}
+    for newer, older in itertools.pairwise(history):  # one line, no implicit fork
+        assert get_checkpoint_id(states[newer].parent_config) == older  # type: ignore[arg-type]
+
+
+def _resume_in_a_process(root: str, barrier: Any, answer: str, results: Any) -> None:
+    from cairnflow.savers.local import LocalStore
+
+    saver = GatedSaver(LocalStore(root), prefix="procs/")
+    saver.barrier = barrier
+    try:
+        out = graph(saver).invoke(Command(resume=answer), CONFIG)
+        results.put(("ok", out["items"][-1]))
+    except ConflictError:
+        results.put(("conflict", answer))
+
+
+def test_two_processes_resuming_one_interrupt_exactly_one_commits(tmp_path: Any) -> None:
+    from cairnflow.savers.local import LocalStore
+
+    app = graph(LangGraphSaver(LocalStore(tmp_path), prefix="procs/"))
+    app.invoke({"items": ["ask"]}, CONFIG)
+    assert app.get_state(CONFIG).next == ("ask",)
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [
+        ctx.Process(target=_resume_in_a_process, args=(str(tmp_path), barrier, f"p{i}", results))
+        for i in range(2)
+    ]
+    for p in procs:
+        p.start()
+    outcomes = sorted(results.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert [kind for kind, _ in outcomes] == ["conflict", "ok"], outcomes
+    winner = next(value for kind, value in outcomes if kind == "ok")
+    assert app.get_state(CONFIG).values["items"][-1] == winner
+    assert_linear(LangGraphSaver(LocalStore(tmp_path), prefix="procs/"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -244,6 +245,17 @@ def scenario_crash(saver: BaseCheckpointSaver[Any]) -> Transcript:
     """A node fails; its sibling's finished write is kept; the resume runs only what is left."""
     calls: Counter[str] = Counter()
     broken = {"b": True}
+    # b crashes only once a's result is stored: otherwise whether a's write survives is a
+    # race inside LangGraph (a finishing after the run has stopped is dropped), not the saver.
+    a_stored = threading.Event()
+    inner = saver.put_writes
+
+    def put_writes(config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
+        inner(config, writes, task_id, task_path)
+        if any(value == ["a"] for _, value in writes):
+            a_stored.set()
+
+    saver.put_writes = put_writes  # type: ignore[method-assign]
 
     def a(s: Acc) -> Acc:
         calls["a"] += 1
@@ -252,6 +264,7 @@ def scenario_crash(saver: BaseCheckpointSaver[Any]) -> Transcript:
     def b(s: Acc) -> Acc:
         calls["b"] += 1
         if broken["b"]:
+            assert a_stored.wait(timeout=60)
             raise RuntimeError("b crashed")
         return {"items": ["b"]}
 

@@ -27,7 +27,7 @@ from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.serde.types import ERROR, INTERRUPT
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import _messages_delta_reducer
+from langgraph.graph.message import _messages_delta_reducer, add_messages
 from typing_extensions import TypedDict
 
 from cairnflow.core.counting import CountingStore
@@ -590,3 +590,125 @@ def test_the_saver_draws_no_uuid4(saver: LangGraphSaver, monkeypatch: pytest.Mon
     saver.delete_thread("t")
     assert saver.get_tuple(conf("u")) is not None and list(saver.list(conf("u")))
     assert drawn == []
+
+
+def test_inventory_lists_threads_namespaces_and_every_key_a_copy_needs(saver: LangGraphSaver) -> None:
+    c0 = put(saver, conf("a"), {"n": 0}, step=-1)
+    put(
+        saver,
+        conf("a", checkpoint_id=cid(c0)),
+        {"n": 0, "m": 1},
+        versions={"n": 1, "m": 1},
+        new={"m": 1},
+        step=0,
+    )
+    saver.put_writes(c0, [("n", 5)], "task")
+    put(saver, conf("a", "sub"), {"n": 1}, step=-1)
+    put(saver, conf("b/x"), {"n": 2}, step=-1)
+    assert list(saver.thread_ids()) == ["a", "b/x"]
+    assert sorted(saver.namespaces("a")) == ["", "sub"]
+    keys = list(saver.thread_keys("a"))
+    assert len(keys) == 4 and not list(saver.thread_keys("nobody"))
+    other = MemoryStore()
+    for key in keys:  # a raw copy to another store and prefix reads back the same
+        other.put("elsewhere/" + key[len(PREFIX) :], saver.store.get(key).data)
+    copied = LangGraphSaver(other, prefix="elsewhere/")
+    assert copied.get_tuple(conf("a")).checkpoint["channel_values"] == {"n": 0, "m": 1}  # type: ignore[union-attr]
+    assert copied.get_tuple(c0).pending_writes == [("task", "n", 5)]  # type: ignore[union-attr]
+
+
+def chat_app(saver: LangGraphSaver) -> Any:
+    def reply(state: Any) -> dict[str, Any]:
+        n = len(state["messages"])
+        return {"messages": [AIMessage(content=f"answer {n} " + "x" * 200, id=f"ai-{n}")]}
+
+    g = StateGraph(PlainChat)
+    g.add_node("reply", reply)
+    g.add_edge(START, "reply")
+    g.add_edge("reply", END)
+    return g.compile(checkpointer=saver)
+
+
+class PlainChat(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def test_maintenance_keeps_the_snapshots_and_values_survivors_reference(saver: LangGraphSaver) -> None:
+    """List values are stored as a suffix of a snapshot in an older entry; deleting the run
+    that wrote the snapshot, pruning, and copying onto a deleted thread (other positions)
+    must keep every survivor readable by a saver that holds nothing."""
+    app = chat_app(saver)
+    runs = [str(uuid.uuid4()) for _ in range(4)]
+    for turn, run in enumerate(runs):
+        config: RunnableConfig = {"configurable": {"thread_id": "chat"}, "run_id": run}  # type: ignore[typeddict-unknown-key]
+        app.invoke({"messages": [HumanMessage(content=f"q{turn}", id=f"h{turn}")]}, config)
+    entries = [e for e in saver._all_entries("chat", "") if e.fmt >= 2 and "messages" in e.vals]
+    assert any(e.vals["messages"][0] == "s" for e in entries), "no suffix was stored"
+    chat: RunnableConfig = {"configurable": {"thread_id": "chat"}}
+
+    def cold_messages(thread: str) -> list[str]:
+        got = chat_app(LangGraphSaver(saver.store, prefix=PREFIX)).get_state(
+            {"configurable": {"thread_id": thread}}
+        )
+        return [m.id for m in got.values["messages"]]
+
+    expected = [f"{kind}{i}" for i in range(4) for kind in ("h",)]
+    full = cold_messages("chat")
+    assert [m for m in full if m.startswith("h")] == expected and len(full) == 8
+    saver.delete_for_runs([runs[0]])  # the run whose checkpoints hold the first snapshot
+    assert cold_messages("chat") == full
+    saver.delete_thread("copy")  # a tombstone: the copy lands at other positions
+    put(saver, conf("copy"), {"n": 0}, step=-1)
+    saver.delete_thread("copy")
+    saver.copy_thread("chat", "copy")
+    assert cold_messages("copy") == full
+    saver.prune(["chat"], strategy="keep_latest")
+    assert cold_messages("chat") == full
+    assert len(list(saver.list(chat))) == 1
+    saver.delete_thread("chat")
+    assert cold_messages("copy") == full
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_list_suffixes_follow_the_serialized_elements(store: ObjectStore, encrypted: bool) -> None:
+    """A list that only grew is stored as a suffix; one whose element changed in place (the
+    same objects, mutated) gets a new snapshot. Both read back exactly, with a plain or an
+    encrypting serializer, by a saver that holds nothing."""
+    serde = EncryptedSerializer(XorCipher()) if encrypted else None
+    saver = LangGraphSaver(store, prefix=PREFIX, serde=serde)
+    items: list[dict[str, Any]] = [{"text": "first-secret-item", "n": 0}]
+    config = conf("t")
+    kinds = []
+    for version in range(1, 6):
+        if version == 4:
+            items[0]["n"] = 99  # mutated in place: the stored prefix no longer matches
+        items.append({"text": f"item-{version}", "n": version})
+        config = put(saver, config, {"items": items}, versions={"items": version}, step=version)
+        entry = saver._lookup("t", "", cid(config))
+        assert entry is not None
+        kinds.append(entry.vals["items"][0])
+        cold = LangGraphSaver(store, prefix=PREFIX, serde=serde).get_tuple(config)
+        assert cold is not None and cold.checkpoint["channel_values"]["items"] == items
+    assert kinds == ["i", "s", "s", "i", "s"]
+    raw = b"".join(store.get(i.key).data for i in store.list(PREFIX))
+    assert (b"first-secret-item" in raw) is not encrypted
+
+
+def test_a_saver_that_holds_nothing_finds_any_checkpoint_by_id(store: ObjectStore) -> None:
+    """Format 2 has no id index: a cold lookup reads the log newest first, in growing
+    pages, past the pending-write objects listed between the entries."""
+    saver = LangGraphSaver(store, prefix=PREFIX)
+    configs = [put(saver, conf("t"), {"n": 0}, step=-1)]
+    for step in range(60):
+        saver.put_writes(configs[-1], [("n", step), (ERROR, "x")], f"task-{step}")
+        saver.put_writes(configs[-1], [("m", step)], f"other-{step}")
+        configs.append(put(saver, configs[-1], {"n": step + 1}, versions={"n": step + 2}, step=step))
+    for index in (60, 59, 30, 1, 0):
+        counting = CountingStore(store)
+        got = LangGraphSaver(counting, prefix=PREFIX).get_tuple(configs[index])
+        assert got is not None and got.checkpoint["channel_values"] == {"n": index}
+        if index < 60:
+            assert {w[0] for w in got.pending_writes} == {f"task-{index}", f"other-{index}"}
+        if index == 60:
+            assert sum(counting.counts.values()) <= 5  # index LIST, first page, its entry, writes
+    assert LangGraphSaver(store, prefix=PREFIX).get_tuple(conf("t", checkpoint_id="nope")) is None

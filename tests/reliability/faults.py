@@ -321,10 +321,10 @@ class FaultyStore(ForwardingStore):
         if kind == "mid-listing":  # fewer than two entries: the connection broke at the end
             raise TransientStoreError("injected: listing cut", key=prefix, store=self.url, ambiguous=False)
 
-    def delete(self, key: str, *, etag: str | None = None) -> None:
+    def delete(self, key: str) -> None:
         kind = self._draw("DELETE", ["refused", "landed"])
         if kind == "refused":
             raise TransientStoreError("injected: refused", key=key, store=self.url, ambiguous=False)
-        self.inner.delete(key, etag=etag)
+        self.inner.delete(key)
         if kind == "landed":
             raise TransientStoreError("injected: answer lost", key=key, store=self.url)

@@ -18,7 +18,8 @@ test then reads what the kill left, resumes the thread in a fresh child
   ``tests/core/test_crash_recovery.py``);
 * ``verify()`` finds no problem in the thread.
 
-Phases: ``fresh`` (the crash hits a run started from scratch: LIST + 11 PUTs),
+Phases: ``fresh`` (the crash hits a run started from scratch: LIST + 12 PUTs, the first the
+start record),
 ``resume`` (the crash hits the resume of a thread that stopped at task 5:
 LIST + 2 GETs + 6 PUTs, so read boundaries are covered too), and ``exit``
 durability (LIST + the one PUT). The local store and the S3 emulator run every
@@ -50,7 +51,7 @@ SEED = 11
 STOP_AT = 5  # the resume phase starts from a thread that stopped when task 5 began
 PHASES = {
     # phase: (durability, expected boundary trace of a clean run)
-    "fresh": ("sync", ["LIST"] + ["PUT"] * (TASKS + 1)),
+    "fresh": ("sync", ["LIST"] + ["PUT"] * (1 + TASKS + 1)),  # the start, the tasks, the end
     "resume": ("sync", ["LIST", "GET", "GET"] + ["PUT"] * (TASKS - STOP_AT + 1)),
     "exit": ("exit", ["LIST", "PUT"]),
 }

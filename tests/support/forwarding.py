@@ -33,8 +33,8 @@ class ForwardingStore(ObjectStore):
     ) -> Iterator[ObjectInfo]:
         return self.inner.list(prefix, start_after=start_after, limit=limit)
 
-    def delete(self, key: str, *, etag: str | None = None) -> None:
-        self.inner.delete(key, etag=etag)
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
 
     def close(self) -> None:
         self.inner.close()

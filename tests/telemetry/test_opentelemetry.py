@@ -121,10 +121,19 @@ def test_a_stale_writer_is_reported_as_a_conflict(telemetry: Telemetry) -> None:
     log.append("t-1", first, ["b"], status="running")
     with observe.span("cairnflow.run", thread_id="t-1"), pytest.raises(ConflictError):
         log.append("t-1", first, ["c"], status="running")  # stale: its head is not the latest
-    (run,) = telemetry.finished()
+    (run,) = [span for span in telemetry.finished() if span.name == "cairnflow.run"]
     assert [(e.name, e.attributes["cairnflow.thread_id"]) for e in run.events] == [
         ("cairnflow.conflict", "t-1")
     ]
+    # Under the run: the refused create-only PUT, then the GET that tells theirs from ours.
+    requests = [
+        (span.attributes["cairnflow.store.operation"], span.attributes["cairnflow.outcome"])
+        for span in telemetry.finished()
+        if span.name == "cairnflow.store"
+        and span.parent is not None
+        and span.parent.span_id == run.context.span_id
+    ]
+    assert requests[-2:] == [("create", "exists"), ("get", "ok")]
     assert telemetry.metric_points()["cairnflow.conflict.count"] == [({}, 1)]
 
 
@@ -166,3 +175,34 @@ def test_a_workflow_run_becomes_a_run_span_with_task_attempt_children(telemetry:
     assert [e.name for e in runs[1].events] == ["cairnflow.resume"]
     counts = {a["cairnflow.outcome"]: v for a, v in telemetry.metric_points()["cairnflow.task.count"]}
     assert counts == {"error": 1, "ok": 1}
+
+
+def test_store_requests_carry_operation_bytes_and_outcome(telemetry: Telemetry) -> None:
+    from cairnflow.core.errors import NotFoundError
+    from cairnflow.savers.memory import MemoryStore
+
+    store = MemoryStore()
+    store.put("a/1", b"12345")
+    assert store.get("a/1").data == b"12345"
+    with pytest.raises(NotFoundError):
+        store.get("a/2")
+    assert [info.key for info in store.list("a/")] == ["a/1"]
+    store.delete("a/1")
+    seen = [
+        (
+            span.attributes["cairnflow.store.operation"],
+            span.attributes["cairnflow.outcome"],
+            span.attributes.get("cairnflow.store.bytes"),
+        )
+        for span in telemetry.finished()
+    ]
+    assert seen == [
+        ("create", "ok", 5),
+        ("get", "ok", 5),
+        ("get", "not_found", None),
+        ("list", "ok", None),
+        ("delete", "ok", None),
+    ]
+    points = telemetry.metric_points()
+    written = {a["cairnflow.store.operation"]: v for a, v in points["cairnflow.store.bytes"]}
+    assert written == {"create": 5, "get": 5}

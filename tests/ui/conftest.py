@@ -57,9 +57,9 @@ class RecordingStore(ObjectStore):
         self._record("list_prefixes")
         return self.inner.list_prefixes(prefix)
 
-    def delete(self, key: str, *, etag: str | None = None) -> None:
+    def delete(self, key: str) -> None:
         self._record("delete")
-        self.inner.delete(key, etag=etag)
+        self.inner.delete(key)
 
     def close(self) -> None:
         self._record("close")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, TypedDict
 
-from cairnflow.core import task, workflow
+from cairnflow.core import RetryPolicy, task, workflow
 from cairnflow.savers import open_saver
 from tests.cli.flows import Expected, populate
 
@@ -20,6 +20,22 @@ HOSTILE = "<script>alert('x')</script>\"'><img src=x onerror=alert(1)>&amp;"
 HOSTILE_ID = f"evil{HOSTILE}"
 HOSTILE_WORKFLOW = "wf<b onmouseover=alert(2)>"
 LANGGRAPH_THREADS = {"agent-wait": "interrupted", "agent-done": "completed"}
+RETRY_ID = "retry-1"
+_flaky_calls: list[int] = []
+
+
+@task(retry=RetryPolicy(max_attempts=3, initial_interval=0.0, jitter=False))
+def flaky(x: int) -> int:
+    """Fails on its first call in the process, then succeeds (a retried attempt in the timeline)."""
+    _flaky_calls.append(x)
+    if len(_flaky_calls) == 1:
+        raise ConnectionError("upstream reset")
+    return x * 2
+
+
+@workflow(name="sync")
+def sync(x: int) -> int:
+    return flaky(x).result()
 
 
 @task
@@ -71,9 +87,18 @@ def populate_langgraph(url: str) -> None:
         app.invoke(Command(resume="approved"), done)
 
 
+def all_ids(*, hostile_thread: bool = True) -> set[str]:
+    """Every thread :func:`populate_demo` leaves."""
+    from tests.cli.flows import EXPECTED
+
+    return {*EXPECTED, *LANGGRAPH_THREADS, RETRY_ID} | ({HOSTILE_ID} if hostile_thread else set())
+
+
 def populate_demo(url: str, *, hostile_thread: bool = True) -> dict[str, Expected]:
-    """Executor threads in every state, two LangGraph threads and (optionally) the hostile thread."""
+    """Executor threads in every state, a retried task, two LangGraph threads, and the hostile thread."""
     expected = populate(url)
+    _flaky_calls.clear()
+    sync.run(21, thread_id=RETRY_ID, saver=open_saver(url))
     populate_langgraph(url)
     if hostile_thread:
         hostile.run(HOSTILE, thread_id=HOSTILE_ID, saver=open_saver(url))

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from tests.cli.flows import EXPECTED
 from tests.ui.browser import chrome
 from tests.ui.conftest import READ_REQUESTS, Served, serve
-from tests.ui.demo import HOSTILE_ID, LANGGRAPH_THREADS
+from tests.ui.demo import HOSTILE_ID, all_ids
 
 pytestmark = pytest.mark.slow
+ALL_IDS = all_ids()
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_browse_filter_and_open_threads(driver: Any, site: Served, tmp_path: Pat
     base = f"http://127.0.0.1:{site.port}"
     driver.get(base + "/")
     assert driver.title == "Threads · cairnflow"
-    assert listed(driver) == {*EXPECTED, *LANGGRAPH_THREADS, HOSTILE_ID}
+    assert listed(driver) == ALL_IDS
     # The nonce'd style block applied under the CSP: the header is dark, not the default white.
     header = driver.find_element(By.TAG_NAME, "header")
     assert header.value_of_css_property("background-color") == "rgba(29, 35, 48, 1)"

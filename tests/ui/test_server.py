@@ -20,8 +20,9 @@ from cairnflow import ops
 from cairnflow.savers import open_saver
 from tests.cli.flows import EXPECTED
 from tests.ui.conftest import READ_REQUESTS, Served, serve
-from tests.ui.demo import HOSTILE, HOSTILE_ID, HOSTILE_WORKFLOW, LANGGRAPH_THREADS
+from tests.ui.demo import HOSTILE, HOSTILE_ID, HOSTILE_WORKFLOW, LANGGRAPH_THREADS, all_ids
 
+ALL_IDS = all_ids()
 ROW = re.compile(r'<tr data-thread="([^"]*)">(.*?)</tr>', re.S)
 
 
@@ -41,7 +42,7 @@ def test_thread_list_shows_every_thread_with_its_status_and_workflow(served: Ser
     resp = served.get("/")
     assert resp.status == 200
     listed = rows(resp.body)
-    assert set(listed) == {*EXPECTED, *LANGGRAPH_THREADS, HOSTILE_ID}
+    assert set(listed) == ALL_IDS
     for tid, exp in EXPECTED.items():
         assert f"s-{exp.status}" in listed[tid]
         assert f"<td>{exp.workflow}</td>" in listed[tid]
@@ -58,12 +59,15 @@ def test_thread_list_shows_every_thread_with_its_status_and_workflow(served: Ser
     ("query", "expected"),
     [
         ("status=interrupted", {"wait-1", "agent-wait"}),
-        ("status=completed&status=failed", {"done-1", "long-1", "fail-1", "agent-done", HOSTILE_ID}),
+        (
+            "status=completed&status=failed",
+            {"done-1", "long-1", "fail-1", "agent-done", "retry-1", HOSTILE_ID},
+        ),
         ("workflow=order", {"done-1", "wait-1", "susp-1"}),
         ("workflow=order&status=suspended", {"susp-1"}),
         ("layout=langgraph", set(LANGGRAPH_THREADS)),
         ("layout=executor&workflow=crashy", {"run-1"}),
-        ("age=1h", {*EXPECTED, *LANGGRAPH_THREADS, HOSTILE_ID}),
+        ("age=1h", ALL_IDS),
         ("older=1h", set()),
         ("workflow=nothing-like-this", set()),
     ],
@@ -78,7 +82,7 @@ def test_age_filters_against_the_clock(demo_url: str) -> None:
     """Two days later, nothing was updated within a day and everything is older than one."""
     with serve(demo_url, clock=lambda: time.time() + 2 * 86400) as later:
         assert rows(later.get("/?age=1d").body) == {}
-        assert set(rows(later.get("/?older=1d").body)) == {*EXPECTED, *LANGGRAPH_THREADS, HOSTILE_ID}
+        assert set(rows(later.get("/?older=1d").body)) == ALL_IDS
         assert "2d" in rows(later.get("/").body)["done-1"]
 
 
@@ -155,6 +159,15 @@ def test_failed_thread_shows_its_error(served: Served) -> None:
     body = served.get(link("fail-1", layout="executor")).body
     assert "ValueError: boom 4" in body
     assert re.findall(r'class="ev k-([a-z_]+)"', body) == ["start", "task", "error", "error"]
+
+
+def test_retried_attempt_shows_in_the_timeline(served: Served) -> None:
+    body = served.get(link("retry-1")).body
+    kinds = re.findall(r'class="ev k-([a-z_]+)"', body)
+    assert kinds == ["start", "retry", "task", "end"]
+    assert "task #0 flaky attempt 1 failed, retry at 20" in body
+    assert "&quot;message&quot;: &quot;upstream reset&quot;" in body
+    assert "&quot;type&quot;: &quot;builtins.ConnectionError&quot;" in body
 
 
 def test_long_thread_lists_every_checkpoint(served: Served) -> None:
@@ -348,3 +361,30 @@ def test_serves_on_ipv6_loopback(demo_url: str) -> None:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def test_forks_and_deleted_threads() -> None:
+    from cairnflow.savers import open_saver
+    from tests.cli.flows import order
+
+    url = "memory://ui-forks/app"
+    saver = open_saver(url)
+    order.run({"a": 1, "b": 2}, thread_id="f", saver=saver)
+    waiting = max(int(e.checkpoint_id) for e in ops.thread_history(saver, "f"))
+    order.resume("no", thread_id="f", saver=saver)
+    saver.fork("f", waiting)  # time travel: the state at the question, as a new head
+    order.run({"a": 0, "b": 1}, thread_id="d", saver=saver)
+    ops.delete_thread(saver, "d")
+    with serve(url) as running:
+        fork_page = running.get(link("f")).body
+        kinds = re.findall(r'class="ev k-([a-z_]+)"', fork_page)
+        assert kinds == ["start", "task", "interrupt", "answer", "end", "fork"]
+        assert f"fork: state of checkpoint {waiting}" in fork_page
+        assert "Waiting for an answer to interrupt" in fork_page  # the fork's state is the question again
+        assert set(rows(running.get("/").body)) == {"f"}
+        assert set(rows(running.get("/?status=deleted").body)) == {"d"}
+        deleted = running.get(link("d"))
+        assert deleted.status == 200
+        assert "was deleted" in deleted.body
+        assert re.findall(r'class="ev k-([a-z_]+)"', deleted.body)[-1] == "deleted"
+        assert set(running.store.calls) <= READ_REQUESTS

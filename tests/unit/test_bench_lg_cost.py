@@ -66,8 +66,8 @@ def test_dollars_apply_s3_request_classes_and_dynamodb_units() -> None:
 
 def test_plan_runs_small_marks_for_real_and_seeds_large_ones() -> None:
     assert lg_cost.plan(10) == (0, 5)
-    assert lg_cost.plan(100) == (89, 10)
-    assert lg_cost.plan(1000) == (989, 10)
+    assert lg_cost.plan(100) == (19, 80)
+    assert lg_cost.plan(1000) == (919, 80)
 
 
 def test_reversioned_translates_string_versions_to_the_savers_scheme() -> None:

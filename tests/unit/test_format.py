@@ -39,7 +39,7 @@ def _raw(**fields: Any) -> dict[str, Any]:
 
 def test_kinds_and_statuses_are_the_literal_types() -> None:
     assert KINDS == ("snapshot", "delta", "fork", "tombstone")
-    assert STATUSES == ("running", "interrupted", "suspended", "completed", "failed", "deleted")
+    assert STATUSES == ("running", "interrupted", "suspended", "waiting", "completed", "failed", "deleted")
 
 
 def test_a_sound_header_parses_into_typed_fields_and_round_trips() -> None:

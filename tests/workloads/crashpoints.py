@@ -150,9 +150,9 @@ class CrashStore(ForwardingStore):
         self._after(n)
         return iter(items)
 
-    def delete(self, key: str, *, etag: str | None = None) -> None:
+    def delete(self, key: str) -> None:
         n = self._boundary("DELETE")
-        self.inner.delete(key, etag=etag)
+        self.inner.delete(key)
         self._after(n)
 
 

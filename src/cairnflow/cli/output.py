@@ -19,6 +19,7 @@ _STATUS_STYLE = {
     "interrupted": "yellow",
     "running": "cyan",
     "suspended": "magenta",
+    "waiting": "cyan",
     "deleted": "dim",
 }
 _ANSI = {"green": "32", "red": "31", "yellow": "33", "cyan": "36", "magenta": "35", "dim": "2", "bold": "1"}

@@ -11,16 +11,17 @@ from typing import Any, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import DeltaChannelHistory, PendingWrite, get_checkpoint_id
 
+from cairnflow.langgraph import _layout as lay
 from cairnflow.langgraph._entries import Entry, Write, write_order
-from cairnflow.langgraph._read import Reader
+from cairnflow.langgraph._load import Loader
 from cairnflow.langgraph._values import load_parts, needed_positions, value_parts
 
 __all__ = ["DeltaHistory"]
 
-_PAGE = 64
+_PAGE = 128
 
 
-class DeltaHistory(Reader):
+class DeltaHistory(Loader):
     """The delta-channel walk (a base of the saver)."""
 
     def get_delta_channel_history(
@@ -47,10 +48,12 @@ class DeltaHistory(Reader):
         result: dict[str, DeltaChannelHistory] = {ch: {"writes": []} for ch in channels}
         if target is None:
             return result
-        chain = self._ancestors(thread_id, ns, target, set(channels))
+        listed: dict[int, builtins.list[str]] = {}
+        chain = self._ancestors(thread_id, ns, target, set(channels), listed)
         seeds = [(entry, ch) for entry, seeded in chain for ch in sorted(seeded)]
         calls: builtins.list[Callable[[], Any]] = [
-            functools.partial(self._writes_of, thread_id, ns, e, None) for e, _ in chain
+            functools.partial(self._writes_of, thread_id, ns, e, listed.get(e.seq) if e.fmt >= 2 else None)
+            for e, _ in chain
         ]
         calls += [functools.partial(self._seed, thread_id, ns, e, ch) for e, ch in seeds]
         results = self._parallel(calls)
@@ -83,27 +86,31 @@ class DeltaHistory(Reader):
         return self.serde.loads_typed(self._read_blob(thread_id, ns, channel, version))
 
     def _ancestors(
-        self, thread_id: str, ns: str, target: Entry, remaining: set[str]
+        self,
+        thread_id: str,
+        ns: str,
+        target: Entry,
+        remaining: set[str],
+        writes: dict[int, builtins.list[str]],
     ) -> builtins.list[tuple[Entry, set[str]]]:
         """The parent chain of ``target`` up to a value of every channel, nearest first,
-        each with the channels whose seed it holds."""
+        each with the channels whose seed it holds (pending-write keys seen go to ``writes``)."""
         window: dict[str, Entry] = {}
-        cursor: int | None = target.seq
+        cursor: str | None = lay.log_key(self.prefix, thread_id, ns, target.seq)
 
         def lookup(wanted: str) -> Entry | None:
             nonlocal cursor
-            if wanted not in window and cursor is not None:
-                page = self._page_below(thread_id, ns, cursor, _PAGE)
+            while wanted not in window and cursor is not None:
+                page, cursor = self._page_below(thread_id, ns, cursor, _PAGE, writes)
                 for e in page:
                     if not e.is_pointer:
                         window.setdefault(e.checkpoint_id, e)
-                cursor = page[-1].seq if len(page) == _PAGE else None
             if wanted not in window:  # off the line (a fork's parent): jump there by id
                 found = self._lookup(thread_id, ns, wanted)
                 if found is None:
                     return None
                 window[wanted] = found
-                cursor = found.seq
+                cursor = lay.log_key(self.prefix, thread_id, ns, found.seq)
             return window[wanted]
 
         chain: builtins.list[tuple[Entry, set[str]]] = []

@@ -17,7 +17,7 @@ from cairnflow.core.errors import CorruptCheckpointError, PruneRefusedError
 from cairnflow.langgraph import _layout as lay
 from cairnflow.langgraph._entries import Entry, encode_index, encode_pointer, writer_token
 from cairnflow.langgraph._fence import conflict
-from cairnflow.langgraph._read import Reader
+from cairnflow.langgraph._load import Loader
 from cairnflow.langgraph._values import needed_positions, shift_ref
 
 __all__ = ["Maintenance"]
@@ -45,7 +45,7 @@ def _moved(header: dict[str, Any], thread_id: str, offset: int) -> dict[str, Any
     return moved
 
 
-class Maintenance(Reader):
+class Maintenance(Loader):
     """delete_thread, delete_for_runs, prune and copy_thread (a base of the saver)."""
 
     def delete_thread(self, thread_id: str, *, purge: bool = False) -> None:
@@ -69,6 +69,7 @@ class Maintenance(Reader):
             self._delete_keys(doomed, seg_base)
         self._fences.forget(thread_id)
         self._entry_cache.discard_where(lambda k: k[0] == thread_id)
+        self._writes_cache.discard_where(lambda k: k.startswith(base))
 
     def _tombstone(self, thread_id: str, ns: str) -> str | None:
         """Append a tombstone (unless the head is one); return its key, None for an empty log."""

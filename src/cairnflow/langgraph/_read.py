@@ -8,32 +8,27 @@ from __future__ import annotations
 
 import builtins
 import functools
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, cast
+from collections.abc import Iterable, Iterator, Sequence
+from typing import cast
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import Checkpoint, CheckpointMetadata, CheckpointTuple
 
 from cairnflow.core import codec
-from cairnflow.core.errors import ConflictError, CorruptCheckpointError, NotFoundError
+from cairnflow.core.errors import ConflictError, CorruptCheckpointError
 from cairnflow.core.keys import decode_thread_id
+from cairnflow.core.store import ObjectInfo
 from cairnflow.langgraph import _layout as lay
 from cairnflow.langgraph._entries import (
     Entry,
-    Loaded,
-    Typed,
-    Write,
-    check,
     decode_entry,
-    decode_writes,
-    write_order,
 )
 from cairnflow.langgraph._fence import Fences
 from cairnflow.langgraph._io import LRU, StoreIO
-from cairnflow.langgraph._values import load_parts, needed_positions, value_parts
 
 __all__ = ["Head", "Reader"]
 
+#: Keys of the first log page a lookup by id reads (the checkpoint is usually near the head).
+_FIRST_SCAN = 4
 #: Keys read by the LIST that finds a head: the head entry and the first of its pending writes.
 _HEAD_PAGE = 16
 
@@ -46,6 +41,7 @@ class Reader(StoreIO):
 
     _fences: Fences
     _entry_cache: LRU
+    _writes_cache: LRU  # writes object key -> decoded (version, checkpoint id, writes)
 
     # ------------------------------------------------------------------ names and configs
 
@@ -206,19 +202,25 @@ class Reader(StoreIO):
         """A checkpoint entry by id, None if there is none.
 
         A position this saver knows costs at most 1 GET. Otherwise the format 1 index
-        (1 LIST), then the log, newest first (1 LIST + parallel GETs per page, pages
-        growing from 8 to 256 entries), are searched: the cost grows with the distance
-        from the head, never with anything else.
+        (1 LIST) and the log, newest first (1 LIST + parallel GETs of the entries not
+        held per page, pages growing from 4 to 1,000 keys), are searched: the cost grows
+        with the distance from the head, never with anything else.
         """
         seq = self._fences.seq_of(thread_id, ns, checkpoint_id)
         if seq is not None:
             known = self._entries_at_or_none(thread_id, ns, seq)
             if known is not None and known.header.get("k") == "cp" and known.checkpoint_id == checkpoint_id:
                 return known
-        indexed = self._index_seqs(thread_id, ns, checkpoint_id)
-        found = self._find(thread_id, ns, checkpoint_id, indexed)
+        base = lay.log_prefix(self.prefix, thread_id, ns)
+        indexed, first = self._parallel(
+            [
+                lambda: self._index_seqs(thread_id, ns, checkpoint_id),
+                lambda: self._list(base, limit=_FIRST_SCAN),
+            ]
+        )
+        found = self._find(thread_id, ns, checkpoint_id, cast(builtins.list[int], indexed))
         if found is None:
-            found = self._scan_for(thread_id, ns, checkpoint_id)
+            found = self._scan_for(thread_id, ns, checkpoint_id, cast(builtins.list[ObjectInfo], first))
         if found is not None:
             self._fences.seen(thread_id, ns, checkpoint_id, found.seq)
         return found
@@ -232,18 +234,21 @@ class Reader(StoreIO):
             self._remember(entry)
         return entry
 
-    def _scan_for(self, thread_id: str, ns: str, checkpoint_id: str) -> Entry | None:
-        page = 8
-        cursor: str | None = None
+    def _scan_for(
+        self, thread_id: str, ns: str, checkpoint_id: str, infos: builtins.list[ObjectInfo]
+    ) -> Entry | None:
+        """Search the log newest first, starting from its first listing page ``infos``."""
+        base = lay.log_prefix(self.prefix, thread_id, ns)
+        size = _FIRST_SCAN
         while True:
-            batch = builtins.list(self._log_entries(thread_id, ns, cursor, page, one_page=True))
-            for entry in batch:
+            entries, ended = self._page_entries(thread_id, ns, infos, len(infos) == size, None)
+            for entry in entries:
                 if not entry.is_pointer and entry.checkpoint_id == checkpoint_id:
                     return entry
-            if len(batch) < page:
+            if ended or len(infos) < size:
                 return None
-            cursor = batch[-1].key
-            page = min(page * 4, 256)
+            size = min(size * 4, 1000)
+            infos = self._list(base, start_after=infos[-1].key, limit=size)
 
     def _log_entries(
         self,
@@ -265,38 +270,51 @@ class Reader(StoreIO):
             if not infos:
                 return
             cursor = infos[-1].key
-            named = [(lay.log_name(i.key[len(base) :]), i) for i in infos]
-            seqs = [n[0] for n, _ in named if n[1] is None]
-            tags = {n[0]: (i.etag, i.size) for n, i in named if n[1] is None}
-            if writes is not None:
-                complete = set(seqs) if len(infos) < page else set(seqs[:-1])
-                for seq in complete:
-                    writes[seq] = []
-                for n, i in named:
-                    if n[1] is not None and n[0] in complete:
-                        writes[n[0]].append(i.key)
-            cached = {seq: self._cached_entry(thread_id, ns, seq, tags[seq]) for seq in seqs}
-            todo = [seq for seq in seqs if cached[seq] is None]
-            datas = self._parallel(
-                [
-                    functools.partial(self._get_or_none, lay.log_key(self.prefix, thread_id, ns, q))
-                    for q in todo
-                ]
-            )
-            for seq, data in zip(todo, datas, strict=True):
-                if data is not None:
-                    fresh = self._entry(thread_id, ns, seq, data)
-                    self._remember(fresh, tags[seq])
-                    cached[seq] = fresh
-            for seq in seqs:
-                found = cached[seq]
-                if found is None:
-                    continue  # deleted meanwhile
-                if found.is_tombstone:
-                    return  # everything older was deleted
-                yield found
-            if len(infos) < page or one_page:
+            entries, ended = self._page_entries(thread_id, ns, infos, len(infos) == page, writes)
+            yield from entries
+            if ended or len(infos) < page or one_page:
                 return
+
+    def _page_entries(
+        self,
+        thread_id: str,
+        ns: str,
+        infos: Sequence[ObjectInfo],
+        full: bool,
+        writes: dict[int, builtins.list[str]] | None,
+    ) -> tuple[builtins.list[Entry], bool]:
+        """The entries of one log listing page (held ones not fetched again), up to a
+        tombstone; True if one ended the log."""
+        base = lay.log_prefix(self.prefix, thread_id, ns)
+        named = [(lay.log_name(i.key[len(base) :]), i) for i in infos]
+        seqs = [n[0] for n, _ in named if n[1] is None]
+        tags = {n[0]: (i.etag, i.size) for n, i in named if n[1] is None}
+        if writes is not None:
+            complete = set(seqs[:-1]) if full else set(seqs)
+            for seq in complete:
+                writes[seq] = []
+            for n, i in named:
+                if n[1] is not None and n[0] in complete:
+                    writes[n[0]].append(i.key)
+        cached = {seq: self._cached_entry(thread_id, ns, seq, tags[seq]) for seq in seqs}
+        todo = [seq for seq in seqs if cached[seq] is None]
+        datas = self._parallel(
+            [functools.partial(self._get_or_none, lay.log_key(self.prefix, thread_id, ns, q)) for q in todo]
+        )
+        for seq, data in zip(todo, datas, strict=True):
+            if data is not None:
+                fresh = self._entry(thread_id, ns, seq, data)
+                self._remember(fresh, tags[seq])
+                cached[seq] = fresh
+        out: builtins.list[Entry] = []
+        for seq in seqs:
+            found = cached[seq]
+            if found is None:
+                continue  # deleted meanwhile
+            if found.is_tombstone:
+                return out, True  # everything older was deleted
+            out.append(found)
+        return out, False
 
     def _all_entries(self, thread_id: str, ns: str) -> builtins.list[Entry]:
         """Every log entry of (thread, ns), newest first (1 LIST per 1000 keys + 1 GET each)."""
@@ -310,162 +328,12 @@ class Reader(StoreIO):
             if d is not None
         ]
 
-    def _page_below(self, thread_id: str, ns: str, seq: int, size: int) -> builtins.list[Entry]:
-        """Up to ``size`` log entries older than ``seq``, newest first (1 LIST + parallel GETs)."""
-        if seq <= 0:
-            return []
-        start = lay.log_key(self.prefix, thread_id, ns, seq)
-        return builtins.list(self._log_entries(thread_id, ns, start, size, one_page=True))
-
-    # ------------------------------------------------------------------ values and writes
-
-    def _checkpoint_of(self, entry: Entry) -> dict[str, Any]:
-        return cast(dict[str, Any], self.serde.loads_typed(entry.parts()[0]))
-
-    def _metadata(self, entry: Entry) -> dict[str, Any]:
-        return cast(dict[str, Any], self.serde.loads_typed(entry.parts()[1]))
-
-    def _blob_refs(self, entry: Entry) -> set[tuple[str, str]]:
-        versions = self._checkpoint_of(entry).get("channel_versions", {})
-        return {(ch, str(versions[ch])) for ch in entry.channels if ch in versions}
-
-    def _list_writes(self, thread_id: str, ns: str, checkpoint_id: str) -> builtins.list[str]:
-        """The newest version of each (task, idx) write slot."""
-        newest: dict[str, str] = {}
-        for key in self._iter_keys(lay.writes_prefix(self.prefix, thread_id, ns, checkpoint_id)):
-            slot, _ = lay.write_slot_of(key)
-            newest.setdefault(slot, key)  # newest-first within a slot
-        return builtins.list(newest.values())
-
-    def _read_write(self, thread_id: str, ns: str, checkpoint_id: str, key: str) -> Write | None:
-        data = self._get_or_none(key)
-        if data is None:
-            return None
-        env = check(key, data, "wr", thread=thread_id, ns=ns, cid=checkpoint_id)
-        h = env.header
-        return str(h.get("path", "")), str(h["task"]), str(h["ch"]), int(h["idx"]), (str(h["type"]), env.body)
-
-    def _read_blob(self, thread_id: str, ns: str, channel: str, version: str) -> Typed:
-        key = lay.blob_key(self.prefix, thread_id, ns, channel, version)
-        try:
-            data = self._get(key)
-        except NotFoundError:
-            raise CorruptCheckpointError(
-                f"value of channel {channel!r} at version {version} is missing", key=key
-            ) from None
-        env = check(key, data, "blob", thread=thread_id, ns=ns, ch=channel, ver=version)
-        return str(env.header["type"]), env.body
-
-    def _read_writes(
-        self, thread_id: str, ns: str, jobs: Sequence[tuple[str, str]]
-    ) -> builtins.list[Write | None]:
-        """Fetch writes given as (checkpoint id, key) pairs, in parallel."""
-        return self._parallel(
-            [functools.partial(self._read_write, thread_id, ns, cid, key) for cid, key in jobs]
-        )
-
-    def _read_writes_v2(
-        self, thread_id: str, ns: str, entry: Entry, keys: Sequence[str]
-    ) -> builtins.list[Write]:
-        """The pending writes of a format 2 entry: per (task, index), the first recorded
-        regular write and the last recorded special one. Writes stored next to a position
-        another checkpoint won (they name their own checkpoint) are ignored."""
-        datas = self._parallel([functools.partial(self._get_or_none, k) for k in keys])
-        decoded = [
-            decode_writes(k, d, thread_id, ns, entry.seq)
-            for k, d in zip(keys, datas, strict=True)
-            if d is not None
-        ]
-        objects = sorted(
-            ((n, ws) for n, cid, ws in decoded if cid == entry.checkpoint_id), key=lambda item: item[0]
-        )
-        merged: dict[tuple[str, int], Write] = {}
-        for _, writes in objects:
-            for write in writes:
-                slot = (write[1], write[3])
-                if write[3] < 0 or slot not in merged:
-                    merged[slot] = write
-        return builtins.list(merged.values())
-
-    def _write_keys_v2(self, thread_id: str, ns: str, seq: int) -> builtins.list[str]:
-        return builtins.list(self._iter_keys(f"{lay.log_key(self.prefix, thread_id, ns, seq)}."))
-
-    def _complete(
-        self,
-        thread_id: str,
-        ns: str,
-        entries: Sequence[Entry],
-        *,
-        write_keys: dict[str, builtins.list[str]] | None = None,
-        blob_cache: dict[tuple[str, str], Typed] | None = None,
-    ) -> builtins.list[Loaded]:
-        """Fetch the channel values and pending writes of checkpoint entries, in parallel rounds.
-
-        ``write_keys`` gives the pending-write keys already known per checkpoint id (from
-        the LIST that found the head); the others are listed.
-        """
-        blob_cache = {} if blob_cache is None else blob_cache
-        write_keys = dict(write_keys or {})
-        holders = self._entries_at(
-            thread_id, ns, {q for e in entries for q in needed_positions(e)} - {e.seq for e in entries}
-        )
-        holders.update({e.seq: e for e in entries})
-        parts: builtins.list[dict[str, builtins.list[Typed] | tuple[str, str]]] = []
-        checkpoints: builtins.list[dict[str, Any]] = []
-        for entry in entries:
-            checkpoint = self._checkpoint_of(entry)
-            checkpoints.append(checkpoint)
-            if entry.fmt >= 2:
-                parts.append({ch: value_parts(entry, ch, holders.__getitem__) for ch in entry.vals})
-            else:
-                versions = checkpoint.get("channel_versions", {})
-                parts.append({ch: ("b", str(versions[ch])) for ch in entry.channels if ch in versions})
-        wanted = sorted(
-            {(ch, p[1]) for ps in parts for ch, p in ps.items() if isinstance(p, tuple)} - blob_cache.keys()
-        )
-        calls: builtins.list[Callable[[], Any]] = [
-            functools.partial(self._read_blob, thread_id, ns, ch, ver) for ch, ver in wanted
-        ]
-        listing = [e for e in entries if e.checkpoint_id not in write_keys]
-        calls += [functools.partial(self._writes_of, thread_id, ns, e, None) for e in listing]
-        calls += [
-            functools.partial(self._writes_of, thread_id, ns, e, write_keys[e.checkpoint_id])
-            for e in entries
-            if e.checkpoint_id in write_keys
-        ]
-        results = self._parallel(calls)
-        for (ch, ver), typed in zip(wanted, results[: len(wanted)], strict=True):
-            blob_cache[(ch, ver)] = typed
-        writes_by_entry = results[len(wanted) :]
-        order = [*listing, *(e for e in entries if e.checkpoint_id in write_keys)]
-        by_seq = {e.seq: w for e, w in zip(order, writes_by_entry, strict=True)}
-        loaded = []
-        for entry, checkpoint, ps in zip(entries, checkpoints, parts, strict=True):
-            values = {ch: [blob_cache[(ch, p[1])]] if isinstance(p, tuple) else p for ch, p in ps.items()}
-            loaded.append(Loaded(entry, checkpoint, values, sorted(by_seq[entry.seq], key=write_order)))
-        return loaded
-
-    def _writes_of(
-        self, thread_id: str, ns: str, entry: Entry, keys: builtins.list[str] | None
-    ) -> builtins.list[Write]:
-        """Pending writes of a checkpoint entry (keys: format 2 keys already listed)."""
-        if entry.fmt >= 2:
-            keys = self._write_keys_v2(thread_id, ns, entry.seq) if keys is None else keys
-            return self._read_writes_v2(thread_id, ns, entry, keys)
-        cid = entry.checkpoint_id
-        found = self._read_writes(thread_id, ns, [(cid, k) for k in self._list_writes(thread_id, ns, cid)])
-        return [w for w in found if w is not None]
-
-    def _tuple(self, thread_id: str, ns: str, loaded: Loaded) -> CheckpointTuple:
-        entry = loaded.entry
-        checkpoint = cast(Checkpoint, loaded.checkpoint)
-        loads = self.serde.loads_typed
-        checkpoint["channel_values"] = {ch: load_parts(self.serde, ps) for ch, ps in loaded.blobs.items()}
-        parent = entry.parent_id
-        return CheckpointTuple(
-            config=self._config(thread_id, ns, entry.checkpoint_id),
-            checkpoint=checkpoint,
-            metadata=cast(CheckpointMetadata, loads(entry.parts()[1])),
-            parent_config=self._config(thread_id, ns, parent) if parent else None,
-            pending_writes=[(task, ch, loads(typed)) for _, task, ch, _, typed in loaded.writes],
-        )
+    def _page_below(
+        self, thread_id: str, ns: str, start_after: str, size: int, writes: dict[int, builtins.list[str]]
+    ) -> tuple[builtins.list[Entry], str | None]:
+        """Log entries after the key ``start_after`` (older), newest first, from one LIST of
+        ``size`` keys (+ parallel GETs of the entries not held), and the key to continue
+        after (None at the end). Pending-write keys seen go to ``writes``."""
+        infos = self._list(lay.log_prefix(self.prefix, thread_id, ns), start_after=start_after, limit=size)
+        entries, ended = self._page_entries(thread_id, ns, infos, len(infos) == size, writes)
+        return entries, (infos[-1].key if len(infos) == size and not ended else None)

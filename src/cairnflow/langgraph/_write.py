@@ -30,7 +30,7 @@ from cairnflow.langgraph import _layout as lay
 from cairnflow.langgraph._entries import Entry, Typed, encode_entry_v2, encode_writes
 from cairnflow.langgraph._fence import Target, conflict
 from cairnflow.langgraph._io import LRU
-from cairnflow.langgraph._read import Reader
+from cairnflow.langgraph._load import Loader
 from cairnflow.langgraph._values import Chain, digest, plan_values
 
 __all__ = ["Writer"]
@@ -44,7 +44,7 @@ _INFLIGHT_WAIT = 60.0
 _Deferred = tuple[str, str, builtins.list[tuple[str, int, Typed]]]
 
 
-class Writer(Reader):
+class Writer(Loader):
     """put / put_writes (a base of the saver)."""
 
     _chains: LRU  # (thread, ns, channel, version) -> Chain

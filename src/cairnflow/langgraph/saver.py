@@ -2,12 +2,14 @@
 
 See ``docs/langgraph.md`` for the design; in short:
 
-* **Storage** (:mod:`._layout`, :mod:`._entries`). Per (thread, namespace): a log
-  of immutable entries with newest-first sequence keys (a *checkpoint* without its
-  channel values, or a *pointer*, written by deletes), an id -> position index, one
-  object per (channel, version) holding a channel value, and one object per pending
-  write. Every object is written create-only, in the cairnflow envelope (checksum
-  verified on every read). A step writes only the channel values whose version changed.
+* **Storage** (:mod:`._layout`, :mod:`._entries`, :mod:`._values`). Per (thread,
+  namespace): a log of immutable entries with newest-first sequence keys (a
+  *checkpoint* holding the values of the channels that changed and references to the
+  entries holding the others, an append-only list as a suffix of a snapshot; or a
+  *pointer*, written by deletes), and one object per ``put_writes`` call right after its
+  checkpoint's entry. Every object is written create-only, in the cairnflow envelope
+  (checksum verified on every read). A put is one PUT; loading the latest checkpoint
+  on a warm saver one LIST. Stores written by entry format 1 are still read.
 
 * **Fencing** (:mod:`._fence`). Appending checkpoint ``n + 1`` is a create-only PUT
   of log key ``n + 1``. Which ``n`` a put must follow is decided from what this saver
@@ -17,9 +19,12 @@ See ``docs/langgraph.md`` for the design; in short:
   id that is no longer the head is time travel and is appended as a recorded fork.
   A writer that lost its position gets :class:`~cairnflow.core.errors.ConflictError`.
 
-The parts: :mod:`._io` (requests), :mod:`._read` (reads), :mod:`._maintenance`
-(deletes, prune, copy), :mod:`._delta` (delta channels), this module (the
-checkpointer API: get_tuple, list, put, put_writes and their async forms).
+The parts: :mod:`._io` (requests), :mod:`._layout` (keys), :mod:`._entries` (objects),
+:mod:`._values` (value references and list suffixes), :mod:`._fence` (where a put
+goes), :mod:`._read` (log, heads, lookups by id), :mod:`._load` (values, writes,
+tuples), :mod:`._write` (put, put_writes), :mod:`._maintenance` (deletes, prune,
+copy), :mod:`._delta` (delta channels), and this module (the checkpointer API:
+get_tuple, list, inventory, async forms).
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ _CACHE_SIZE = 4096
 #: Log entries kept in memory (they are immutable; a value snapshot can be large).
 _ENTRY_CACHE_SIZE = 256
 _LIST_BATCH = 16
+#: Keys per LIST when listing without a limit (entries and their pending-write objects).
+_LIST_PAGE = 64
 
 
 class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]):
@@ -92,6 +99,7 @@ class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]
         self._init_io(store, prefix, store_retry, max_workers)
         self._fences = Fences()
         self._entry_cache = LRU(_ENTRY_CACHE_SIZE)  # (thread, ns, seq) -> (listing tag, Entry)
+        self._writes_cache = LRU(_CACHE_SIZE)  # writes object key -> decoded
         self._chains = LRU(_CACHE_SIZE)  # (thread, ns, channel, version) -> Chain
         self._loaded_lists = LRU(_CACHE_SIZE)  # (thread, ns, channel, version) -> (snapshot seq, typed)
         self._inflight = {}
@@ -124,6 +132,28 @@ class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # ------------------------------------------------------------------ inventory (operator tools)
+
+    def thread_ids(self) -> Iterator[str]:
+        """Every thread id with objects under this saver's prefix, in key order.
+
+        One LIST per thread (a skip-scan), whatever the threads hold. Deleted threads
+        whose tombstones remain are included (``get_tuple`` then returns None).
+        """
+        return self._threads()
+
+    def namespaces(self, thread_id: str) -> Iterator[str]:
+        """Every checkpoint namespace of a thread (``""`` is the root graph's)."""
+        return (ns for _, ns in self._namespaces(self._thread(thread_id)))
+
+    def thread_keys(self, thread_id: str) -> Iterator[str]:
+        """Every object key of a thread, in every namespace and both entry formats: what a
+        raw copy of the thread must carry (the objects name their thread and positions,
+        never the prefix, so they can be copied to another store or prefix as they are).
+        Format 1 run markers live outside the thread and are not needed by readers.
+        """
+        return self._iter_keys(lay.thread_prefix(self.prefix, self._thread(thread_id)))
 
     # ------------------------------------------------------------------ get_tuple / list
 
@@ -251,7 +281,7 @@ class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]
                 start_after = lay.log_key(self.prefix, thread_id, ns, seq)
             else:
                 id_cut = before_id  # not in this namespace (a parent graph's id): compare ids
-        page = _LIST_BATCH if limit is None or filter or id_cut else max(1, min(limit, 1000))
+        page = _LIST_PAGE if limit is None or filter or id_cut else max(1, min(limit, 1000))
         blob_cache: dict[tuple[str, str], Typed] = {}
         seen: set[str] = set()
         batch: builtins.list[Entry] = []

@@ -7,6 +7,7 @@ operator needs none of the workflow's code.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -16,7 +17,7 @@ from typing import Any
 from cairnflow.core.errors import InvalidArgumentError
 from cairnflow.core.records import RecordedError
 
-__all__ = ["describe_record", "error_text", "iso_time", "parse_duration", "untag"]
+__all__ = ["describe_record", "error_text", "iso_time", "parse_duration", "plain", "untag"]
 
 
 def untag(value: Any) -> Any:
@@ -120,3 +121,24 @@ def parse_duration(text: str) -> float:
     if not cleaned or pos != len(cleaned):
         raise InvalidArgumentError(f"not a duration: {text!r} (use e.g. 90s, 15m, 12h, 30d, 2w or 1d12h)")
     return total
+
+
+def plain(value: Any) -> Any:
+    """A LangGraph value (already loaded by its serializer) as plain JSON: messages, Interrupts,
+    pydantic models and dataclasses as objects, exceptions as ``Type: message``, anything else its repr."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [plain(v) for v in value]
+    if isinstance(value, bytes):
+        return {"$bytes_len": len(value)}
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return plain(dump())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return repr(value)

@@ -22,6 +22,7 @@ from cairnflow.core.errors import CairnflowError, ConflictError, MissingDependen
 from cairnflow.core.log import CheckpointLog
 from cairnflow.core.verify import Problem
 from cairnflow.ops import objects
+from cairnflow.ops.display import plain
 from cairnflow.ops.graph_results import GraphCheckpoint, GraphState
 from cairnflow.ops.results import CopiedThread, DeleteResult, PrunedThread, ThreadSummary
 
@@ -99,26 +100,6 @@ def thread_ids(lg: LangGraphSaver) -> Iterator[str]:
 
 def has_thread(lg: LangGraphSaver, thread_id: str) -> bool:
     return any(True for _ in lg._namespaces(thread_id))
-
-
-def plain(value: Any) -> Any:
-    """A LangGraph value as plain JSON (messages, Interrupts, pydantic models, dataclasses)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [plain(v) for v in value]
-    if isinstance(value, bytes):
-        return {"$bytes_len": len(value)}
-    if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return plain(dump())
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    return repr(value)
 
 
 def _time(ts: Any) -> float | None:
@@ -335,6 +316,7 @@ def copy_thread(src: LangGraphSaver, dst: LangGraphSaver, thread_id: str, *, dry
                     f"the destination thread has {len(theirs)} checkpoint(s) of its own in namespace "
                     f"{ns!r}; nothing overwritten"
                 )
+            last: str | None = None  # the checkpoint this copy wrote last in this namespace
             for tup in reversed(tuples):
                 cid = str(tup.checkpoint["id"])
                 there = have.get(cid)
@@ -343,7 +325,8 @@ def copy_thread(src: LangGraphSaver, dst: LangGraphSaver, thread_id: str, *, dry
                     continue
                 copied += 1
                 if not dry_run:
-                    _put(dst, thread_id, ns, tup, write_checkpoint=there is None)
+                    _put(dst, thread_id, ns, tup, write_checkpoint=there is None, last=last)
+                    last = cid if there is None else last
     except ConflictError as exc:
         return stop("conflict", str(exc))
     except CairnflowError as exc:
@@ -355,11 +338,22 @@ def copy_thread(src: LangGraphSaver, dst: LangGraphSaver, thread_id: str, *, dry
 
 
 def _put(
-    dst: LangGraphSaver, thread_id: str, ns: str, tup: CheckpointTuple, *, write_checkpoint: bool
+    dst: LangGraphSaver,
+    thread_id: str,
+    ns: str,
+    tup: CheckpointTuple,
+    *,
+    write_checkpoint: bool,
+    last: str | None,
 ) -> None:
     cid = str(tup.checkpoint["id"])
     if write_checkpoint:
         parent = tup.parent_config["configurable"].get("checkpoint_id") if tup.parent_config else None
+        if parent is not None and parent != last:
+            # A fork (update_state or replay from an older checkpoint), or a copy resumed after an
+            # interruption: read the parent by id first, as LangGraph does before time travel, so
+            # the saver appends it at the head instead of fencing it as a stale successor.
+            dst.get_tuple(_cfg(thread_id, ns, parent))
         versions = dict(tup.checkpoint.get("channel_versions", {}))
         dst.put(_cfg(thread_id, ns, parent), tup.checkpoint, tup.metadata, versions)
     by_task: dict[str, list[tuple[str, Any]]] = {}

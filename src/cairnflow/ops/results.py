@@ -27,7 +27,7 @@ __all__ = [
 
 #: Every status a thread can show: the executor's statuses, ``deleted`` (its head is a
 #: tombstone) and ``corrupt`` (its newest checkpoint cannot be read).
-STATUSES = ("running", "interrupted", "suspended", "completed", "failed", "deleted", "corrupt")
+STATUSES = ("running", "interrupted", "suspended", "waiting", "completed", "failed", "deleted", "corrupt")
 #: The two key layouts a store can hold under one prefix: the executor's checkpoint log
 #: (``v1/threads/``) and the LangGraph checkpointer's (``v1/lg/``).
 LAYOUTS = ("executor", "langgraph")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from cairnflow.core import keys
+from cairnflow.core import keys, status_index
 from cairnflow.core.log import CheckpointLog
 from cairnflow.core.verify import VerifyReport
 from cairnflow.core.verify import verify as verify_log
@@ -40,7 +40,12 @@ def verify(
     which = thread_layout(saver, thread_id, layout) if thread_id is not None else None
     if total is not None and which != "langgraph":
         where = saver.prefix if thread_id is None else keys.thread_prefix(saver.prefix, thread_id)
-        total(objects.retry(saver, lambda: sum(1 for _ in saver.store.list(where))))
+        index = status_index.index_prefix(saver.prefix)  # index keys are parsed, not checked
+
+        def count() -> int:
+            return sum(1 for o in saver.store.list(where) if not o.key.startswith(index))
+
+        total(objects.retry(saver, count))
     done = [0, 0]  # what the executor part checked
 
     def executor_tick(objects: int, threads: int) -> None:

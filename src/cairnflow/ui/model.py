@@ -10,6 +10,7 @@ request it makes can write. It parses no stored object itself.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from cairnflow import ops
 from cairnflow.core.errors import InvalidArgumentError, ThreadNotFoundError
+from cairnflow.ui.html import time_text
 
 if TYPE_CHECKING:
     from cairnflow.core.log import CheckpointLog
@@ -142,9 +144,9 @@ class Event:
     checkpoint_id: str
     at: float
     kind: str
-    """``start``, ``task``, ``error``, ``interrupt``, ``answer``, ``suspend``, ``end``, ``fork``,
-    ``deleted``, ``unreadable`` or the record's own ``op`` for kinds this view does not know yet
-    (timers, callbacks, ...), shown with their whole record."""
+    """``start``, ``task``, ``retry``, ``value``, ``error``, ``interrupt``, ``answer``, ``suspend``,
+    ``end``, ``fork``, ``deleted``, ``unreadable`` or the record's own ``op`` for kinds this view
+    does not know yet (timers, callbacks, ...), shown with their whole record."""
     title: str
     value: Any = None
     has_value: bool = False
@@ -234,12 +236,31 @@ def _record_event(checkpoint_id: str, at: float, record: Any) -> Event:
     if op == "task_error":
         title = f"task #{pos} {record.get('name')} failed"
         return Event(checkpoint_id, at, "error", title, record.get("error"), True)
+    if op == "attempt":  # a failed attempt that will be retried
+        retry_at = record.get("retry_at")
+        when = f", retry at {time_text(float(retry_at))}" if isinstance(retry_at, (int, float)) else ""
+        title = f"task #{pos} {record.get('name')} attempt {record.get('attempt')} failed{when}"
+        return Event(checkpoint_id, at, "retry", title, record.get("error"), True)
+    if op == "value":  # a replay-safe value (time, random, uuid) recorded on the first run
+        return Event(checkpoint_id, at, "value", f"{record.get('name')}() #{pos}", record.get("value"), True)
     if op == "interrupt":
         return Event(checkpoint_id, at, "interrupt", f"interrupt #{pos}", record.get("value"), True)
     if op == "resume":
         return Event(checkpoint_id, at, "answer", f"answer to #{pos}", record.get("value"), True)
     if op == "suspend":
         return Event(checkpoint_id, at, "suspend", "suspended (deadline)")
+    if op in ("timer", "wait"):
+        wake_at = record.get("wake_at")
+        until = "for a callback"
+        if isinstance(wake_at, (int, float)):
+            until = f"until {time_text(float(wake_at))}"
+        title = f"sleep #{pos} {until}" if op == "timer" else f"waiting {until}"
+        return Event(checkpoint_id, at, "wait", title)
+    if op == "callback":  # never the secret: the page must not hand out the token
+        return Event(checkpoint_id, at, "wait", f"callback #{pos} opened")
+    if op == "callback_done":
+        shown = {k: v for k, v in record.items() if k in ("value", "error", "timeout")}
+        return Event(checkpoint_id, at, "answer", f"callback #{pos} ended", shown, True)
     if op == "end":
         if record.get("status") == "completed":
             return Event(checkpoint_id, at, "end", "completed", record.get("value"), True)
@@ -280,6 +301,7 @@ class Browser:
         self.clock = clock
         self._langgraph: Any = None
         self._langgraph_missing = False
+        self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -290,16 +312,20 @@ class Browser:
 
     def langgraph(self) -> Any:
         """The LangGraph saver on this store, or None when ``langgraph-checkpoint`` is not installed."""
-        if self._langgraph is None and not self._langgraph_missing:
-            try:
-                from cairnflow.langgraph import LangGraphSaver
-            except ImportError:
-                self._langgraph_missing = True
-                return None
-            self._langgraph = LangGraphSaver(
-                self.saver.store, prefix=self.saver.prefix, max_workers=4, store_retry=self.saver.store_retry
-            )
-        return self._langgraph
+        with self._lock:  # requests are served on several threads: build it once
+            if self._langgraph is None and not self._langgraph_missing:
+                try:
+                    from cairnflow.langgraph import LangGraphSaver
+                except ImportError:
+                    self._langgraph_missing = True
+                    return None
+                self._langgraph = LangGraphSaver(
+                    self.saver.store,
+                    prefix=self.saver.prefix,
+                    max_workers=4,
+                    store_retry=self.saver.store_retry,
+                )
+            return self._langgraph
 
     # ------------------------------------------------------------------ reading
 

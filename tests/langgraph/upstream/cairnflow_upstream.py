@@ -14,7 +14,8 @@ once per selected checkpointer:
   the way a user would, with ``from_url`` on ``memory://``, ``file://`` (a fresh temporary
   directory) and ``s3://`` (a fresh bucket on a moto server this plugin starts on
   127.0.0.1, the way ``tests/emulators/s3.py`` does; that module cannot be imported here
-  because LangGraph's test package is also called ``tests``).
+  because LangGraph's test package is also called ``tests``); ``cairnflow_memory_aes`` is
+  memory:// with LangGraph's AES ``EncryptedSerializer``, as its ``sqlite_aes`` fixture.
 
 ``LG_UPSTREAM_CHECKPOINTERS`` (comma separated, the names above) selects them. Tests
 that use neither fixture are deselected. Each test's outcome, its checkpointer and the
@@ -42,7 +43,15 @@ from typing import Any
 
 import pytest
 
-ALL = ["InMemorySaver", "SqliteSaver", "SqliteSaverAES", "cairnflow_memory", "cairnflow_file", "cairnflow_s3"]
+ALL = [
+    "InMemorySaver",
+    "SqliteSaver",
+    "SqliteSaverAES",
+    "cairnflow_memory",
+    "cairnflow_file",
+    "cairnflow_s3",
+    "cairnflow_memory_aes",
+]
 DEFAULT = "InMemorySaver,SqliteSaver,cairnflow_memory,cairnflow_file,cairnflow_s3"
 SELECTED = [n.strip() for n in os.environ.get("LG_UPSTREAM_CHECKPOINTERS", DEFAULT).split(",") if n.strip()]
 _unknown = sorted(set(SELECTED) - set(ALL))
@@ -146,7 +155,12 @@ def _cairnflow(kind: str) -> Iterator[Any]:
 
     options: dict[str, Any] = {}
     tmp: str | None = None
-    if kind == "cairnflow_memory":
+    if kind == "cairnflow_memory_aes":
+        from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
+
+        options["serde"] = EncryptedSerializer.from_pycryptodome_aes(key=b"1234567890123456")
+        url = f"memory://lgup-{secrets.token_hex(16)}/lg"
+    elif kind == "cairnflow_memory":
         url = f"memory://lgup-{secrets.token_hex(16)}/lg"
     elif kind == "cairnflow_file":
         tmp = tempfile.mkdtemp(prefix="lgup-")
@@ -236,7 +250,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
-_results: dict[str, dict[str, str]] = {}
+_results: dict[str, dict[str, Any]] = {}
 
 
 def _first_line(report: pytest.TestReport) -> str:
@@ -258,6 +272,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         report.nodeid,
         {"checkpointer": str(name), "id": str(props["checkpointer_id"]), "outcome": "passed", "error": ""},
     )
+    entry["seconds"] = round(entry.get("seconds", 0.0) + report.duration, 3)
     if hasattr(report, "wasxfail"):
         entry["outcome"] = "xfailed" if report.skipped else "xpassed"
     elif report.failed and entry["outcome"] != "failed":
