@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Collection, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cairnflow.core import keys
 from cairnflow.core.errors import (
@@ -21,7 +21,7 @@ from cairnflow.core.errors import (
     ThreadNotFoundError,
 )
 from cairnflow.core.log import CheckpointLog
-from cairnflow.core.records import RunRecords, parse_records
+from cairnflow.core.records import RecordedError, RunRecords, parse_records
 from cairnflow.ops import lgraph, listing, objects
 from cairnflow.ops.graph_results import GraphCheckpoint, GraphState
 from cairnflow.ops.results import LAYOUTS, STATUSES, HistoryEntry, Step, ThreadState, ThreadSummary
@@ -228,6 +228,25 @@ def thread_history(saver: CheckpointLog, thread_id: str, *, limit: int | None = 
 # --------------------------------------------------------------------------- show
 
 
+#: Steps other than tasks and interrupts: replay-safe values, timers, callbacks, children.
+_WAITS = ("value", "timer", "callback", "child")
+
+
+def _wait_step(run: RunRecords, step: Any) -> Step:
+    """A value, timer, callback or child step (a callback's secret is never shown)."""
+    if step.op == "value":
+        return Step(pos=step.pos, type="value", name=step.name, status="done", value=step.value)
+    if step.op == "timer":
+        return Step(pos=step.pos, type="timer", name=None, status="set", value=step.raw.get("wake_at"))
+    ended = (run.callbacks if step.op == "callback" else run.children).get(step.pos)
+    if ended is None:
+        return Step(pos=step.pos, type=step.op, name=step.name, status="waiting")
+    if "error" in ended or ended.get("timeout"):
+        error = "timed out" if ended.get("timeout") else RecordedError.of(ended.get("error")).text()
+        return Step(pos=step.pos, type=step.op, name=step.name, status="failed", error=error)
+    return Step(pos=step.pos, type=step.op, name=step.name, status="done", value=ended.get("value"))
+
+
 def _steps(run: RunRecords) -> list[Step]:
     steps: list[Step] = []
     for pos in sorted(run.steps):
@@ -247,6 +266,8 @@ def _steps(run: RunRecords) -> list[Step]:
             )
         elif step.op == "task":
             steps.append(Step(pos=pos, type="task", name=step.name, status="done", value=step.value))
+        elif step.op in _WAITS:
+            steps.append(_wait_step(run, step))
         else:
             error = step.error.text() if step.error is not None else None
             steps.append(Step(pos=pos, type="task", name=step.name, status="failed", error=error))
