@@ -19,9 +19,9 @@ bytes and (over the last :data:`RTT_TURNS`) sequential round trips at the proxy
 (``benchmarks/meter.py``), DynamoDB calls and request units at
 :class:`benchmarks.lg_ddb.CapacityMeter`. Every turn checks that the state holds
 2 x turn messages. After the window, the same instance runs turn N + 1 with
-``durability="exit"``, a NEW checkpointer instance runs turn N + 2 (a serverless
-worker: new process, empty caches) and another NEW instance reads ``get_state``
-(cold read).
+``durability="exit"`` and turn N + 2 through ``ainvoke``; a NEW checkpointer
+instance runs turn N + 3 (a serverless worker: new process, empty caches) and
+another NEW instance reads ``get_state`` (cold read).
 
 **Dollars** per 1,000 turns at list prices (:data:`PRICES`): S3 requests by
 class, DynamoDB on-demand request units. Storage and data transfer are not
@@ -36,6 +36,7 @@ Nothing is timed: every figure is a count.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime
 import json
@@ -239,12 +240,21 @@ def run_mark(
     state, row = measure(c, lambda: graph.invoke(lc.user_message(n + 1), config, durability="exit"))
     row["correct"] = _messages(state) == 2 * (n + 1)
     out["exit_turn"] = row
-    # A serverless worker: a NEW instance (empty caches) runs the next turn.
+    # The same warm instance through LangGraph's async API (one event loop per call).
+    try:
+        state, row = measure(c, lambda: asyncio.run(graph.ainvoke(lc.user_message(n + 2), config)))
+        row["correct"] = _messages(state) == 2 * (n + 2)
+        out["async_turn"] = row
+    except Exception as exc:
+        out["async_turn"] = {"error": _err(exc)}
+    # A serverless worker: a NEW instance (empty caches) runs the next turn. (The async
+    # turn may not have happened: count from what the thread holds, read uncounted.)
+    expected = len(graph.get_state(config).values.get("messages", [])) + 2
     fresh = lc.build(name, info, prefix)
     try:
         fgraph = lc.chat_graph(fresh.saver)
-        state, row = measure(fresh, lambda: fgraph.invoke(lc.user_message(n + 2), config))
-        row["correct"] = _messages(state) == 2 * (n + 2)
+        state, row = measure(fresh, lambda: fgraph.invoke(lc.user_message(n + 3), config))
+        row["correct"] = _messages(state) == expected
         out["new_instance_turn"] = row
     finally:
         fresh.close()
@@ -252,7 +262,7 @@ def run_mark(
     try:
         cgraph = lc.chat_graph(cold.saver)
         snap, row = measure(cold, lambda: cgraph.get_state(config))
-        row["correct"] = _messages(snap.values) == 2 * (n + 2)
+        row["correct"] = _messages(snap.values) == expected
         out["cold_get_state"] = row
     finally:
         cold.close()

@@ -259,7 +259,7 @@ class RoundTrips(ObjectStore):
     seconds (a network's round trip), so requests a caller issues together overlap even
     on an in-memory store."""
 
-    def __init__(self, inner: ObjectStore, latency: float = 0.02) -> None:
+    def __init__(self, inner: ObjectStore, latency: float = 0.05) -> None:
         self.inner = inner
         self.url = inner.url
         self.latency = latency
