@@ -85,7 +85,6 @@ class RunContext:
         #: Set once a task was refused its start by the deadline: nothing new starts.
         self.suspending = False
         self._pos = 0
-        self.tasks_run = 0
 
     def next_pos(self) -> int:
         pos = self._pos
@@ -159,7 +158,6 @@ class RunContext:
                 return TaskFuture.failed(recorded.error.rebuild(task.name))
         self.may_start()
         self.before_task()
-        self.tasks_run += 1
         attempt = observe.carry(execute_task)  # its spans nest under the run's, across threads
         return TaskFuture(self.pool.submit(attempt, self, task, pos, digest, args, kwargs))
 

@@ -152,3 +152,18 @@ def test_a_callback_outside_a_workflow_body_is_a_misuse() -> None:
 
     with pytest.raises(MisuseError, match="callback"):
         callback()
+
+
+def test_operator_views_show_callback_steps_without_the_secret(saver: CheckpointLog, clock: Clock) -> None:
+    from cairnflow import ops
+
+    token = start("o1", saver)
+    secret = token.rsplit(".", 1)[1]
+    waiting = ops.show_state(saver, "o1")
+    assert [(s.type, s.status) for s in waiting.steps] == [("callback", "waiting"), ("task", "done")]
+    complete_callback(token, "fine", saver=saver)
+    approval.resume(thread_id="o1", saver=saver)
+    done = ops.show_state(saver, "o1")
+    first = done.steps[0]
+    assert (first.type, first.status, first.value) == ("callback", "done", "fine")
+    assert secret not in repr(done.steps) and secret not in repr(waiting.steps)
