@@ -36,7 +36,12 @@ from aws_durable_execution_sdk_python.lambda_service import (
     StateOutput,
 )
 
+from cairnflow.core.errors import MisuseError
+from cairnflow.core.wake import WakeScheduler, Wakeup
+from cairnflow.driver.due import DueIndex
+
 from .client import CairnflowDurableClient
+from .ids import decode_callback_id
 from .state import public
 
 __all__ = ["ExecutionResult", "LocalLambdaContext", "LocalRunner"]
@@ -143,6 +148,12 @@ class LocalRunner:
     ``get_execution_state``). With ``json_events`` the handler gets the plain
     JSON event Lambda delivers, and must have been decorated with
     ``@durable_execution(boto3_client=client.boto3_client())``.
+
+    With a ``scheduler`` (for example :class:`cairnflow.driver.DueIndex`),
+    :meth:`advance` does not sleep: it hands the next due time to the
+    scheduler as a :class:`~cairnflow.core.wake.Wakeup` (workflow
+    ``aws-durable/{function}``), and :meth:`serve` continues the executions
+    whose wake-ups are due.
     """
 
     def __init__(
@@ -154,6 +165,8 @@ class LocalRunner:
         max_invocations: int = 100,
         page_size: int = 1000,
         json_events: bool = False,
+        scheduler: WakeScheduler | None = None,
+        function: str | None = None,
     ) -> None:
         self.handler = handler
         self.client = client
@@ -161,10 +174,18 @@ class LocalRunner:
         self.max_invocations = max_invocations
         self.page_size = page_size
         self.json_events = json_events
+        self.scheduler = scheduler
+        self.function = function or getattr(handler, "__name__", None) or "handler"
 
     def start(self, event: Any = None, *, name: str | None = None) -> str:
-        """Create an execution whose input is ``event`` (JSON-serialisable); return its ARN."""
-        return self.client.start_execution(json.dumps(event), name=name)
+        """Create an execution whose input is ``event`` (JSON-serialisable); return its ARN.
+
+        With a scheduler, the first invocation is scheduled for now (:meth:`serve` runs it).
+        """
+        arn = self.client.start_execution(json.dumps(event), function=self.function, name=name)
+        if self.scheduler is not None:
+            self.scheduler.schedule(Wakeup(arn, self.workflow, self.client.clock(), reason="suspended"))
+        return arn
 
     def invoke(self, arn: str) -> MutableMapping[str, Any]:
         """One invocation of the handler; returns its output (``Status`` SUCCEEDED/FAILED/PENDING/RETRY)."""
@@ -215,6 +236,49 @@ class LocalRunner:
                 self.sleep(delay)
         return self.result(arn, invocations=invocations)
 
+    @property
+    def workflow(self) -> str:
+        """The workflow name this runner's wake-ups carry."""
+        return f"aws-durable/{self.function}"
+
+    def advance(self, arn: str) -> str:
+        """One invocation, then hand the next due time to the scheduler; returns the output's status.
+
+        The scheduler-driven counterpart of :meth:`drive`: nothing sleeps.
+        A failed invocation (the SDK's retryable errors) is rescheduled at once.
+        """
+        if self.scheduler is None:
+            raise MisuseError(
+                "LocalRunner.advance needs a scheduler (LocalRunner(..., scheduler=DueIndex(saver)))"
+            )
+        if self.client.describe(arn).done:
+            return "DONE"
+        status = str(self.invoke(arn).get("Status"))
+        now = self.client.clock()
+        if status == "RETRY":
+            self.scheduler.schedule(Wakeup(arn, self.workflow, now, reason="suspended"))
+        elif status == "PENDING":
+            due = self.client.next_due(arn)
+            if due is not None:
+                self.scheduler.schedule(Wakeup(arn, self.workflow, max(due, 0.0), reason="timer"))
+        return status
+
+    def serve(self, index: DueIndex, *, limit: int = 100) -> int:
+        """Continue every execution of this runner's function whose wake-up is due; return how many."""
+        served = 0
+        for entry in index.due(limit=limit):
+            if entry.wakeup.workflow != self.workflow or not index.claim(entry):
+                continue  # another function's wake-up, or another worker has it
+            self.advance(entry.wakeup.thread_id)
+            index.done(entry)
+            served += 1
+        return served
+
+    def _wake_now(self, callback_id: str) -> None:
+        if self.scheduler is not None:
+            arn, _ = decode_callback_id(callback_id)
+            self.scheduler.schedule(Wakeup(arn, self.workflow, self.client.clock(), reason="callback"))
+
     def run(self, event: Any = None, *, name: str | None = None) -> ExecutionResult:
         """Start an execution and drive it."""
         return self.drive(self.start(event, name=name))
@@ -241,14 +305,16 @@ class LocalRunner:
         ]
 
     def send_callback_success(self, callback_id: str, result: str | None = None) -> None:
-        """Complete a callback (then :meth:`drive` the execution on)."""
+        """Complete a callback (then :meth:`drive` the execution on, or let the scheduler wake it)."""
         self.client.send_callback_success(callback_id, result)
+        self._wake_now(callback_id)
 
     def send_callback_failure(
         self, callback_id: str, error_message: str, error_type: str | None = None
     ) -> None:
-        """Fail a callback (then :meth:`drive` the execution on)."""
+        """Fail a callback (then :meth:`drive` the execution on, or let the scheduler wake it)."""
         self.client.send_callback_failure(callback_id, error_message, error_type)
+        self._wake_now(callback_id)
 
     def history(self, arn: str) -> list[dict[str, Any]]:
         """Every record of the execution, oldest first (who changed which operations, and when)."""
