@@ -255,3 +255,56 @@ def test_restart_after_a_runner_dies_mid_invocation(client: CairnflowDurableClie
     result = restarted.drive(arn)
     assert result.status == "SUCCEEDED" and result.value == "v"
     assert ran == ["step"]  # the step ran once; the replay used its record
+
+
+def test_chained_invoke_runs_the_named_function_and_returns_its_result(
+    client: CairnflowDurableClient, clock: FakeClock
+) -> None:
+    @durable_execution
+    def pricing(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
+        context.wait(Duration.from_seconds(3))
+        return {"price": context.step(lambda _: event["qty"] * 5, name="price")}
+
+    @durable_execution
+    def failing(event: Any, context: DurableContext) -> None:
+        raise RuntimeError("out of stock")
+
+    @durable_execution
+    def order(event: Any, context: DurableContext) -> dict[str, Any]:
+        quote = context.invoke("pricing", {"qty": 4}, name="quote")
+        try:
+            context.invoke("failing", {}, name="reserve")
+        except Exception as exc:  # the SDK's InvokeError with the callee's error
+            return {"quote": quote, "reserve": str(exc)}
+        return {"quote": quote, "reserve": "ok"}
+
+    runner = LocalRunner(order, client, sleep=clock.sleep, functions={"pricing": pricing, "failing": failing})
+    result = runner.run()
+
+    assert result.status == "SUCCEEDED", result.error
+    assert result.value["quote"] == {"price": 20}
+    assert "out of stock" in result.value["reserve"]
+    assert clock.slept == [3.0]  # the callee's wait
+    quote = result.operation("quote")
+    assert quote.operation_type is OperationType.CHAINED_INVOKE and quote.status is OperationStatus.SUCCEEDED
+
+
+def test_callback_timeout_is_fired_by_the_service(client: CairnflowDurableClient, clock: FakeClock) -> None:
+    from aws_durable_execution_sdk_python.config import CallbackConfig
+
+    @durable_execution
+    def handler(event: Any, context: DurableContext) -> str:
+        callback = context.create_callback(
+            name="cb", config=CallbackConfig(timeout=Duration.from_seconds(60))
+        )
+        try:
+            return str(callback.result())
+        except Exception as exc:  # CallbackTimeoutError
+            return f"timed out: {type(exc).__name__}"
+
+    result = runner_for(handler, client, clock).run()
+
+    assert result.status == "SUCCEEDED"
+    assert result.value.startswith("timed out")
+    assert clock.slept == [60.0]
+    assert result.operation("cb").status is OperationStatus.TIMED_OUT

@@ -15,12 +15,13 @@ exactly what runs on Lambda.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,7 @@ from cairnflow.driver.due import DueIndex
 
 from .client import CairnflowDurableClient
 from .ids import decode_callback_id
-from .state import public
+from .state import ExecutionView, public
 
 __all__ = ["ExecutionResult", "LocalLambdaContext", "LocalRunner"]
 
@@ -154,6 +155,10 @@ class LocalRunner:
     scheduler as a :class:`~cairnflow.core.wake.Wakeup` (workflow
     ``aws-durable/{function}``), and :meth:`serve` continues the executions
     whose wake-ups are due.
+
+    ``functions`` maps function names to handlers for ``context.invoke``: a
+    chained invoke runs as an execution of its own in the same store, driven
+    by :meth:`drive`, and its result or error is delivered to the caller.
     """
 
     def __init__(
@@ -167,6 +172,7 @@ class LocalRunner:
         json_events: bool = False,
         scheduler: WakeScheduler | None = None,
         function: str | None = None,
+        functions: Mapping[str, Handler] | None = None,
     ) -> None:
         self.handler = handler
         self.client = client
@@ -176,6 +182,7 @@ class LocalRunner:
         self.json_events = json_events
         self.scheduler = scheduler
         self.function = function or getattr(handler, "__name__", None) or "handler"
+        self.functions: dict[str, Handler] = dict(functions or {})
 
     def start(self, event: Any = None, *, name: str | None = None) -> str:
         """Create an execution whose input is ``event`` (JSON-serialisable); return its ARN.
@@ -228,6 +235,8 @@ class LocalRunner:
             invocations += 1
             if output.get("Status") in ("SUCCEEDED", "FAILED", "RETRY"):
                 continue
+            if self._run_invokes(arn):
+                continue  # a chained invoke finished: its caller can go on at once
             due = self.client.next_due(arn)
             if due is None:
                 break  # waiting on a callback (or an invoke) nobody has delivered yet
@@ -279,6 +288,70 @@ class LocalRunner:
             arn, _ = decode_callback_id(callback_id)
             self.scheduler.schedule(Wakeup(arn, self.workflow, self.client.clock(), reason="callback"))
 
+    def _run_invokes(self, arn: str) -> bool:
+        """Start and drive the chained invokes ``arn`` waits for; True if one finished."""
+        finished = False
+        for op in list(self.client.describe(arn).operations.values()):
+            if op["Type"] != "CHAINED_INVOKE" or op["Status"] != "STARTED":
+                continue
+            invoke = op.get("_invoke") or {}
+            child = invoke.get("child")
+            if child is None:
+                name = str((invoke.get("options") or {}).get("FunctionName"))
+                child = self._dispatch(arn, op["Id"], name, invoke.get("input"))
+                if child is None:
+                    continue
+            target = self._runner_for(child)
+            outcome = target.drive(child)
+            if outcome.status == "STARTED":
+                continue  # the invoked execution itself waits (for a callback): so does its caller
+            if outcome.status == "SUCCEEDED":
+                update = {
+                    "Id": op["Id"],
+                    "Type": "CHAINED_INVOKE",
+                    "Action": "SUCCEED",
+                    "Payload": outcome.result,
+                }
+            else:
+                update = {
+                    "Id": op["Id"],
+                    "Type": "CHAINED_INVOKE",
+                    "Action": "FAIL",
+                    "Error": outcome.error or {},
+                }
+            self.client.service_update(arn, functools.partial(_if_started, op_id=op["Id"], update=update))
+            finished = True
+        return finished
+
+    def _dispatch(self, arn: str, op_id: str, function: str, payload: str | None) -> str | None:
+        """Start the invoked function's execution and record its ARN in the caller (once)."""
+        if function not in self.functions:
+            error = {"ErrorType": "ResourceNotFoundException", "ErrorMessage": f"no function {function!r}"}
+            update = {"Id": op_id, "Type": "CHAINED_INVOKE", "Action": "FAIL", "Error": error}
+            self.client.service_update(arn, lambda view: _if_started(view, op_id, update))
+            return None
+        child = self.client.start_execution(payload, function=function)
+        dispatch = {"Id": op_id, "Type": "CHAINED_INVOKE", "Action": "DISPATCH", "ChildArn": child}
+        done = self.client.service_update(
+            arn, lambda view: _if_started(view, op_id, dispatch, undispatched=True)
+        )
+        if done is None:  # another runner dispatched it first: follow that one
+            recorded = self.client.describe(arn).operations[op_id].get("_invoke", {}).get("child")
+            return None if recorded is None else str(recorded)
+        return child
+
+    def _runner_for(self, child_arn: str) -> LocalRunner:
+        function = child_arn.split(":function:", 1)[1].split("/", 1)[0]
+        return LocalRunner(
+            self.functions[function],
+            self.client,
+            sleep=self.sleep,
+            max_invocations=self.max_invocations,
+            page_size=self.page_size,
+            function=function,
+            functions=self.functions,
+        )
+
     def run(self, event: Any = None, *, name: str | None = None) -> ExecutionResult:
         """Start an execution and drive it."""
         return self.drive(self.start(event, name=name))
@@ -319,3 +392,15 @@ class LocalRunner:
     def history(self, arn: str) -> list[dict[str, Any]]:
         """Every record of the execution, oldest first (who changed which operations, and when)."""
         return self.client.records(arn)
+
+
+def _if_started(
+    view: ExecutionView, op_id: str, update: dict[str, Any], *, undispatched: bool = False
+) -> list[dict[str, Any]] | None:
+    """``[update]`` if operation ``op_id`` still waits (and, with ``undispatched``, has no child yet)."""
+    op = view.operations.get(op_id)
+    if op is None or op["Status"] != "STARTED":
+        return None
+    if undispatched and (op.get("_invoke") or {}).get("child"):
+        return None
+    return [update]
