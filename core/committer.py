@@ -14,12 +14,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from cairnflow.core.checkpoint import Checkpoint, CheckpointSaver, Status
+from cairnflow.core.errors import ConflictError
 
 __all__ = ["DURABILITIES", "Committer", "Durability"]
+
+#: How often one write moves onto a newer head that only gained callback completions.
+_REBASES = 3
 
 Durability = Literal["sync", "async", "exit"]
 DURABILITIES = ("sync", "async", "exit")
@@ -51,6 +55,8 @@ class Committer:
         self.mode = mode
         self.workflow = workflow
         self.writes = 0
+        #: Told the callback completions a write moved past (:meth:`_rebase`).
+        self.on_rebase: Callable[[Sequence[Any]], None] | None = None
         self._cv = threading.Condition()
         self._pending: list[Any] = []
         self._enqueued = 0
@@ -149,9 +155,15 @@ class Committer:
         error: BaseException | None = None
         new_head: Checkpoint | None = None
         try:
-            new_head = self.saver.append(
-                self.thread_id, self.head, batch, status=status, workflow=self.workflow
-            )
+            for attempt in range(_REBASES + 1):
+                try:
+                    new_head = self.saver.append(
+                        self.thread_id, self.head, batch, status=status, workflow=self.workflow
+                    )
+                    break
+                except ConflictError:
+                    if attempt == _REBASES or not self._rebase(batch):
+                        raise
         except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller below
             error = exc
         finally:
@@ -164,6 +176,31 @@ class Committer:
         self.head = new_head
         self.writes += 1
         self._durable += len(batch)
+
+    def _rebase(self, batch: Sequence[Any]) -> bool:
+        """After a conflict: move onto the newer head if all it added are callback completions.
+
+        ``complete_callback`` appends to a thread that may be running (the token left in
+        a task and was answered at once). Such records change nothing this run wrote or
+        read, unless the batch itself ends the same callback (its timeout): then, and for
+        any other writer, the conflict stands. Called without the lock (one read).
+        """
+        if self.head is None:
+            return False
+        latest = self.saver.latest(self.thread_id)
+        old = self.head.records
+        if latest is None or len(latest.records) <= len(old) or latest.records[: len(old)] != old:
+            return False
+        extra = latest.records[len(old) :]
+        if not all(isinstance(r, dict) and r.get("op") == "callback_done" for r in extra):
+            return False
+        ending = {r.get("pos") for r in batch if isinstance(r, dict) and r.get("op") == "callback_done"}
+        if any(r.get("pos") in ending for r in extra):
+            return False
+        self.head = latest
+        if self.on_rebase is not None:
+            self.on_rebase(extra)
+        return True
 
     def _background(self) -> None:
         with self._cv:

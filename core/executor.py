@@ -22,8 +22,8 @@ import time  # noqa: F401 - tests patch time.time through this module
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast, overload
 
-from cairnflow.core import observe
 from cairnflow.core.checkpoint import Checkpoint, CheckpointSaver
+from cairnflow.core.children import ChildFuture, parent_link, start_child
 from cairnflow.core.committer import Committer, Durability
 from cairnflow.core.errors import (
     ConflictError,
@@ -38,7 +38,7 @@ from cairnflow.core.errors import (
 from cairnflow.core.records import RunRecords, error_record, parse_records
 from cairnflow.core.replay import Interrupted, RunContext, Suspended, interrupt
 from cairnflow.core.runargs import check_run_args
-from cairnflow.core.runs import MISSING, Run, check_repeated_answer, digest, settled, standing
+from cairnflow.core.runs import MISSING, Run, check_repeated_answer, digest, observed_run, settled, standing
 from cairnflow.core.tasks import Task, TaskFuture, current_run, task
 from cairnflow.core.timers import Waiting
 
@@ -60,26 +60,6 @@ T = TypeVar("T")
 # --------------------------------------------------------------------------- workflow
 
 
-def _observed_run(execute: Callable[..., Run]) -> Callable[..., Run]:
-    """Report each execution of a workflow body (a run or a resume) as a ``cairnflow.run`` span."""
-
-    @functools.wraps(execute)
-    def observed(
-        self: Workflow[Any], saver: CheckpointSaver, thread_id: str, *args: Any, **kwargs: Any
-    ) -> Run:
-        answered = kwargs.get("answer") is not None
-        with observe.span("cairnflow.run", workflow=self.name, thread_id=thread_id, resumed=answered) as span:
-            if answered:
-                observe.event("cairnflow.resume", workflow=self.name, thread_id=thread_id)
-            run = execute(self, saver, thread_id, *args, **kwargs)
-            span.set("cairnflow.status", run.status)
-            if run.status == "interrupted":
-                observe.event("cairnflow.interrupt", workflow=self.name, thread_id=thread_id)
-            return run
-
-    return observed
-
-
 class Workflow(Generic[T]):
     """A durable workflow. Create with ``@workflow``; start with :meth:`run`."""
 
@@ -97,6 +77,15 @@ class Workflow(Generic[T]):
         )
 
     # ---------------------------------------------------------------- public API
+
+    def start(self, input: Any = None) -> ChildFuture[T]:
+        """Inside another workflow's body: run this workflow as its child; returns a future.
+
+        The child gets its own thread (``{parent}~child-{position}``), runs inline
+        now, and its result is recorded in the parent once; see
+        :mod:`cairnflow.core.children`.
+        """
+        return start_child(self, input)
 
     def run(
         self,
@@ -162,6 +151,7 @@ class Workflow(Generic[T]):
                 "workflow": self.name,
                 "input": input,
                 "input_digest": digest(saver, input),
+                **({"parent": parent_link.get()} if parent_link.get() is not None else {}),
             },
             answer=None,
         )
@@ -256,7 +246,7 @@ class Workflow(Generic[T]):
                 f"thread {thread_id!r} belongs to workflow {recorded!r}, not {self.name!r}"
             )
 
-    @_observed_run
+    @observed_run
     def _execute(
         self,
         saver: CheckpointSaver,

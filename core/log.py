@@ -24,7 +24,8 @@ operation                    requests
 ``append`` lost race         1 PUT + 1 GET (to tell our own write from theirs)
 ``get(thread, id)``          1 GET, + 1 GET if a delta
 ``history(limit=n)``         1 LIST + n GETs
-``threads()``                1 LIST per thread (skip-scan)
+``threads()``                1 LIST per 1,000 threads (delimiter listing)
+``index_stop`` (a run stops) 1 PUT, + 1 DELETE (the entry it supersedes)
 ===========================  ===============================================
 
 **Ambiguous writes.** Every checkpoint body carries a fresh random writer

@@ -21,6 +21,10 @@ A thread's state is a list of small dicts, appended in order:
 ``callback_done`` ``{op, pos, value}``, ``{op, pos, error}`` or ``{op, pos, timeout: true}``: how
                 the callback at ``pos`` ended (written by ``complete_callback``/``fail_callback``,
                 or by the run when its timeout passed); the first one counts
+``child``       ``{op, pos, name, args, thread}``: ``name.start(input)`` at ``pos`` started a
+                child workflow on thread ``thread`` (``args``: the input's digest); the
+                child's ``start`` record names its ``parent`` (thread_id, workflow, pos)
+``child_done``  ``{op, pos, value}`` or ``{op, pos, error}``: how that child ended (recorded once)
 ``wait``        ``{op, wake_at}``: the run stopped with status ``waiting`` until ``wake_at``
                 (None: until a callback is completed)
 ``end``         ``{op, status: "completed", value}`` or ``{op, status: "failed", error}``
@@ -53,7 +57,7 @@ __all__ = [
 ]
 
 #: Record kinds that take a position in the body's sequence of calls.
-STEP_OPS = ("task", "task_error", "interrupt", "value", "timer", "callback")
+STEP_OPS = ("task", "task_error", "interrupt", "value", "timer", "callback", "child")
 
 
 def builtin_exception(type_name: str) -> type[Exception] | None:
@@ -141,6 +145,8 @@ class Step:
             return "sleep()"
         if self.op == "callback":
             return "callback()"
+        if self.op == "child":
+            return f"{self.name}.start()"
         return f"task {self.name!r}"
 
 
@@ -164,6 +170,8 @@ class RunRecords:
     end: dict[str, Any] | None = None
     callbacks: dict[int, dict[str, Any]] = field(default_factory=dict)
     """How each ended callback ended, by position (its first ``callback_done`` record)."""
+    children: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """How each ended child workflow ended, by position (its ``child_done`` record)."""
     wake_at: float | None = None
     """When the newest ``wait`` record said the run should be continued (None: on a callback)."""
 
@@ -233,6 +241,8 @@ def parse_records(records: Sequence[Any]) -> RunRecords:
         elif op == "callback_done" and type(pos) is int:
             out.callbacks.setdefault(pos, rec)
             continue  # an outside completion does not supersede the run's end
+        elif op == "child_done" and type(pos) is int:
+            out.children.setdefault(pos, rec)
         elif op == "wait":
             wake_at = rec.get("wake_at")
             out.wake_at = float(wake_at) if isinstance(wake_at, (int, float)) else None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from cairnflow.core import observe
@@ -80,12 +80,17 @@ class RunContext:
         #: the recorded prefix up to the answered interrupt, or is about to do new work:
         #: a body that diverges from its history fails before anything is written.
         self.fence = fence
+        # Completions written while this run executes become visible to its callbacks.
+        committer.on_rebase = self._absorb
         #: The start record is staged but not yet written (a fresh run before its first task).
         self.unstarted = unstarted
         #: Set once a task was refused its start by the deadline: nothing new starts.
         self.suspending = False
         self._pos = 0
-        self.tasks_run = 0
+
+    def _absorb(self, completions: Sequence[Any]) -> None:
+        for record in completions:
+            self.replay.callbacks.setdefault(record["pos"], record)
 
     def next_pos(self) -> int:
         pos = self._pos
@@ -159,7 +164,6 @@ class RunContext:
                 return TaskFuture.failed(recorded.error.rebuild(task.name))
         self.may_start()
         self.before_task()
-        self.tasks_run += 1
         attempt = observe.carry(execute_task)  # its spans nest under the run's, across threads
         return TaskFuture(self.pool.submit(attempt, self, task, pos, digest, args, kwargs))
 

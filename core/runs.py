@@ -1,20 +1,25 @@
 """A thread's standing as a :class:`Run`: what ``run()``, ``resume()``, ``get_run()`` and ``fork()`` return.
 
+Also how each execution of a body is reported (a ``cairnflow.run`` span, :func:`observed_run`).
+
 Also the rule for an answer given to a thread that is not waiting for one: only the
 answer it already took is accepted (a retried request).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cairnflow.core import observe
 from cairnflow.core.checkpoint import Checkpoint, CheckpointSaver, Status
 from cairnflow.core.errors import ResumeError, SerializationError
 from cairnflow.core.records import RunRecords
 
-__all__ = ["MISSING", "Run", "check_repeated_answer", "digest", "settled", "standing"]
+__all__ = ["MISSING", "Run", "check_repeated_answer", "digest", "observed_run", "settled", "standing"]
 
 
 class _Missing:
@@ -126,3 +131,21 @@ def digest(saver: CheckpointSaver, value: Any) -> str:
     serializer = getattr(saver, "serializer", None)
     data = serializer.dumps(value) if serializer is not None else repr(value).encode()
     return hashlib.sha256(data).hexdigest()[:32]
+
+
+def observed_run(execute: Callable[..., Run]) -> Callable[..., Run]:
+    """Report each execution of a workflow body (a run or a resume) as a ``cairnflow.run`` span."""
+
+    @functools.wraps(execute)
+    def observed(self: Any, saver: CheckpointSaver, thread_id: str, *args: Any, **kwargs: Any) -> Run:
+        answered = kwargs.get("answer") is not None
+        with observe.span("cairnflow.run", workflow=self.name, thread_id=thread_id, resumed=answered) as span:
+            if answered:
+                observe.event("cairnflow.resume", workflow=self.name, thread_id=thread_id)
+            run = execute(self, saver, thread_id, *args, **kwargs)
+            span.set("cairnflow.status", run.status)
+            if run.status == "interrupted":
+                observe.event("cairnflow.interrupt", workflow=self.name, thread_id=thread_id)
+            return run
+
+    return observed

@@ -164,7 +164,7 @@ def record_stop(
     """Write the entry of checkpoint ``stop``; delete that of ``superseded`` (a previous stop).
 
     One create-only PUT (an existing key is this very entry: success), then one
-    DELETE when ``superseded`` is given and indexed (not ``running``). Never
+    DELETE when ``superseded`` is given (a no-op if it was never indexed). Never
     raises a store error: the index is a hint, the checkpoint already holds the
     truth; a failure is reported as a ``cairnflow.index_failed`` event. Returns
     the key written, or None if it could not be.
@@ -174,7 +174,7 @@ def record_stop(
         # An existing key is this very stop, indexed by an earlier attempt or by reindex.
         with contextlib.suppress(AlreadyExistsError):
             call_with_retry(lambda: store.put(key, b"", CREATE), retry)
-        if superseded is not None and superseded.status != "running":
+        if superseded is not None:  # indexed at its stop, or by reindex/copy (a running head too)
             old = entry_key(prefix, superseded)
             if old != key:
                 call_with_retry(lambda: store.delete(old), retry)

@@ -40,8 +40,6 @@ from tests.emulators.s3 import (
     SECRET_KEY,
     make_s3_client,
     new_bucket,
-    s3_location,  # noqa: F401  (fixture)
-    s3_server_url,  # noqa: F401  (fixture)
 )
 from tests.support.faultproxy import (
     DropAfterForward,
@@ -122,18 +120,18 @@ def read_object(client: S3Client, bucket: str, key: str) -> bytes | None:
 
 
 @pytest.fixture
-def bucket(s3_server_url: str) -> str:  # noqa: F811
+def bucket(s3_server_url: str) -> str:
     return new_bucket(s3_server_url)
 
 
 @pytest.fixture
-def direct(s3_server_url: str) -> S3Client:  # noqa: F811
+def direct(s3_server_url: str) -> S3Client:
     """A plain client straight to moto, to check what really got stored."""
     return make_s3_client(s3_server_url)
 
 
 @pytest.fixture
-def proxy(s3_server_url: str) -> Iterator[FaultProxy]:  # noqa: F811
+def proxy(s3_server_url: str) -> Iterator[FaultProxy]:
     with FaultProxy(s3_server_url, log_bodies=False) as p:
         yield p
 
@@ -160,7 +158,7 @@ def faults_for(
 
 
 def test_open_store_builds_s3_store_and_passes_prefix_to_probe(
-    s3_server_url: str,  # noqa: F811
+    s3_server_url: str,
     bucket: str,
     direct: S3Client,
 ) -> None:
@@ -182,8 +180,8 @@ def test_open_store_builds_s3_store_and_passes_prefix_to_probe(
 
 
 def test_open_store_from_environment_in_child_process(
-    s3_location: StoreLocation,  # noqa: F811
-    s3_server_url: str,  # noqa: F811
+    s3_location: StoreLocation,
+    s3_server_url: str,
 ) -> None:
     code = (
         "import sys\n"
@@ -209,7 +207,7 @@ def test_open_store_from_environment_in_child_process(
 
 
 def test_client_is_built_once_with_pooling_and_standard_retries(
-    s3_server_url: str,  # noqa: F811
+    s3_server_url: str,
     bucket: str,
 ) -> None:
     store = make_store(s3_server_url, bucket)
@@ -222,7 +220,7 @@ def test_client_is_built_once_with_pooling_and_standard_retries(
     assert store.client is client
 
 
-def test_users_own_client_is_used_as_is(s3_server_url: str, bucket: str) -> None:  # noqa: F811
+def test_users_own_client_is_used_as_is(s3_server_url: str, bucket: str) -> None:
     client = make_s3_client(s3_server_url)
     sent = SentRequests(client)
     store = s3.S3Store(bucket, client=client, verify_conditional_writes=False)
@@ -233,7 +231,7 @@ def test_users_own_client_is_used_as_is(s3_server_url: str, bucket: str) -> None
         s3.S3Store(bucket, client=client, endpoint_url=s3_server_url)
 
 
-def test_etags_keep_their_quotes_everywhere(s3_server_url: str, bucket: str) -> None:  # noqa: F811
+def test_etags_keep_their_quotes_everywhere(s3_server_url: str, bucket: str) -> None:
     store = make_store(s3_server_url, bucket)
     etag = store.put("e", b"body", CREATE)
     assert etag.startswith('"')
@@ -288,7 +286,7 @@ def test_probe_refuses_store_that_ignores_if_none_match(
 
 
 def test_probe_detects_ignored_if_none_match_when_probe_object_already_exists(
-    s3_server_url: str,  # noqa: F811
+    s3_server_url: str,
     proxy: FaultProxy,
     bucket: str,
 ) -> None:
@@ -335,7 +333,7 @@ def test_probe_refuses_store_answering_501(proxy: FaultProxy, bucket: str) -> No
         store.put("k", b"v", CREATE)
 
 
-def test_probe_costs_one_request_in_steady_state(s3_server_url: str, bucket: str) -> None:  # noqa: F811
+def test_probe_costs_one_request_in_steady_state(s3_server_url: str, bucket: str) -> None:
     first = make_store(s3_server_url, bucket)
     sent = SentRequests(first.client)
     first.put("a", b"1", CREATE)  # fresh prefix: create probe (201), second create (412), put
@@ -357,7 +355,7 @@ def test_probe_costs_one_request_in_steady_state(s3_server_url: str, bucket: str
     assert sent.ops() == ["GetObject", "PutObject"]
 
 
-def test_probe_runs_once_under_concurrent_first_writes(s3_server_url: str, bucket: str) -> None:  # noqa: F811
+def test_probe_runs_once_under_concurrent_first_writes(s3_server_url: str, bucket: str) -> None:
     store = make_store(s3_server_url, bucket)
     sent = SentRequests(store.client)
     barrier = threading.Barrier(8)
@@ -376,7 +374,7 @@ def test_probe_runs_once_under_concurrent_first_writes(s3_server_url: str, bucke
 # --------------------------------------------------------------------------- listing cost
 
 
-def test_list_limit_one_costs_one_request(s3_server_url: str, bucket: str) -> None:  # noqa: F811
+def test_list_limit_one_costs_one_request(s3_server_url: str, bucket: str) -> None:
     store = make_store(s3_server_url, bucket, page_size=7)
     for n in range(20):
         store.put(f"l/{n:02d}", b"", CREATE)
@@ -393,7 +391,7 @@ def test_list_limit_one_costs_one_request(s3_server_url: str, bucket: str) -> No
     assert sent.ops() == ["ListObjectsV2"]
 
 
-def test_listing_more_than_1000_keys_takes_two_pages(s3_server_url: str, bucket: str) -> None:  # noqa: F811
+def test_listing_more_than_1000_keys_takes_two_pages(s3_server_url: str, bucket: str) -> None:
     store = make_store(s3_server_url, bucket)
     assert store.page_size == 1000
     keys = [f"many/{n:05d}" for n in range(1001)]
@@ -405,7 +403,7 @@ def test_listing_more_than_1000_keys_takes_two_pages(s3_server_url: str, bucket:
     assert "continuation-token=" in sent.sent[1][1]
 
 
-def test_listing_is_lazy(s3_server_url: str, bucket: str) -> None:  # noqa: F811
+def test_listing_is_lazy(s3_server_url: str, bucket: str) -> None:
     store = make_store(s3_server_url, bucket, page_size=5)
     for n in range(12):
         store.put(f"z/{n:02d}", b"", CREATE)
@@ -422,7 +420,7 @@ def test_listing_is_lazy(s3_server_url: str, bucket: str) -> None:  # noqa: F811
 
 @pytest.mark.slow
 def test_100mb_object_round_trips_and_create_only_holds(
-    s3_server_url: str,  # noqa: F811
+    s3_server_url: str,
     bucket: str,
     direct: S3Client,
 ) -> None:
@@ -468,7 +466,7 @@ def test_multipart_create_puts_the_condition_on_complete(
     assert store.get("mp").etag == etag
 
 
-def test_threshold_separates_single_put_from_multipart(s3_server_url: str, bucket: str) -> None:  # noqa: F811
+def test_threshold_separates_single_put_from_multipart(s3_server_url: str, bucket: str) -> None:
     store = make_store(s3_server_url, bucket, multipart_threshold=6 * MiB, multipart_part_size=5 * MiB)
     store.put("seed", b"", CREATE)
     sent = SentRequests(store.client)
@@ -492,7 +490,7 @@ def test_multipart_update_sends_if_match_on_complete(proxy: FaultProxy, bucket: 
     strict=True,
     reason="moto ignores If-Match on CompleteMultipartUpload (real S3 answers 412)",
 )
-def test_multipart_update_with_stale_etag_fails(s3_server_url: str, bucket: str) -> None:  # noqa: F811
+def test_multipart_update_with_stale_etag_fails(s3_server_url: str, bucket: str) -> None:
     store = make_store(s3_server_url, bucket, multipart_threshold=6 * MiB, multipart_part_size=5 * MiB)
     v1 = store.put("mp", b"one", CREATE)
     store.put("mp", b"two", Update(v1))
@@ -652,7 +650,7 @@ def test_reads_are_retried_by_the_sdk(proxy: FaultProxy, bucket: str) -> None:
 # --------------------------------------------------------------------------- access errors
 
 
-def test_missing_bucket_is_an_access_error_naming_it(s3_server_url: str) -> None:  # noqa: F811
+def test_missing_bucket_is_an_access_error_naming_it(s3_server_url: str) -> None:
     store = make_store(s3_server_url, "cf-no-such-bucket-here", probe_prefix="wf/")
     for call in (
         lambda: store.put("wf/k", b"v", CREATE),
@@ -686,7 +684,7 @@ def test_credential_and_permission_errors_are_access_errors(
     assert len(proxy.log) == 1  # not retried
 
 
-def test_no_credentials_is_an_access_error(s3_server_url: str, bucket: str) -> None:  # noqa: F811
+def test_no_credentials_is_an_access_error(s3_server_url: str, bucket: str) -> None:
     import botocore.credentials
     import botocore.session
     from botocore.config import Config
@@ -702,7 +700,7 @@ def test_no_credentials_is_an_access_error(s3_server_url: str, bucket: str) -> N
         store.put("k", b"v", CREATE)
 
 
-def test_not_found_and_precondition_mapping(s3_server_url: str, bucket: str) -> None:  # noqa: F811
+def test_not_found_and_precondition_mapping(s3_server_url: str, bucket: str) -> None:
     store = make_store(s3_server_url, bucket)
     with pytest.raises(NotFoundError) as missing:
         store.get("nope")

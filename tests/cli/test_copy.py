@@ -162,6 +162,8 @@ class StopAfter(ForwardingStore):
         self.left = n
 
     def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
+        if "/v1/index/" in key:  # a copied thread's status index entry: not a checkpoint
+            return self.inner.put(key, data, mode)
         if self.left <= 0:
             raise _Stop(key)
         self.left -= 1

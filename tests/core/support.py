@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,3 +47,17 @@ def outcome_of(stdout: str) -> dict[str, Any] | None:
             parsed: dict[str, Any] = json.loads(line[len("OUTCOME ") :])
             return parsed
     return None
+
+
+def wait_all_ready(
+    procs: Sequence[subprocess.Popen[str]], ready: Sequence[Path], timeout: float = 60
+) -> None:
+    """Poll until every child created its ``ready`` file; fail if one exits first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() for p in ready):
+        for proc in procs:
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                raise AssertionError(f"a child exited before the start signal:\n{out}\n{err}")
+        assert time.monotonic() < deadline, f"children did not get ready within {timeout}s"
+        time.sleep(0.002)  # polling the ready files

@@ -152,3 +152,50 @@ def test_a_callback_outside_a_workflow_body_is_a_misuse() -> None:
 
     with pytest.raises(MisuseError, match="callback"):
         callback()
+
+
+def test_operator_views_show_callback_steps_without_the_secret(saver: CheckpointLog, clock: Clock) -> None:
+    from cairnflow import ops
+
+    token = start("o1", saver)
+    secret = token.rsplit(".", 1)[1]
+    waiting = ops.show_state(saver, "o1")
+    assert [(s.type, s.status) for s in waiting.steps] == [("callback", "waiting"), ("task", "done")]
+    complete_callback(token, "fine", saver=saver)
+    approval.resume(thread_id="o1", saver=saver)
+    done = ops.show_state(saver, "o1")
+    first = done.steps[0]
+    assert (first.type, first.status, first.value) == ("callback", "done", "fine")
+    assert secret not in repr(done.steps) and secret not in repr(waiting.steps)
+
+
+@task
+def answered_at_once(thread: str, token: str, location_url: str) -> None:
+    # The outside system completes the callback before this task's result is stored.
+    from cairnflow.savers import open_saver
+
+    TOKENS.setdefault(thread, []).append(token)
+    complete_callback(token, "instant", saver=open_saver(location_url))
+
+
+@pytest.mark.parametrize("durability", ["sync", "async"])
+def test_a_completion_written_while_the_run_executes_does_not_stop_it(
+    saver: CheckpointLog, clock: Clock, location: Any, durability: str
+) -> None:
+    @workflow(name="instant")
+    def instant(thread: str) -> Any:
+        cb = callback()
+        answered_at_once(thread, cb.token, location.url).result()
+        return cb.wait()
+
+    thread = f"i-{durability}"
+    TOKENS.pop(thread, None)
+    run = instant.run(thread, thread_id=thread, saver=saver, durability=durability)  # type: ignore[arg-type]
+    if durability == "async":
+        # The body reached wait() before the background write met the completion: it stops
+        # as waiting (no ConflictError), and the next resume finds the completion.
+        assert run.status == "waiting"
+        run = instant.resume(thread_id=thread, saver=saver)
+    assert (run.status, run.result) == ("completed", "instant")
+    assert len(TOKENS[f"i-{durability}"]) == 1  # the task ran once: no ConflictError, no rerun
+    assert len(records(saver, f"i-{durability}", "callback_done")) == 1

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -38,7 +37,15 @@ import pytest
 
 from cairnflow.core import CheckpointLog
 from cairnflow.savers import open_saver
-from tests.core.support import LOCATION_BACKENDS, child_env, outcome_of, run_child, start_child, workload
+from tests.core.support import (
+    LOCATION_BACKENDS,
+    child_env,
+    outcome_of,
+    run_child,
+    start_child,
+    wait_all_ready,
+    workload,
+)
 from tests.emulators import StoreLocation
 from tests.workloads.pipeline import (
     EXIT_CONFLICT,
@@ -63,17 +70,6 @@ def _args(location: StoreLocation, thread: str, ledger: Path, *extra: str) -> li
     return workload("pipeline", ["--url", location.url, "--thread", thread, "--ledger", str(ledger), *extra])
 
 
-def _wait_all_ready(procs: list[subprocess.Popen[str]], ready: list[Path], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not all(p.exists() for p in ready):
-        for proc in procs:
-            if proc.poll() is not None:
-                out, err = proc.communicate()
-                raise AssertionError(f"racer exited before the start signal:\n{out}\n{err}")
-        assert time.monotonic() < deadline, "racers did not get ready in time"
-        time.sleep(0.002)
-
-
 def _race(
     location: StoreLocation,
     env: dict[str, str],
@@ -92,7 +88,7 @@ def _race(
         if put_barrier:
             extra += ["--put-barrier", str(race_dir), "--peers", str(len(commands))]
         procs.append(reap(start_child(cmd + extra, env)))
-    _wait_all_ready(procs, ready)
+    wait_all_ready(procs, ready)
     go.touch()
     results = []
     for proc in procs:

@@ -86,7 +86,8 @@ class OutOfStock(ValueError):
     """A user exception that is not registered: surfaces as TaskFailedError, both times."""
 
 
-def test_1_registered_exception_replays_as_itself(saver: CheckpointLog) -> None:
+@pytest.mark.parametrize("durability", ["sync", "async", "exit"])
+def test_1_registered_exception_replays_as_itself(saver: CheckpointLog, durability: Any) -> None:
     register_type(PaymentDeclined, name="tests.PaymentDeclined")  # exception classes need no encode/decode
 
     def build() -> Any:
@@ -104,9 +105,9 @@ def test_1_registered_exception_replays_as_itself(saver: CheckpointLog) -> None:
 
         return pay
 
-    first = build().run(thread_id="pay-1", saver=saver)
+    first = build().run(thread_id="pay-1", saver=saver, durability=durability)
     assert (first.status, first.interrupt) == ("interrupted", ["card declined", 42])
-    done = build().resume("no", thread_id="pay-1", saver=saver)  # fresh objects, as in a new process
+    done = build().resume("no", thread_id="pay-1", saver=saver, durability=durability)  # fresh objects
     assert done.result == {"seen": ["card declined", 42], "answer": "no"}
 
 
@@ -259,18 +260,20 @@ def _ordered(order: list[str]) -> Any:
     return tour
 
 
-def test_4_divergence_is_detected_before_anything_is_written(saver: CheckpointLog) -> None:
-    first = _ordered(["a", "b"]).run(thread_id="t", saver=saver)
+@pytest.mark.parametrize("durability", ["sync", "async", "exit"])
+def test_4_divergence_is_detected_before_anything_is_written(saver: CheckpointLog, durability: Any) -> None:
+    first = _ordered(["a", "b"]).run(thread_id="t", saver=saver, durability=durability)
     assert first.status == "interrupted"
     head = saver.latest("t")
     with pytest.raises(NondeterminismError) as caught:
-        _ordered(["b", "a"]).resume("yes", thread_id="t", saver=saver)  # e.g. a set iterated anew
+        _ordered(["b", "a"]).resume("yes", thread_id="t", saver=saver, durability=durability)  # a set, anew
     message = str(caught.value)
     assert "position 0" in message and "task 'visit'" in message and "arguments" in message
     assert saver.latest("t") == head  # nothing written: the answer was not used up
     standing = _ordered(["a", "b"]).get_run(thread_id="t", saver=saver)
     assert standing is not None and (standing.status, standing.interrupt_id) == ("interrupted", "2")
-    done = _ordered(["a", "b"]).resume("yes", thread_id="t", saver=saver)  # the original code still works
+    # The code that started the thread still resumes it, with the same answer.
+    done = _ordered(["a", "b"]).resume("yes", thread_id="t", saver=saver, durability=durability)
     assert done.result == {"seen": ["A", "B"], "answer": "yes"}
 
 

@@ -167,10 +167,13 @@ def test_record_stop_recognises_its_own_entry() -> None:
     assert status_index.record_stop(store, "", info, None, retry=NO_RETRY) is not None
     assert status_index.record_stop(store, "", info, None, retry=NO_RETRY) == status_index.entry_key("", info)
     assert len(_index_keys(store)) == 1
-    # A running previous head was never indexed: no DELETE for it.
+    # A previous head's entry (a stop, or a running head indexed by reindex) is deleted.
+    store.put(status_index.entry_key("", _info("t", 5, "running")), b"", CREATE)
     store.reset()
     status_index.record_stop(store, "", _info("t", 6), _info("t", 5, "running"), retry=NO_RETRY)
-    assert store.counts["DELETE"] == 0
+    assert store.counts["DELETE"] == 1
+    assert [e.seq for e in status_index.latest_entries(store, "")] == [6]
+    assert len(_index_keys(store)) == 2  # 4 and 6: 4 was superseded by nothing we were told of
 
 
 def test_remove_entries_below_a_sequence_number() -> None:

@@ -210,3 +210,18 @@ def test_bad_durations_are_refused_by_name(call: Callable[[], None], error: str)
 def test_sleep_outside_a_workflow_body_is_a_misuse() -> None:
     with pytest.raises(MisuseError, match="sleep"):
         sleep(1)
+
+
+def test_a_sleep_costs_one_write_to_stop_and_an_early_resume_only_reads(clock: Clock) -> None:
+    from cairnflow.core.counting import CountingStore
+    from cairnflow.savers.memory import MemoryStore
+
+    counting = CountingStore(MemoryStore())
+    saver = CheckpointLog(counting)
+    assert remind.run("c1", thread_id="c1", saver=saver).status == "waiting"
+    # The start (before the first task), the task's result, and the stop (timer + wait).
+    assert [info.seq for info in saver.history("c1")] == [2, 1, 0]
+    counting.reset()
+    assert remind.resume(thread_id="c1", saver=saver).status == "waiting"
+    assert counting.counts["PUT"] == 0 and counting.counts["DELETE"] == 0
+    assert counting.counts["GET"] + counting.counts["LIST"] <= 3

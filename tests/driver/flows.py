@@ -74,3 +74,18 @@ def naps(thread: str) -> int:
     first = step(thread, 1).result()
     sleep(3600)
     return first + step(thread, 2).result()
+
+
+@workflow
+def child_waits(path: str) -> object:
+    """A child that waits for a callback completed elsewhere."""
+    cb = callback()
+    publish(path, cb.token).result()
+    return cb.wait()
+
+
+@workflow
+def fans_out_to_waiting_children(folder: str) -> list[object]:
+    """Three children, each waiting for its own callback."""
+    futures = [child_waits.start(f"{folder}/token-{n}") for n in range(3)]
+    return [f.result() for f in futures]

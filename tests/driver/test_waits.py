@@ -132,3 +132,37 @@ def test_a_run_sigkilled_during_an_in_process_wait_still_completes_each_step_rec
     assert done is not None and (done.status, done.result) == ("completed", 1 + 4)
     assert [r["pos"] for r in ops(saver, "k1", "task")] == [0, 2]
     assert len(ops(saver, "k1", "timer")) == 1
+
+
+def test_children_waiting_for_callbacks_from_another_process_wake_their_parent_through_workers(
+    tmp_path: Path, clock: Clock
+) -> None:
+    url = f"file://{tmp_path}/store"
+    saver = open_saver(url)
+    assert isinstance(saver, CheckpointLog)
+    worker = Worker(saver, [flows.fans_out_to_waiting_children, flows.child_waits], clock=clock.time)
+    run = worker.driver.start(flows.fans_out_to_waiting_children, str(tmp_path), thread_id="f1")
+    assert (run.status, run.wake_at) == ("waiting", None)  # only the callbacks can continue it
+    tokens = [str(tmp_path / f"token-{n}") for n in range(3)]
+    child = (
+        "import sys; from cairnflow.savers import open_saver; from cairnflow.driver import DueIndex; "
+        "from cairnflow.core import complete_callback; s = open_saver(sys.argv[1]); "
+        "[complete_callback(open(p).read(), f'yes-{n}', saver=s, scheduler=DueIndex(s)) "
+        "for n, p in enumerate(sys.argv[2:])]"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", child, url, *tokens], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+
+    clock.now += 60  # past the child process's "now"
+    assert worker.poll().handled == 3  # each child completes and schedules its parent
+    assert worker.poll().handled >= 1  # the parent, continued once its children have ended
+    done = flows.fans_out_to_waiting_children.get_run(thread_id="f1", saver=saver)
+    assert done is not None and (done.status, done.result) == ("completed", ["yes-0", "yes-1", "yes-2"])
+    assert [len(ops(saver, "f1", op)) for op in ("child", "child_done")] == [3, 3]
+    for n in range(3):
+        assert len(ops(saver, f"f1~child-{n}", "task")) == 1
+    for _ in range(3):  # duplicate parent wake-ups (at least once) find it completed
+        worker.poll()
+    assert list(worker.index.due()) == []

@@ -121,7 +121,15 @@ def test_three_workers_never_record_a_step_twice(tmp_path: Path) -> None:
 
 def test_workflows_are_found_in_modules_by_name() -> None:
     names = sorted(wf.name for wf in workflows_in(["tests.driver.flows"]))
-    assert names == ["always_fails", "dies_once", "five_steps", "naps", "sleeps_then_waits"]
+    assert names == [
+        "always_fails",
+        "child_waits",
+        "dies_once",
+        "fans_out_to_waiting_children",
+        "five_steps",
+        "naps",
+        "sleeps_then_waits",
+    ]
 
 
 def test_stray_wakeups_leave_finished_and_failed_runs_alone(saver: CheckpointLog) -> None:

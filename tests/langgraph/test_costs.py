@@ -259,7 +259,7 @@ class RoundTrips(ObjectStore):
     seconds (a network's round trip), so requests a caller issues together overlap even
     on an in-memory store."""
 
-    def __init__(self, inner: ObjectStore, latency: float = 0.02) -> None:
+    def __init__(self, inner: ObjectStore, latency: float = 0.05) -> None:
         self.inner = inner
         self.url = inner.url
         self.latency = latency
@@ -368,6 +368,7 @@ def long_chat_input(messages: int, size: int = 230) -> dict[str, Any]:
     return {"messages": made}
 
 
+@pytest.mark.slow  # a thousand turns
 @pytest.mark.parametrize("backend", ["memory"], indirect=True)
 def test_bytes_per_turn_at_turn_1000_stay_under_64_kib(store: ObjectStore) -> None:
     """Issue 15: at turn 1000 of a chat with ~230-byte messages, a turn writes <= 64 KiB

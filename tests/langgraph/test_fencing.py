@@ -246,6 +246,7 @@ def _resume_in_a_process(root: str, barrier: Any, answer: str, results: Any) -> 
         results.put(("conflict", answer))
 
 
+@pytest.mark.slow  # a race between two child processes
 def test_two_processes_resuming_one_interrupt_exactly_one_commits(tmp_path: Any) -> None:
     from cairnflow.savers.local import LocalStore
 

@@ -136,7 +136,8 @@ class SoakProxy(FaultProxy):
     """A :class:`FaultProxy` that can also cut an answer in the middle of its body."""
 
     def __init__(self, upstream: str, **options: object) -> None:
-        super().__init__(upstream, log_bodies=False, **options)  # type: ignore[arg-type]
+        # A soak sends thousands of requests: keep no log (the policy counts faults).
+        super().__init__(upstream, keep_log=False, **options)  # type: ignore[arg-type]
         self.effects: Counter[str] = Counter()
         self._effects_lock = threading.Lock()
 
@@ -156,9 +157,6 @@ class SoakProxy(FaultProxy):
 
         server.handle_error = handle_error  # type: ignore[method-assign]
         return self
-
-    def _record(self, request: Request, status: int | None) -> None:
-        pass  # a soak sends thousands of requests: keep no log (the policy counts faults)
 
 
 # --------------------------------------------------------------------------- answers

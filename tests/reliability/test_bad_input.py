@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from cairnflow.core import codec, interrupt, keys, task, workflow
+from cairnflow.core import codec, interrupt, keys, status_index, task, workflow
 from cairnflow.core.counting import CountingStore
 from cairnflow.core.errors import (
     ConditionalWritesUnsupportedError,
@@ -501,7 +501,12 @@ def test_valid_thread_ids_round_trip_without_collision(store: ObjectStore, name:
     assert sorted(saver.threads()) == sorted([*ids, BYSTANDER])
     report = verify(saver)
     assert report.ok and report.threads_checked == len(ids) + 1, report.problems
-    assert all(k.key.startswith(PREFIX + "v1/threads/") for k in store.list(""))
+    assert all(k.key.startswith((PREFIX + "v1/threads/", PREFIX + "v1/index/")) for k in store.list(""))
+    # One status index entry per thread, naming exactly that thread (core/status_index.py).
+    indexed = [
+        status_index.parse_entry_key(PREFIX, k.key).thread_id for k in store.list(PREFIX + "v1/index/")
+    ]
+    assert sorted(indexed) == sorted([*ids, BYSTANDER])
     assert flow.get_run(thread_id=BYSTANDER, saver=saver).result == bystander  # type: ignore[union-attr]
 
 

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -41,7 +39,7 @@ import pytest
 
 from cairnflow.core.verify import verify
 from cairnflow.savers import open_saver
-from tests.core.support import child_env, outcome_of, start_child, workload
+from tests.core.support import child_env, outcome_of, start_child, wait_all_ready, workload
 from tests.emulators import StoreLocation
 from tests.workloads.crashpoints import TASKS, expected_result
 from tests.workloads.pipeline import read_ledger
@@ -49,17 +47,6 @@ from tests.workloads.pipeline import read_ledger
 WORKERS = 3
 ROUNDS = {"local": 4, "s3": 2, "gcs": 2, "azure": 2}
 SEED = 11
-
-
-def _wait_ready(procs: list[subprocess.Popen[str]], ready: list[Path], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not all(p.exists() for p in ready):
-        for proc in procs:
-            if proc.poll() is not None:
-                out, err = proc.communicate()
-                raise AssertionError(f"worker exited before the start signal:\n{out}\n{err}")
-        assert time.monotonic() < deadline, "workers did not get ready in time"
-        time.sleep(0.002)  # polling the ready files
 
 
 @pytest.mark.slow
@@ -117,7 +104,7 @@ def test_workers_contending_for_every_step_under_faults(
             )
             for i in range(WORKERS)
         ]
-        _wait_ready(procs, ready)
+        wait_all_ready(procs, ready)
         go.touch()
         outcomes = []
         for proc in procs:

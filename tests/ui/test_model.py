@@ -135,14 +135,30 @@ def test_plain_turns_values_into_json_without_constructing_anything() -> None:
             {"m": 3},
         ),
         ({"op": "value", "pos": 5, "name": "now", "value": 12.5}, "value", "now() #5", 12.5),
-        # kinds this view does not know yet (timers, callbacks) show with their whole record
-        ({"op": "timer", "pos": 4, "at": 5.0}, "timer", "timer", {"op": "timer", "pos": 4, "at": 5.0}),
+        # kinds this view does not know yet (child workflows) show with their whole record
+        ({"op": "child", "pos": 4, "at": 5.0}, "child", "child", {"op": "child", "pos": 4, "at": 5.0}),
+        (
+            {"op": "callback_done", "pos": 6, "value": "ok"},
+            "answer",
+            "callback #6 ended",
+            {"value": "ok"},
+        ),
     ],
 )
 def test_record_events(record: dict[str, Any], kind: str, title: str, value: Any) -> None:
     event = _record_event("7", 1.0, record)
     assert (event.kind, event.title, event.value, event.has_value) == (kind, title, value, True)
     assert event.checkpoint_id == "7"
+
+
+def test_timer_wait_and_callback_records_never_show_the_secret() -> None:
+    timer = _record_event("1", 0.0, {"op": "timer", "pos": 4, "wake_at": 0.0})
+    assert (timer.kind, timer.title) == ("wait", "sleep #4 until 1970-01-01 00:00:00 UTC")
+    waiting = _record_event("1", 0.0, {"op": "wait", "wake_at": None})
+    assert (waiting.kind, waiting.title) == ("wait", "waiting for a callback")
+    opened = _record_event("1", 0.0, {"op": "callback", "pos": 5, "secret": "s3cr3t", "timeout_at": None})
+    assert (opened.title, opened.has_value) == ("callback #5 opened", False)
+    assert "s3cr3t" not in repr(opened)
 
 
 def test_suspend_and_unknown_records() -> None:

@@ -91,6 +91,7 @@ def cmd_threads(args: argparse.Namespace, out: Output) -> int:
             sort=args.sort,
             progress=lambda n: progress.update(n),
             layouts=None if args.layout is None else [args.layout],
+            details=not args.brief,
         )
     if out.as_json:
         out.json({"store": args.url, "count": len(found), "threads": [t.to_dict() for t in found]})
@@ -322,6 +323,19 @@ def cmd_copy(args: argparse.Namespace, out: Output) -> int:
             f"cairnflow copy: the copy is partial: {len(result.problems)} thread(s) not copied ({failed})"
         )
         return EXIT_PROBLEMS
+    return EXIT_OK
+
+
+def cmd_reindex(args: argparse.Namespace, out: Output) -> int:
+    saver = open_log(args.url)
+    with Progress(out, "reindex", unit="threads") as progress:
+        threads, removed = ops.reindex(saver, progress=lambda n: progress.update(n))
+    if out.as_json:
+        out.json({"store": args.url, "threads": threads, "removed": removed})
+    else:
+        out.line(
+            f"indexed {threads} thread(s); removed {removed} superseded entr{'y' if removed == 1 else 'ies'}"
+        )
     return EXIT_OK
 
 

@@ -135,6 +135,12 @@ def add_threads(sub: Sub, common: argparse.ArgumentParser) -> None:
         "--sort", choices=("id", "updated"), default="id", help="thread id (default) or newest first"
     )
     p.add_argument("--limit", type=positive_int, metavar="N", help="at most N threads")
+    p.add_argument(
+        "--brief",
+        action="store_true",
+        help="status as of each thread's last run stop, from the status index alone: "
+        "no STEPS or DETAIL, a few requests for any number of threads",
+    )
     layout_option(p, "only threads of this layout (default: both)")
     p.set_defaults(handler=commands.cmd_threads)
 
@@ -239,6 +245,14 @@ def add_ui(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=_run_ui, json=False)
 
 
+def add_reindex(sub: Sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "reindex", parents=[common], help="build the status index that makes `threads` fast (old stores)"
+    )
+    p.add_argument("url")
+    p.set_defaults(handler=commands.cmd_reindex)
+
+
 def _run_ui(args: argparse.Namespace, out: Any) -> int:
     from cairnflow.ui import main as ui_main  # the web view loads only when asked for
 
@@ -254,6 +268,7 @@ COMMANDS: list[Callable[[Sub, argparse.ArgumentParser], None]] = [
     add_prune,
     add_copy,
     add_verify,
+    add_reindex,
     add_worker,
     add_ui,
 ]

@@ -29,8 +29,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from cairnflow.core.checkpoint import CheckpointSaver
+from cairnflow.core.children import parent_of
 from cairnflow.core.errors import ConflictError, InvalidArgumentError, ResumeError, StoreError
 from cairnflow.core.executor import Run, Workflow
+from cairnflow.core.records import parse_records
 from cairnflow.core.wake import WakeScheduler, Wakeup
 
 __all__ = ["CONTINUABLE", "Driver"]
@@ -136,9 +138,9 @@ class Driver:
         # won a race), the lease stays: when it fires, handle() continues the run only if
         # its log still says "running", so a stranded run is picked up and a failed one is not.
         run = execute()
-        follow_up = self._follow_up(workflow, run)
-        if follow_up is not None:
-            self.scheduler.schedule(follow_up)
+        for follow_up in (self._follow_up(workflow, run), self._parent_wakeup(run)):
+            if follow_up is not None:
+                self.scheduler.schedule(follow_up)
         self._cancel(lease)
         return run
 
@@ -146,6 +148,17 @@ class Driver:
         cancel = getattr(self.scheduler, "cancel", None)
         if cancel is not None:
             cancel(lease)
+
+    def _parent_wakeup(self, run: Run) -> Wakeup | None:
+        """A child workflow continued on its own that completed wakes its parent (one GET)."""
+        if run.status != "completed" or parent_of(run.thread_id) is None:
+            return None
+        head = self.saver.latest(run.thread_id)
+        start = parse_records(head.records).start if head is not None else None
+        link = start.get("parent") if start is not None else None
+        if not isinstance(link, dict) or not link.get("thread_id") or not link.get("workflow"):
+            return None
+        return Wakeup(str(link["thread_id"]), str(link["workflow"]), self.clock(), "child", self.store_url)
 
     def _follow_up(self, workflow: Workflow[Any], run: Run) -> Wakeup | None:
         if run.status == "suspended":

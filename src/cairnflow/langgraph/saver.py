@@ -69,6 +69,8 @@ _CACHE_SIZE = 4096
 #: Log entries kept in memory (they are immutable; a value snapshot can be large).
 _ENTRY_CACHE_SIZE = 256
 _LIST_BATCH = 16
+#: Keys per LIST when listing without a limit (entries and their pending-write objects).
+_LIST_PAGE = 64
 
 
 class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]):
@@ -279,7 +281,7 @@ class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]
                 start_after = lay.log_key(self.prefix, thread_id, ns, seq)
             else:
                 id_cut = before_id  # not in this namespace (a parent graph's id): compare ids
-        page = _LIST_BATCH if limit is None or filter or id_cut else max(1, min(limit, 1000))
+        page = _LIST_PAGE if limit is None or filter or id_cut else max(1, min(limit, 1000))
         blob_cache: dict[tuple[str, str], Typed] = {}
         seen: set[str] = set()
         batch: builtins.list[Entry] = []

@@ -12,6 +12,8 @@ a ``to_dict()`` whose field names are the command's ``--json`` output.
   not updated for a while.
 * :func:`copy_threads` -- copy threads, history included, to another store; resumable.
 * :func:`verify` -- check stored histories (:mod:`cairnflow.core.verify`).
+* :func:`reindex` -- build the status index (:mod:`cairnflow.core.status_index`) of a store
+  written before it existed, so that :func:`list_threads` reads no thread.
 
 A prefix may hold executor threads and LangGraph threads side by side; every
 operation handles both and each result says which ``layout`` a thread is.
@@ -30,6 +32,7 @@ Modules, one concern each: :mod:`~cairnflow.ops.results` (the dataclasses),
 (raw, checked object reads), :mod:`~cairnflow.ops.reading` (threads, history,
 show), :mod:`~cairnflow.ops.maintenance` (delete, prune),
 :mod:`~cairnflow.ops.copying` (copy), :mod:`~cairnflow.ops.verifying` (verify),
+:mod:`~cairnflow.ops.listing` (the status index: listing, reindex),
 :mod:`~cairnflow.ops.lgraph` (LangGraph threads), :mod:`~cairnflow.ops.graph_results`.
 """
 
@@ -42,6 +45,7 @@ from cairnflow.core.verify import Problem, VerifyReport
 from cairnflow.ops.copying import copy_threads
 from cairnflow.ops.display import describe_record, iso_time, parse_duration, untag
 from cairnflow.ops.graph_results import GraphCheckpoint, GraphState
+from cairnflow.ops.listing import reindex
 from cairnflow.ops.maintenance import delete_thread, prune
 from cairnflow.ops.reading import (
     graph_history,
@@ -92,6 +96,7 @@ __all__ = [
     "list_threads",
     "parse_duration",
     "prune",
+    "reindex",
     "show_state",
     "thread_history",
     "thread_layout",

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from cairnflow.core import keys
+from cairnflow.core import keys, status_index
 from cairnflow.core.errors import (
     AlreadyExistsError,
     CorruptCheckpointError,
@@ -17,7 +17,8 @@ from cairnflow.core.errors import (
 )
 from cairnflow.core.log import CheckpointLog
 from cairnflow.core.store import CREATE
-from cairnflow.ops import lgraph, objects
+from cairnflow.ops import lgraph, listing, objects
+from cairnflow.ops.objects import StoredCheckpoint
 from cairnflow.ops.reading import thread_layout
 from cairnflow.ops.results import CopiedThread, CopyResult
 
@@ -118,6 +119,7 @@ def _copy_thread(src: CheckpointLog, dst: CheckpointLog, thread_id: str, *, dry_
             thread_id=thread_id, result=result, copied=copied, skipped=skipped, head=head, error=error
         )
 
+    newest: StoredCheckpoint | None = None
     for seq in seqs:
         src_key = keys.checkpoint_key(src.prefix, thread_id, seq)
         dst_key = keys.checkpoint_key(dst.prefix, thread_id, seq)
@@ -126,7 +128,7 @@ def _copy_thread(src: CheckpointLog, dst: CheckpointLog, thread_id: str, *, dry_
         except NotFoundError:
             continue  # deleted at the source since the listing (oldest first, by delete or prune)
         try:
-            objects.decode(src, thread_id, seq, src_key, data)
+            newest = objects.decode(src, thread_id, seq, src_key, data)
         except CorruptCheckpointError as exc:
             return stop("corrupt", str(exc))
         if dst_key not in existing and dry_run:
@@ -150,5 +152,8 @@ def _copy_thread(src: CheckpointLog, dst: CheckpointLog, thread_id: str, *, dry_
                 "(it was written there, not copied); nothing overwritten",
             )
         skipped += 1
+    if newest is not None and copied and not dry_run:  # the status index entry of the copied head
+        info = listing.head_info(newest.header)
+        status_index.record_stop(dst.store, dst.prefix, info, None, retry=dst.store_retry)
     result = "copied" if copied else "up_to_date"
     return CopiedThread(thread_id=thread_id, result=result, copied=copied, skipped=skipped, head=head)

@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from cairnflow.core import keys
+from cairnflow.core import keys, status_index
 from cairnflow.core.errors import CairnflowError, ConflictError, MissingDependencyError, ThreadNotFoundError
 from cairnflow.core.log import CheckpointLog
 from cairnflow.core.verify import Problem
@@ -61,7 +61,8 @@ def graph_saver(saver: CheckpointLog) -> LangGraphSaver | None:
     base = saver.prefix + keys.FORMAT_PREFIX
     folders = objects.retry(saver, lambda: list(saver.store.list_prefixes(base)))
     found: LangGraphSaver | None = None
-    if any(folder != keys.threads_prefix(saver.prefix) for folder in folders):
+    executor = (keys.threads_prefix(saver.prefix), status_index.index_prefix(saver.prefix))
+    if any(folder not in executor for folder in folders):
         try:
             from cairnflow.langgraph import LangGraphSaver
         except ImportError as exc:

@@ -1,7 +1,8 @@
 """Reading threads: the listing, a thread's history, and the state at one checkpoint.
 
-Costs: :func:`list_threads` one LIST and one or two GETs per thread, eight
-threads at a time; :func:`thread_history` one LIST and one GET per
+Costs: :func:`list_threads` about two LISTs per 1,000 indexed threads, plus
+one LIST and one or two GETs per thread listed with details or missing from
+the status index, eight threads at a time; :func:`thread_history` one LIST and one GET per
 checkpoint; :func:`show_state` one LIST and one to three GETs.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Collection, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cairnflow.core import keys
 from cairnflow.core.errors import (
@@ -20,8 +21,8 @@ from cairnflow.core.errors import (
     ThreadNotFoundError,
 )
 from cairnflow.core.log import CheckpointLog
-from cairnflow.core.records import RunRecords, parse_records
-from cairnflow.ops import lgraph, objects
+from cairnflow.core.records import RecordedError, RunRecords, parse_records
+from cairnflow.ops import lgraph, listing, objects
 from cairnflow.ops.graph_results import GraphCheckpoint, GraphState
 from cairnflow.ops.results import LAYOUTS, STATUSES, HistoryEntry, Step, ThreadState, ThreadSummary
 
@@ -114,6 +115,7 @@ def list_threads(
     sort: str = "id",
     progress: Callable[[int], None] | None = None,
     layouts: Collection[str] | None = None,
+    details: bool = True,
 ) -> list[ThreadSummary]:
     """Threads under the prefix, of both layouts, with their standing, filtered.
 
@@ -124,7 +126,20 @@ def list_threads(
     ``progress(threads_examined)`` is called as the walk goes. ``layouts``:
     only threads of these layouts (default both; LangGraph threads follow the
     executor's, and are read through the LangGraph saver).
-    Costs one LIST and one or two GETs per thread, eight threads at a time.
+
+    Executor threads are found and filtered with the status index
+    (:mod:`cairnflow.ops.listing`): status, workflow and time are those of the
+    thread's last run stop, about ``2 * ceil(N / 1000)`` LIST requests for N
+    threads; threads the index does not know are read one by one.
+    ``details`` (default) then reads the heads of the threads listed (after
+    filters and ``limit``: one LIST and one or two GETs each, eight at a time)
+    for their steps, error and pending question, and a head newer than its
+    index entry wins (a thread that no longer matches is left out). With
+    ``details=False`` nothing is read for indexed threads: their ``steps``,
+    ``records``, ``error`` and ``waiting_for`` are None. Asking for ``corrupt``
+    (``statuses`` naming it) reads every thread: only a read tells; otherwise a
+    thread whose head went bad since its last stop shows that stop's status
+    without details, and as ``corrupt`` with them.
     """
     if sort not in ("id", "updated"):
         raise InvalidArgumentError(f"sort must be 'id' or 'updated', not {sort!r}")
@@ -140,8 +155,14 @@ def list_threads(
     wanted_layouts = set(layouts) if layouts else set(LAYOUTS)
     out: list[ThreadSummary] = []
     walks: list[Iterator[ThreadSummary | None]] = []
+    from_index: set[str] = set()
+
+    def read(thread_id: str, key: str) -> ThreadSummary | None:
+        return _summarise(saver, (thread_id, key))
+
     if "executor" in wanted_layouts:
-        walks.append(objects.parallel(lambda item: _summarise(saver, item), objects.scan_heads(saver)))
+        use_index = not statuses or "corrupt" not in wanted  # only a read tells a corrupt head
+        walks.append(listing.executor_summaries(saver, read, use_index=use_index, from_index=from_index))
     lg = lgraph.graph_saver(saver) if "langgraph" in wanted_layouts else None
     if lg is not None:
         walks.append(lgraph.summaries(lg))
@@ -157,11 +178,16 @@ def list_threads(
                     break
         if sort == "id" and limit is not None and len(out) >= limit:
             break
-    if sort == "updated":
-        out.sort(key=lambda s: (-(s.updated_at or 0.0), s.thread_id))
-    else:
-        out.sort(key=lambda s: (s.thread_id, s.layout))
-    return out if limit is None else out[:limit]
+
+    def order(s: ThreadSummary) -> tuple[float, str, str]:
+        return (-(s.updated_at or 0.0) if sort == "updated" else 0.0, s.thread_id, s.layout)
+
+    out.sort(key=order)
+    out = out if limit is None else out[:limit]
+    if details and from_index:
+        out = [s for s in listing.refresh(saver, out, read, from_index) if s is not None and matches(s)]
+        out.sort(key=order)  # a refreshed head may have moved on
+    return out
 
 
 # --------------------------------------------------------------------------- history
@@ -202,6 +228,25 @@ def thread_history(saver: CheckpointLog, thread_id: str, *, limit: int | None = 
 # --------------------------------------------------------------------------- show
 
 
+#: Steps other than tasks and interrupts: replay-safe values, timers, callbacks, children.
+_WAITS = ("value", "timer", "callback", "child")
+
+
+def _wait_step(run: RunRecords, step: Any) -> Step:
+    """A value, timer, callback or child step (a callback's secret is never shown)."""
+    if step.op == "value":
+        return Step(pos=step.pos, type="value", name=step.name, status="done", value=step.value)
+    if step.op == "timer":
+        return Step(pos=step.pos, type="timer", name=None, status="set", value=step.raw.get("wake_at"))
+    ended = (run.callbacks if step.op == "callback" else run.children).get(step.pos)
+    if ended is None:
+        return Step(pos=step.pos, type=step.op, name=step.name, status="waiting")
+    if "error" in ended or ended.get("timeout"):
+        error = "timed out" if ended.get("timeout") else RecordedError.of(ended.get("error")).text()
+        return Step(pos=step.pos, type=step.op, name=step.name, status="failed", error=error)
+    return Step(pos=step.pos, type=step.op, name=step.name, status="done", value=ended.get("value"))
+
+
 def _steps(run: RunRecords) -> list[Step]:
     steps: list[Step] = []
     for pos in sorted(run.steps):
@@ -221,6 +266,8 @@ def _steps(run: RunRecords) -> list[Step]:
             )
         elif step.op == "task":
             steps.append(Step(pos=pos, type="task", name=step.name, status="done", value=step.value))
+        elif step.op in _WAITS:
+            steps.append(_wait_step(run, step))
         else:
             error = step.error.text() if step.error is not None else None
             steps.append(Step(pos=pos, type="task", name=step.name, status="failed", error=error))

@@ -120,9 +120,9 @@ class Step:
     """One task call or interrupt of the workflow body, by position."""
 
     pos: int
-    type: str  # "task" | "interrupt"
+    type: str  # "task" | "interrupt" | "value" | "timer" | "callback" | "child"
     name: str | None
-    status: str  # task: "done" | "failed"; interrupt: "waiting" | "answered"
+    status: str  # task/callback/child: "done" | "failed" (| "waiting"); interrupt: "waiting" | "answered"
     value: Any = None
     error: str | None = None
     answer: Any = None

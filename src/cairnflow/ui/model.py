@@ -249,6 +249,18 @@ def _record_event(checkpoint_id: str, at: float, record: Any) -> Event:
         return Event(checkpoint_id, at, "answer", f"answer to #{pos}", record.get("value"), True)
     if op == "suspend":
         return Event(checkpoint_id, at, "suspend", "suspended (deadline)")
+    if op in ("timer", "wait"):
+        wake_at = record.get("wake_at")
+        until = "for a callback"
+        if isinstance(wake_at, (int, float)):
+            until = f"until {time_text(float(wake_at))}"
+        title = f"sleep #{pos} {until}" if op == "timer" else f"waiting {until}"
+        return Event(checkpoint_id, at, "wait", title)
+    if op == "callback":  # never the secret: the page must not hand out the token
+        return Event(checkpoint_id, at, "wait", f"callback #{pos} opened")
+    if op == "callback_done":
+        shown = {k: v for k, v in record.items() if k in ("value", "error", "timeout")}
+        return Event(checkpoint_id, at, "answer", f"callback #{pos} ended", shown, True)
     if op == "end":
         if record.get("status") == "completed":
             return Event(checkpoint_id, at, "end", "completed", record.get("value"), True)

@@ -35,7 +35,7 @@ table.values td:nth-child(2),table.writes td:nth-child(3){width:62%}td.meta{font
 .badge{display:inline-block;padding:1px 7px;border-radius:9px;font-size:12px;background:#e3e7ee}
 .s-completed,.k-end{background:#d6f5dc}.s-failed,.s-corrupt,.k-error{background:#fbd5d5}
 .s-interrupted,.k-interrupt{background:#fdeac2}.s-running,.k-task{background:#d8e6fd}
-.s-suspended,.k-suspend{background:#e9dcfb}.s-deleted,.k-deleted{background:#d9d9d9}
+.s-suspended,.k-suspend{background:#e9dcfb}.s-waiting,.k-wait{background:#dff3fb}.s-deleted,.k-deleted{background:#d9d9d9}
 .k-answer{background:#cdf3ee}.k-fork{background:#ffe0f0}.k-retry{background:#ffe3cc}.k-value{background:#eef0d0}
 form.filters{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-end;background:#fff;
 border:1px solid #dde1e8;padding:10px 12px;margin-bottom:12px}

@@ -250,7 +250,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
-_results: dict[str, dict[str, str]] = {}
+_results: dict[str, dict[str, Any]] = {}
 
 
 def _first_line(report: pytest.TestReport) -> str:
@@ -272,6 +272,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         report.nodeid,
         {"checkpointer": str(name), "id": str(props["checkpointer_id"]), "outcome": "passed", "error": ""},
     )
+    entry["seconds"] = round(entry.get("seconds", 0.0) + report.duration, 3)
     if hasattr(report, "wasxfail"):
         entry["outcome"] = "xfailed" if report.skipped else "xpassed"
     elif report.failed and entry["outcome"] != "failed":

@@ -93,8 +93,8 @@ def report(data: dict[str, Any]) -> tuple[list[str], bool]:
     per = counts(tests)
     names = [n for n in data["selected"] if n in per] + sorted(set(per) - set(data["selected"]))
     lines = [
-        "| checkpointer | " + " | ".join(OUTCOMES) + " | parity with SqliteSaver |",
-        "|---" * (len(OUTCOMES) + 2) + "|",
+        "| checkpointer | " + " | ".join(OUTCOMES) + " | seconds | parity with SqliteSaver |",
+        "|---" * (len(OUTCOMES) + 3) + "|",
     ]
     reference = failures(tests, REFERENCE) if REFERENCE in per else None
     parity_ok = True
@@ -106,7 +106,8 @@ def report(data: dict[str, Any]) -> tuple[list[str], bool]:
             verdict = "yes" if not extra[name] else f"NO: {len(extra[name])} more failures"
             parity_ok = parity_ok and not extra[name]
         row = " | ".join(str(per[name][o]) for o in OUTCOMES)
-        lines.append(f"| {name} | {row} | {verdict} |")
+        seconds = sum(float(e.get("seconds", 0)) for e in tests.values() if e["checkpointer"] == name)
+        lines.append(f"| {name} | {row} | {seconds:.0f} | {verdict} |")
     flaky = sorted(n for n, e in tests.items() if e["outcome"] == "flaky")
     if flaky:
         lines += ["", f"### flaky: failed in the run, passed alone ({len(flaky)})", ""]

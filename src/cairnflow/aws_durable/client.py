@@ -1,0 +1,505 @@
+"""The AWS Durable Execution SDK's service side, on cairnflow's checkpoint log.
+
+:class:`CairnflowDurableClient` implements the SDK's two-method
+``DurableServiceClient`` protocol (``checkpoint`` and ``get_execution_state``,
+with the SDK's keyword names) plus the calls the Lambda service makes on its
+own: start an execution, begin and finish an invocation, deliver callbacks.
+
+**Layout.** An execution is a cairnflow thread whose id is its ARN, in a log
+of its own under the saver's prefix::
+
+    {prefix}durable/v1/threads/{encoded arn}/{inverted seq}
+
+Each object is one record (see :mod:`cairnflow.aws_durable.state`), written
+create-only; the log's snapshot + delta scheme keeps reading any state at two
+GETs at most, and the saver's serializer (JSON) and cipher apply to every body.
+
+**Fencing.** A checkpoint token names the sequence number of the record its
+holder saw (``"{seq}.{arn tag}"``). ``checkpoint`` writes the whole batch of
+updates as record ``seq + 1`` with one conditional create: if that record
+exists, someone else (another invocation, or the service firing a timer or
+delivering a callback) advanced the execution first, and the caller gets the
+SDK's retryable ``Invalid checkpoint token`` error with nothing written. A
+call retried with the same ``client_token`` finds its own record there and
+gets the same answer again. Every invocation starts with a service record,
+so each invocation holds a token of its own and a stale one stands down.
+
+**Costs.** ``checkpoint``: one PUT (the state at the token is cached from
+the previous call of this process; otherwise 1-2 GETs first).
+``get_execution_state``: the state at the token, 1-2 GETs, cached across pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from aws_durable_execution_sdk_python.exceptions import (
+    CheckpointError,
+    DurableApiErrorCategory,
+    GetExecutionStateError,
+)
+from aws_durable_execution_sdk_python.lambda_service import (
+    CheckpointOutput,
+    CheckpointUpdatedExecutionState,
+    Operation,
+    OperationUpdate,
+    StateOutput,
+)
+
+from cairnflow.core.checkpoint import Checkpoint, Status
+from cairnflow.core.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    MisuseError,
+    ThreadNotFoundError,
+)
+from cairnflow.core.log import CheckpointLog
+
+if TYPE_CHECKING:
+    from .boto import Boto3Adapter
+
+from .ids import decode_callback_id, encode_callback_id
+from .state import ExecutionView, apply_record, due_updates, fold, next_due_ms, public
+
+__all__ = ["CairnflowDurableClient"]
+
+_SERVICE_RETRIES = 20
+
+
+def _api_error(
+    cls: type[CheckpointError] | type[GetExecutionStateError],
+    code: str,
+    message: str,
+    status: int,
+    retryable: bool,
+) -> Exception:
+    category = DurableApiErrorCategory.INVOCATION if retryable else DurableApiErrorCategory.EXECUTION
+    return cls(
+        message,
+        error_category=category,
+        error={"Code": code, "Message": message},
+        response_metadata={
+            "RequestId": None,
+            "HostId": None,
+            "HTTPStatusCode": status,
+            "HTTPHeaders": None,
+            "RetryAttempts": None,
+        },
+    )
+
+
+def _log_status(view: ExecutionView) -> Status:
+    if view.status == "SUCCEEDED":
+        return "completed"
+    if view.done:
+        return "failed"
+    return "running"
+
+
+class CairnflowDurableClient:
+    """The durable-execution service on a :class:`~cairnflow.core.log.CheckpointLog`'s store.
+
+    ``saver`` supplies the store, prefix, serializer, cipher and retry policy;
+    executions live in a log of their own beside the saver's threads.
+    ``clock`` (epoch seconds) stamps every record and decides what is due.
+    """
+
+    def __init__(self, saver: CheckpointLog, *, clock: Callable[[], float] = time.time) -> None:
+        if not isinstance(saver, CheckpointLog):
+            raise MisuseError(
+                f"CairnflowDurableClient needs a CheckpointLog (the object-store saver), not "
+                f"{type(saver).__name__}"
+            )
+        self.saver = saver
+        self.log = CheckpointLog(
+            saver.store,
+            prefix=f"{saver.prefix}durable/",
+            serializer=saver.serializer,
+            snapshot_every=saver.snapshot_every,
+            snapshot_bytes=saver.snapshot_bytes,
+            store_retry=saver.store_retry,
+            cipher=saver.cipher,
+            require_encryption=saver.require_encryption,
+        )
+        self.clock = clock
+        self._lock = threading.Lock()
+        # The newest state this process knows of each execution: the next checkpoint
+        # of the invocation that holds its token costs one PUT and nothing else.
+        self._heads: dict[str, tuple[Checkpoint, ExecutionView]] = {}
+
+    # ------------------------------------------------------------------ tokens
+
+    @staticmethod
+    def _tag(arn: str) -> str:
+        return hashlib.sha256(arn.encode()).hexdigest()[:12]
+
+    def token_for(self, arn: str, seq: int) -> str:
+        """The checkpoint token naming record ``seq`` of execution ``arn``."""
+        return f"{seq}.{self._tag(arn)}"
+
+    def _parse_token(self, arn: str, token: str) -> int | None:
+        seq_text, dot, tag = str(token).partition(".")
+        if not dot or tag != self._tag(arn) or not seq_text.isdigit():
+            return None
+        return int(seq_text)
+
+    # ------------------------------------------------------------------ reading
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _remember(self, arn: str, head: Checkpoint, view: ExecutionView) -> None:
+        with self._lock:
+            known = self._heads.get(arn)
+            if known is None or known[0].seq <= head.seq:
+                self._heads[arn] = (head, view)
+
+    def _at(self, arn: str, seq: int) -> tuple[Checkpoint, ExecutionView]:
+        """The state after record ``seq`` (cached, else 1-2 GETs)."""
+        with self._lock:
+            known = self._heads.get(arn)
+        if known is not None and known[0].seq == seq:
+            return known
+        head = self.log.get(arn, seq)
+        view = fold(_execution_id(arn), head.records)
+        self._remember(arn, head, view)
+        return head, view
+
+    def _latest(self, arn: str) -> tuple[Checkpoint, ExecutionView]:
+        """The newest state in the store: 1 LIST + 1-2 GETs."""
+        head = self.log.latest(arn)
+        if head is None:
+            raise ThreadNotFoundError(f"no durable execution {arn!r} in {self.log.store.url}")
+        view = fold(_execution_id(arn), head.records)
+        self._remember(arn, head, view)
+        return head, view
+
+    def describe(self, arn: str) -> ExecutionView:
+        """The newest state of execution ``arn`` (a copy; ``ThreadNotFoundError`` if none)."""
+        return self._latest(arn)[1].copy()
+
+    def records(self, arn: str) -> list[dict[str, Any]]:
+        """Every record of execution ``arn``, oldest first: who changed what, and when."""
+        head = self.log.latest(arn)
+        if head is None:
+            raise ThreadNotFoundError(f"no durable execution {arn!r} in {self.log.store.url}")
+        return [dict(r) for r in head.records]
+
+    # ------------------------------------------------------------------ SDK protocol
+
+    def checkpoint(
+        self,
+        durable_execution_arn: str,
+        checkpoint_token: str,
+        updates: Sequence[OperationUpdate],
+        client_token: str | None,
+    ) -> CheckpointOutput:
+        """Record one batch of operation updates, fenced by ``checkpoint_token`` (one PUT)."""
+        arn = durable_execution_arn
+        seq = self._parse_token(arn, checkpoint_token)
+        if seq is None:
+            raise _api_error(
+                CheckpointError,
+                "InvalidParameterValueException",
+                f"Invalid checkpoint token: {checkpoint_token!r} is not a token of {arn!r}",
+                400,
+                retryable=True,
+            )
+        try:
+            head, view = self._at(arn, seq)
+        except ThreadNotFoundError:
+            raise _api_error(
+                CheckpointError,
+                "InvalidParameterValueException",
+                f"Invalid checkpoint token: execution {arn!r} has no record {seq}",
+                400,
+                retryable=True,
+            ) from None
+        record: dict[str, Any] = {
+            "n": uuid.uuid4().hex,
+            "t": self._now_ms(),
+            "by": "sdk",
+            "ct": client_token,
+            "u": [self._accept(arn, dict(u.to_dict())) for u in updates],
+        }
+        after = view.copy()
+        try:
+            changed = apply_record(after, record, position=len(head.records))
+        except InvalidArgumentError as exc:
+            raise _api_error(
+                CheckpointError, "InvalidParameterValueException", str(exc), 400, retryable=False
+            ) from None
+        try:
+            written = self.log.append(arn, head, [record], status=_log_status(after))
+        except ConflictError:
+            return self._recognise(arn, seq + 1, client_token)
+        self._remember(arn, written, after)
+        return self._output(arn, written.seq, after, changed)
+
+    def _accept(self, arn: str, update: dict[str, Any]) -> dict[str, Any]:
+        """An SDK update as recorded: with what the service assigns on acceptance."""
+        if update.get("Type") == "CALLBACK" and update.get("Action") == "START":
+            update["CallbackId"] = encode_callback_id(arn, str(update["Id"]))
+        return update
+
+    def _recognise(self, arn: str, seq: int, client_token: str | None) -> CheckpointOutput:
+        """After a lost create: our own earlier call with the same client token, or a stale token."""
+        if client_token is not None:
+            try:
+                theirs = self.log.get(arn, seq)
+            except ThreadNotFoundError:
+                theirs = None
+            if theirs is not None and theirs.new and theirs.new[-1].get("ct") == client_token:
+                view = fold(_execution_id(arn), theirs.records)
+                self._remember(arn, theirs, view)
+                before = fold(_execution_id(arn), theirs.records[:-1])
+                changed = [op for op in view.operations if view.operations[op] != before.operations.get(op)]
+                return self._output(arn, seq, view, changed)
+        raise _api_error(
+            CheckpointError,
+            "InvalidParameterValueException",
+            f"Invalid checkpoint token: execution {arn!r} was advanced by another "
+            f"invocation (record {seq} exists); this invocation must stand down",
+            400,
+            retryable=True,
+        )
+
+    def _output(self, arn: str, seq: int, view: ExecutionView, changed: list[str]) -> CheckpointOutput:
+        operations = [Operation.from_json_dict(public(view.operations[op])) for op in changed]
+        return CheckpointOutput(
+            checkpoint_token=None if view.done else self.token_for(arn, seq),
+            new_execution_state=CheckpointUpdatedExecutionState(operations=operations, next_marker=None),
+        )
+
+    def get_execution_state(
+        self,
+        durable_execution_arn: str,
+        checkpoint_token: str,
+        next_marker: str,
+        max_items: int = 1000,
+    ) -> StateOutput:
+        """One page of the operations as of ``checkpoint_token``; ``next_marker`` is an offset."""
+        arn = durable_execution_arn
+        seq = self._parse_token(arn, checkpoint_token)
+        if seq is None:
+            raise _api_error(
+                GetExecutionStateError,
+                "InvalidParameterValueException",
+                f"Invalid checkpoint token: {checkpoint_token!r} is not a token of {arn!r}",
+                400,
+                retryable=True,
+            )
+        try:
+            _, view = self._at(arn, seq)
+        except ThreadNotFoundError:
+            raise _api_error(
+                GetExecutionStateError,
+                "ResourceNotFoundException",
+                f"execution {arn!r} has no record {seq}",
+                404,
+                retryable=False,
+            ) from None
+        operations, marker = self.page(view, next_marker, max_items)
+        return StateOutput(operations=operations, next_marker=marker)
+
+    @staticmethod
+    def page(view: ExecutionView, marker: str | None, max_items: int) -> tuple[list[Operation], str | None]:
+        """Operations ``[marker, marker + max_items)`` of ``view`` and the marker of the rest."""
+        try:
+            start = int(marker) if marker else 0
+        except ValueError:
+            raise InvalidArgumentError(
+                f"next_marker {marker!r} is not a marker this service issued"
+            ) from None
+        if max_items < 1:
+            raise InvalidArgumentError(f"max_items must be at least 1, got {max_items}")
+        ops = list(view.operations.values())
+        chunk = [Operation.from_json_dict(public(op)) for op in ops[start : start + max_items]]
+        rest = start + max_items
+        return chunk, (str(rest) if rest < len(ops) else None)
+
+    # ------------------------------------------------------------------ the service's own calls
+
+    def start_execution(
+        self, input_payload: str | None, *, function: str = "local", name: str | None = None
+    ) -> str:
+        """Create an execution with ``input_payload`` (a JSON string); return its ARN."""
+        execution_id = uuid.uuid4().hex
+        base = f"arn:cairnflow:lambda:local:000000000000:function:{function}"
+        arn = f"{base}/durable-execution/{name or execution_id}/{execution_id}"
+        update = {"Id": execution_id, "Type": "EXECUTION", "Action": "START", "Payload": input_payload}
+        if name:
+            update["Name"] = name
+        record = {"n": uuid.uuid4().hex, "t": self._now_ms(), "by": "service", "ct": None, "u": [update]}
+        view = ExecutionView(execution_id)
+        apply_record(view, record, position=0, check=False)
+        head = self.log.append(arn, None, [record], status="running")
+        self._remember(arn, head, view)
+        return arn
+
+    def service_update(
+        self, arn: str, make: Callable[[ExecutionView], list[dict[str, Any]] | None], *, always: bool = False
+    ) -> tuple[str, ExecutionView] | None:
+        """Append the updates ``make(latest state)`` returns, as the service, retrying lost races.
+
+        ``make`` returns None to write nothing (then this returns None unless
+        ``always``, which writes an empty record: a fresh token). Returns the
+        token after the write and the state it produced.
+        """
+        head, view = self._latest_or_cached(arn)
+        for _ in range(_SERVICE_RETRIES):
+            updates = make(view.copy())
+            if updates is None and not always:
+                return None
+            record = {
+                "n": uuid.uuid4().hex,
+                "t": self._now_ms(),
+                "by": "service",
+                "ct": None,
+                "u": updates or [],
+            }
+            after = view.copy()
+            apply_record(after, record, position=len(head.records), check=False)
+            try:
+                written = self.log.append(arn, head, [record], status=_log_status(after))
+            except ConflictError:
+                head, view = self._latest(arn)
+                continue
+            self._remember(arn, written, after)
+            return self.token_for(arn, written.seq), after
+        raise ConflictError(f"execution {arn!r} kept moving under the service; try again", thread_id=arn)
+
+    def _latest_or_cached(self, arn: str) -> tuple[Checkpoint, ExecutionView]:
+        with self._lock:
+            known = self._heads.get(arn)
+        # The cache is only a guess (another process may have written since):
+        # a stale guess costs one refused PUT, then the store's latest is read.
+        return known if known is not None else self._latest(arn)
+
+    def begin_invocation(self, arn: str) -> tuple[str, ExecutionView]:
+        """Fire what is due and issue a fresh token for one invocation (one PUT)."""
+        now = self._now_ms()
+
+        def due(view: ExecutionView) -> list[dict[str, Any]]:
+            if view.done:
+                raise InvalidArgumentError(f"execution {arn!r} is already {view.status}; nothing to invoke")
+            return due_updates(view, now)
+
+        begun = self.service_update(arn, due, always=True)
+        assert begun is not None  # always=True writes
+        return begun
+
+    def finish_invocation(self, arn: str, token: str, output: Mapping[str, Any]) -> bool:
+        """Record the handler's terminal output, fenced by the invocation's last token.
+
+        Returns False (nothing written) if the token is stale: another
+        invocation moved on, and this one's output does not count.
+        """
+        status = output.get("Status")
+        if status not in ("SUCCEEDED", "FAILED"):
+            return False
+        seq = self._parse_token(arn, token)
+        if seq is None:
+            return False
+        head, view = self._at(arn, seq)
+        if view.done:
+            return True  # the SDK checkpointed the result itself (a large one)
+        if status == "SUCCEEDED":
+            update = {
+                "Id": view.execution_id,
+                "Type": "EXECUTION",
+                "Action": "SUCCEED",
+                "Payload": output.get("Result"),
+            }
+        else:
+            update = {
+                "Id": view.execution_id,
+                "Type": "EXECUTION",
+                "Action": "FAIL",
+                "Error": dict(output.get("Error") or {}),
+            }
+        record = {"n": uuid.uuid4().hex, "t": self._now_ms(), "by": "service", "ct": None, "u": [update]}
+        after = view.copy()
+        apply_record(after, record, position=len(head.records), check=False)
+        try:
+            written = self.log.append(arn, head, [record], status=_log_status(after))
+        except ConflictError:
+            return False
+        self._remember(arn, written, after)
+        return True
+
+    def _callback(self, callback_id: str, make: Callable[[str], dict[str, Any] | None]) -> None:
+        arn, op_id = decode_callback_id(callback_id)
+
+        def deliver(view: ExecutionView) -> list[dict[str, Any]] | None:
+            op = view.operations.get(op_id)
+            if (
+                op is None
+                or op["Type"] != "CALLBACK"
+                or op.get("CallbackDetails", {}).get("CallbackId") != callback_id
+            ):
+                raise InvalidArgumentError(f"callback id {callback_id!r} names no callback of {arn!r}")
+            if op["Status"] != "STARTED":
+                raise InvalidArgumentError(
+                    f"callback {callback_id!r} is already {op['Status']}; it cannot be completed again"
+                )
+            update = make(op_id)
+            return None if update is None else [update]
+
+        try:
+            self.service_update(arn, deliver)
+        except ThreadNotFoundError:
+            raise InvalidArgumentError(f"callback id {callback_id!r}: execution {arn!r} not found") from None
+
+    def send_callback_success(self, callback_id: str, result: str | None = None) -> None:
+        """Complete a callback with ``result`` (the serialized payload, as the SDK reads it)."""
+        self._callback(
+            callback_id, lambda op: {"Id": op, "Type": "CALLBACK", "Action": "SUCCEED", "Payload": result}
+        )
+
+    def send_callback_failure(
+        self,
+        callback_id: str,
+        error_message: str | None = None,
+        error_type: str | None = None,
+        error_data: str | None = None,
+    ) -> None:
+        """Fail a callback; the handler's ``wait_for_callback`` raises with this error."""
+        error = {"ErrorMessage": error_message, "ErrorType": error_type, "ErrorData": error_data}
+        error = {k: v for k, v in error.items() if v is not None}
+        self._callback(
+            callback_id, lambda op: {"Id": op, "Type": "CALLBACK", "Action": "FAIL", "Error": error}
+        )
+
+    def send_callback_heartbeat(self, callback_id: str) -> None:
+        """Push a callback's heartbeat deadline forward."""
+        self._callback(callback_id, lambda op: {"Id": op, "Type": "CALLBACK", "Action": "HEARTBEAT"})
+
+    def known_seq(self, arn: str) -> int:
+        """The newest record of ``arn`` this process knows of (reads the store if none)."""
+        with self._lock:
+            known = self._heads.get(arn)
+        return (known if known is not None else self._latest(arn))[0].seq
+
+    def boto3_client(self) -> Boto3Adapter:
+        """This service behind boto3's Lambda method names, for ``@durable_execution(boto3_client=...)``."""
+        from .boto import Boto3Adapter
+
+        return Boto3Adapter(self)
+
+    def next_due(self, arn: str) -> float | None:
+        """When the service next has something to do for ``arn`` (epoch seconds), from the cached state."""
+        with self._lock:
+            known = self._heads.get(arn)
+        view = known[1] if known is not None else self._latest(arn)[1]
+        due = next_due_ms(view)
+        return None if due is None else due / 1000.0
+
+
+def _execution_id(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]

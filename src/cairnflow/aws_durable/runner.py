@@ -1,0 +1,255 @@
+"""A minimal runner that plays the Lambda service for ``@durable_execution`` handlers, in process.
+
+:class:`LocalRunner` starts an execution, invokes the handler, and when the
+handler returns ``PENDING`` (a wait, a retry back-off, a callback) it waits
+until the service has something due (the timestamps the service computed
+when it accepted the wait or retry) and invokes it again, until the
+execution ends or only an outside event (a callback) can move it on.
+Callbacks are delivered with :meth:`LocalRunner.send_callback_success` and
+friends, after which :meth:`LocalRunner.drive` continues the execution.
+
+The handler is the decorated function itself: the runner passes it the
+SDK's ``DurableExecutionInvocationInputWithClient``, so the handler code is
+exactly what runs on Lambda.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_durable_execution_sdk_python.execution import (
+    DurableExecutionInvocationInput,
+    DurableExecutionInvocationInputWithClient,
+    InitialExecutionState,
+)
+from aws_durable_execution_sdk_python.lambda_service import (
+    CheckpointOutput,
+    Operation,
+    OperationUpdate,
+    StateOutput,
+)
+
+from .client import CairnflowDurableClient
+from .state import public
+
+__all__ = ["ExecutionResult", "LocalLambdaContext", "LocalRunner"]
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Any, Any], MutableMapping[str, Any]]
+
+
+@dataclass
+class LocalLambdaContext:
+    """The few attributes of a Lambda context the SDK reads."""
+
+    aws_request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    function_name: str | None = "local"
+    log_group_name: str | None = None
+    log_stream_name: str | None = None
+    memory_limit_in_mb: str | None = None
+    function_version: str | None = None
+    invoked_function_arn: str | None = None
+    tenant_id: str | None = None
+    client_context: Any | None = None
+    identity: Any | None = None
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 15 * 60 * 1000
+
+    def log(self, msg: str) -> None:
+        logger.info("%s", msg)
+
+
+@dataclass
+class ExecutionResult:
+    """Where an execution stands after the runner stopped driving it."""
+
+    arn: str
+    status: str
+    """``SUCCEEDED``, ``FAILED``... when finished; ``STARTED`` while it waits for a callback."""
+    result: str | None
+    """The handler's result as the JSON string it returned (None unless SUCCEEDED)."""
+    error: dict[str, Any] | None
+    invocations: int
+    operations: list[Operation]
+
+    @property
+    def value(self) -> Any:
+        """The result, parsed from JSON."""
+        return None if self.result is None else json.loads(self.result)
+
+    def operation(self, name: str) -> Operation:
+        """The (first) operation named ``name``; KeyError if none."""
+        for op in self.operations:
+            if op.name == name:
+                return op
+        raise KeyError(name)
+
+
+class _InvocationClient:
+    """The service client one invocation sees: it remembers the newest token it was given."""
+
+    def __init__(self, service: CairnflowDurableClient, token: str) -> None:
+        self.service = service
+        self.token = token
+        self.ended = False
+        self._lock = threading.Lock()
+
+    def checkpoint(
+        self,
+        durable_execution_arn: str,
+        checkpoint_token: str,
+        updates: list[OperationUpdate],
+        client_token: str | None,
+    ) -> CheckpointOutput:
+        out = self.service.checkpoint(
+            durable_execution_arn=durable_execution_arn,
+            checkpoint_token=checkpoint_token,
+            updates=updates,
+            client_token=client_token,
+        )
+        with self._lock:
+            if out.checkpoint_token:
+                self.token = out.checkpoint_token
+            else:
+                self.ended = True
+        return out
+
+    def get_execution_state(
+        self, durable_execution_arn: str, checkpoint_token: str, next_marker: str, max_items: int = 1000
+    ) -> StateOutput:
+        return self.service.get_execution_state(
+            durable_execution_arn=durable_execution_arn,
+            checkpoint_token=checkpoint_token,
+            next_marker=next_marker,
+            max_items=max_items,
+        )
+
+
+class LocalRunner:
+    """Run a ``@durable_execution`` handler against a :class:`CairnflowDurableClient`, in process.
+
+    ``sleep`` defaults to real time (the clock is the client's); tests pass
+    a ``sleep`` that advances a fake clock. ``page_size`` is how many
+    operations the invocation input carries (the rest is paged through
+    ``get_execution_state``). With ``json_events`` the handler gets the plain
+    JSON event Lambda delivers, and must have been decorated with
+    ``@durable_execution(boto3_client=client.boto3_client())``.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        client: CairnflowDurableClient,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        max_invocations: int = 100,
+        page_size: int = 1000,
+        json_events: bool = False,
+    ) -> None:
+        self.handler = handler
+        self.client = client
+        self.sleep = sleep
+        self.max_invocations = max_invocations
+        self.page_size = page_size
+        self.json_events = json_events
+
+    def start(self, event: Any = None, *, name: str | None = None) -> str:
+        """Create an execution whose input is ``event`` (JSON-serialisable); return its ARN."""
+        return self.client.start_execution(json.dumps(event), name=name)
+
+    def invoke(self, arn: str) -> MutableMapping[str, Any]:
+        """One invocation of the handler; returns its output (``Status`` SUCCEEDED/FAILED/PENDING/RETRY)."""
+        token, view = self.client.begin_invocation(arn)
+        operations, marker = self.client.page(view, None, self.page_size)
+        service = _InvocationClient(self.client, token)
+        initial = InitialExecutionState(operations=operations, next_marker=marker or "")
+        event: Any
+        if self.json_events:
+            event = DurableExecutionInvocationInput(arn, token, initial).to_json_dict()
+        else:
+            event = DurableExecutionInvocationInputWithClient(
+                durable_execution_arn=arn,
+                checkpoint_token=token,
+                initial_execution_state=initial,
+                service_client=service,
+            )
+        try:
+            output = self.handler(event, LocalLambdaContext())
+        except Exception as exc:  # noqa: BLE001 - the SDK raises retryable failures for the service to retry
+            logger.info("invocation of %s failed; it will be retried: %s", arn, exc)
+            return {"Status": "RETRY", "Error": {"ErrorType": type(exc).__name__, "ErrorMessage": str(exc)}}
+        if self.json_events:  # the handler checkpointed through the adapter: its newest token is the head's
+            service.token = self.client.token_for(arn, self.client.known_seq(arn))
+        terminal = output.get("Status") in ("SUCCEEDED", "FAILED") and not service.ended
+        if terminal and not self.client.finish_invocation(arn, service.token, output):
+            return {"Status": "PENDING"}  # a stale invocation: its output does not count
+        return output
+
+    def drive(self, arn: str) -> ExecutionResult:
+        """Invoke ``arn`` until it ends or waits for something only the outside can deliver."""
+        invocations = 0
+        while True:
+            view = self.client.describe(arn)
+            if view.done:
+                break
+            if invocations >= self.max_invocations:
+                raise RuntimeError(f"execution {arn!r} still running after {invocations} invocations")
+            output = self.invoke(arn)
+            invocations += 1
+            if output.get("Status") in ("SUCCEEDED", "FAILED", "RETRY"):
+                continue
+            due = self.client.next_due(arn)
+            if due is None:
+                break  # waiting on a callback (or an invoke) nobody has delivered yet
+            delay = due - self.client.clock()
+            if delay > 0:
+                self.sleep(delay)
+        return self.result(arn, invocations=invocations)
+
+    def run(self, event: Any = None, *, name: str | None = None) -> ExecutionResult:
+        """Start an execution and drive it."""
+        return self.drive(self.start(event, name=name))
+
+    def result(self, arn: str, *, invocations: int = 0) -> ExecutionResult:
+        """Where execution ``arn`` stands now."""
+        view = self.client.describe(arn)
+        return ExecutionResult(
+            arn=arn,
+            status=view.status,
+            result=view.result,
+            error=view.error,
+            invocations=invocations,
+            operations=[Operation.from_json_dict(public(op)) for op in view.operations.values()],
+        )
+
+    def callback_ids(self, arn: str) -> Sequence[str]:
+        """The ids of the callbacks of ``arn`` still waiting for a result, oldest first."""
+        view = self.client.describe(arn)
+        return [
+            op["CallbackDetails"]["CallbackId"]
+            for op in view.operations.values()
+            if op["Type"] == "CALLBACK" and op["Status"] == "STARTED"
+        ]
+
+    def send_callback_success(self, callback_id: str, result: str | None = None) -> None:
+        """Complete a callback (then :meth:`drive` the execution on)."""
+        self.client.send_callback_success(callback_id, result)
+
+    def send_callback_failure(
+        self, callback_id: str, error_message: str, error_type: str | None = None
+    ) -> None:
+        """Fail a callback (then :meth:`drive` the execution on)."""
+        self.client.send_callback_failure(callback_id, error_message, error_type)
+
+    def history(self, arn: str) -> list[dict[str, Any]]:
+        """Every record of the execution, oldest first (who changed which operations, and when)."""
+        return self.client.records(arn)
