@@ -112,9 +112,9 @@ class Failure(enum.Enum):
     NO_BUCKET = "the bucket does not exist"
     DENIED = "access denied"  # 401, 403, no credentials
     UNSUPPORTED = "conditional writes are not implemented"  # 501
-    BUSY = "busy or in conflict; nothing was applied"  # 429, 503, S3 409, Azure InvalidBlockList
-    NOT_SENT = "the request was never sent"  # connection refused, connect timeout
-    LOST = "no complete answer; the request may have been applied"  # read timeout, dropped
+    BUSY = "busy or in conflict"  # 429, 503, S3 409, Azure InvalidBlockList
+    NOT_SENT = "the request could not be sent"  # connection refused, connect timeout
+    LOST = "no complete answer"  # read timeout, dropped connection, body cut short
     SERVER = "server error"  # other 5xx
     REFUSED = "the store refused the request"  # any other answer
 
@@ -396,8 +396,13 @@ class CloudStore(BackendStore):
         error_type = AlreadyExistsError if (op, kind) == (Op.CREATE, Failure.CONDITION) else ERROR_TYPES[kind]
         if error_type is TransientStoreError:
             landed = MAY_HAVE_LANDED[kind] or (attempts is not None and attempts.maybe_landed)
+            ambiguous = op.writes and landing and landed
+            outcome = "it may have been applied" if ambiguous else "nothing was applied"
             return TransientStoreError(
-                message, key=key, store=self.url, ambiguous=op.writes and landing and landed
+                f"{message}; {outcome if op.writes else 'try again'}",
+                key=key,
+                store=self.url,
+                ambiguous=ambiguous,
             )
         return error_type(message, key=key, store=self.url)
 

@@ -41,7 +41,9 @@ aborted (best effort: keep a lifecycle rule for incomplete uploads).
 from __future__ import annotations
 
 import contextlib
+import secrets
 import urllib.parse
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
@@ -75,6 +77,19 @@ _MIN_PART_SIZE: Final = 5 * MiB
 _MAX_SINGLE_PUT: Final = 5 * 1024 * MiB
 _MAX_PARTS: Final = 10_000
 _TRACE_HANDLER_ID: Final = "cairnflow-s3-attempt-trace"
+_INVOCATION_HANDLER_ID: Final = "cairnflow-s3-invocation-id"
+
+
+def _invocation_id(params: dict[str, Any] | None = None, **_: Any) -> None:
+    """botocore's ``before-call`` hook: draw the request's invocation id from ``secrets``.
+
+    botocore would call ``uuid.uuid4()``, which callers (LangGraph's tests among them)
+    patch to make their own ids deterministic; a store request must not consume them.
+    """
+    if params is not None and isinstance(params.get("context"), dict):
+        retries = params["context"].setdefault("retries", {})
+        retries.setdefault("invocation-id", str(uuid.UUID(bytes=secrets.token_bytes(16), version=4)))
+
 
 # --------------------------------------------------------------------------- the status table
 
@@ -259,6 +274,7 @@ class S3Store(CloudStore):
         self._check_sdk_supports_conditions()
         # One handler per client (the unique id makes re-registration a no-op).
         client.meta.events.register("response-received.s3.*", _record_attempt, unique_id=_TRACE_HANDLER_ID)
+        client.meta.events.register("before-call.s3.*", _invocation_id, unique_id=_INVOCATION_HANDLER_ID)
         self.endpoint = _safe_endpoint(client.meta.endpoint_url)
         self.where = f"bucket {bucket!r} (prefix {probe_prefix!r}) at {self.endpoint}"
         self._init_probe(probe_prefix, enabled=verify_conditional_writes)

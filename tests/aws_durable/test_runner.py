@@ -180,3 +180,131 @@ def test_replay_sees_the_first_run_values(client: CairnflowDurableClient, clock:
     result = runner_for(handler, client, clock).run()
 
     assert result.value == [0, 1]  # the replayed invocation did not draw again for "draw"
+
+
+def test_due_index_drives_the_execution_without_sleeping(counted: Any, clock: FakeClock) -> None:
+    """The driver seam: wake-ups in the store's due index, served by polling; an idle poll is one LIST."""
+    from cairnflow.core.log import CheckpointLog
+    from cairnflow.driver.due import DueIndex
+
+    saver = CheckpointLog(counted)
+    client = CairnflowDurableClient(saver, clock=clock)
+    index = DueIndex(saver, clock=clock)
+    submitted: list[str] = []
+
+    @durable_execution
+    def handler(event: Any, context: DurableContext) -> list[Any]:
+        first = context.step(lambda _: "a", name="first")
+        context.wait(Duration.from_seconds(10))
+        answer = context.wait_for_callback(lambda cid, _ctx: submitted.append(cid), name="ask")
+        return [first, answer]
+
+    runner = LocalRunner(handler, client, scheduler=index, sleep=clock.sleep)
+    arn = runner.start()
+    assert runner.serve(index) == 1  # the first invocation: step, then the wait suspends it
+    counted.reset()
+    assert runner.serve(index) == 0  # the wait is not due yet
+    assert counted.counts == {"LIST": 1}
+    clock.sleep(10)
+    assert runner.serve(index) == 1  # the wait fired; now waiting for the callback
+    assert runner.result(arn).status == "STARTED" and len(submitted) == 1
+    assert runner.serve(index) == 0
+    runner.send_callback_success(submitted[0], "yes")  # schedules a wake-up for now
+    assert runner.serve(index) == 1
+    result = runner.result(arn)
+    assert result.status == "SUCCEEDED" and result.value == ["a", "yes"]
+    assert clock.slept == [10]  # only the test's own clock move: the runner never slept
+    assert list(index.due()) == []
+
+
+def test_restart_after_a_runner_dies_mid_invocation(client: CairnflowDurableClient, clock: FakeClock) -> None:
+    """A runner that died after the handler checkpointed (before recording the result) is simply re-run."""
+    ran: list[str] = []
+
+    @durable_execution
+    def handler(event: Any, context: DurableContext) -> str:
+        value = context.step(lambda _: ran.append("step") or "v", name="once")
+        return value
+
+    first = LocalRunner(handler, client, sleep=clock.sleep)
+    arn = first.start()
+    client.begin_invocation(arn)  # an invocation that died before running anything
+    token, view = client.begin_invocation(arn)  # one that ran the handler, then died before finishing
+    from aws_durable_execution_sdk_python.execution import (
+        DurableExecutionInvocationInputWithClient,
+        InitialExecutionState,
+    )
+
+    from cairnflow.aws_durable import LocalLambdaContext
+
+    operations, _ = client.page(view, None, 100)
+    lost_output = handler(
+        DurableExecutionInvocationInputWithClient(
+            durable_execution_arn=arn,
+            checkpoint_token=token,
+            initial_execution_state=InitialExecutionState(operations=operations, next_marker=""),
+            service_client=client,
+        ),
+        LocalLambdaContext(),
+    )
+    assert lost_output["Status"] == "SUCCEEDED"
+    assert client.describe(arn).status == "STARTED"  # the result was never recorded
+
+    # A new runner (a fresh process: a fresh client on the same store) finishes it.
+    restarted = LocalRunner(handler, CairnflowDurableClient(client.saver, clock=clock), sleep=clock.sleep)
+    result = restarted.drive(arn)
+    assert result.status == "SUCCEEDED" and result.value == "v"
+    assert ran == ["step"]  # the step ran once; the replay used its record
+
+
+def test_chained_invoke_runs_the_named_function_and_returns_its_result(
+    client: CairnflowDurableClient, clock: FakeClock
+) -> None:
+    @durable_execution
+    def pricing(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
+        context.wait(Duration.from_seconds(3))
+        return {"price": context.step(lambda _: event["qty"] * 5, name="price")}
+
+    @durable_execution
+    def failing(event: Any, context: DurableContext) -> None:
+        raise RuntimeError("out of stock")
+
+    @durable_execution
+    def order(event: Any, context: DurableContext) -> dict[str, Any]:
+        quote = context.invoke("pricing", {"qty": 4}, name="quote")
+        try:
+            context.invoke("failing", {}, name="reserve")
+        except Exception as exc:  # the SDK's InvokeError with the callee's error
+            return {"quote": quote, "reserve": str(exc)}
+        return {"quote": quote, "reserve": "ok"}
+
+    runner = LocalRunner(order, client, sleep=clock.sleep, functions={"pricing": pricing, "failing": failing})
+    result = runner.run()
+
+    assert result.status == "SUCCEEDED", result.error
+    assert result.value["quote"] == {"price": 20}
+    assert "out of stock" in result.value["reserve"]
+    assert clock.slept == [3.0]  # the callee's wait
+    quote = result.operation("quote")
+    assert quote.operation_type is OperationType.CHAINED_INVOKE and quote.status is OperationStatus.SUCCEEDED
+
+
+def test_callback_timeout_is_fired_by_the_service(client: CairnflowDurableClient, clock: FakeClock) -> None:
+    from aws_durable_execution_sdk_python.config import CallbackConfig
+
+    @durable_execution
+    def handler(event: Any, context: DurableContext) -> str:
+        callback = context.create_callback(
+            name="cb", config=CallbackConfig(timeout=Duration.from_seconds(60))
+        )
+        try:
+            return str(callback.result())
+        except Exception as exc:  # CallbackTimeoutError
+            return f"timed out: {type(exc).__name__}"
+
+    result = runner_for(handler, client, clock).run()
+
+    assert result.status == "SUCCEEDED"
+    assert result.value.startswith("timed out")
+    assert clock.slept == [60.0]
+    assert result.operation("cb").status is OperationStatus.TIMED_OUT

@@ -258,6 +258,9 @@ def test_ambiguity_table(op: Op, error: BaseException, ambiguous: bool) -> None:
     with pytest.raises(TransientStoreError) as info:
         _call(store, op)
     assert info.value.ambiguous is ambiguous
+    # The message says it too, for writes; a read just says to try again.
+    assert ("may have been applied" in str(info.value)) is ambiguous
+    assert ("nothing was applied" in str(info.value)) is (op.writes and not ambiguous)
 
 
 def test_an_earlier_attempt_that_may_have_landed_makes_a_final_503_ambiguous() -> None:

@@ -301,10 +301,10 @@ class RoundTrips(ObjectStore):
         finally:
             self._exit()
 
-    def delete(self, key: str, *, etag: str | None = None) -> None:
+    def delete(self, key: str) -> None:
         self._enter()
         try:
-            self.inner.delete(key, etag=etag)
+            self.inner.delete(key)
         finally:
             self._exit()
 

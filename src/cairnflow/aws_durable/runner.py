@@ -15,12 +15,13 @@ exactly what runs on Lambda.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,13 @@ from aws_durable_execution_sdk_python.lambda_service import (
     StateOutput,
 )
 
+from cairnflow.core.errors import MisuseError
+from cairnflow.core.wake import WakeScheduler, Wakeup
+from cairnflow.driver.due import DueIndex
+
 from .client import CairnflowDurableClient
-from .state import public
+from .ids import decode_callback_id
+from .state import ExecutionView, public
 
 __all__ = ["ExecutionResult", "LocalLambdaContext", "LocalRunner"]
 
@@ -143,6 +149,16 @@ class LocalRunner:
     ``get_execution_state``). With ``json_events`` the handler gets the plain
     JSON event Lambda delivers, and must have been decorated with
     ``@durable_execution(boto3_client=client.boto3_client())``.
+
+    With a ``scheduler`` (for example :class:`cairnflow.driver.DueIndex`),
+    :meth:`advance` does not sleep: it hands the next due time to the
+    scheduler as a :class:`~cairnflow.core.wake.Wakeup` (workflow
+    ``aws-durable/{function}``), and :meth:`serve` continues the executions
+    whose wake-ups are due.
+
+    ``functions`` maps function names to handlers for ``context.invoke``: a
+    chained invoke runs as an execution of its own in the same store, driven
+    by :meth:`drive`, and its result or error is delivered to the caller.
     """
 
     def __init__(
@@ -154,6 +170,9 @@ class LocalRunner:
         max_invocations: int = 100,
         page_size: int = 1000,
         json_events: bool = False,
+        scheduler: WakeScheduler | None = None,
+        function: str | None = None,
+        functions: Mapping[str, Handler] | None = None,
     ) -> None:
         self.handler = handler
         self.client = client
@@ -161,10 +180,19 @@ class LocalRunner:
         self.max_invocations = max_invocations
         self.page_size = page_size
         self.json_events = json_events
+        self.scheduler = scheduler
+        self.function = function or getattr(handler, "__name__", None) or "handler"
+        self.functions: dict[str, Handler] = dict(functions or {})
 
     def start(self, event: Any = None, *, name: str | None = None) -> str:
-        """Create an execution whose input is ``event`` (JSON-serialisable); return its ARN."""
-        return self.client.start_execution(json.dumps(event), name=name)
+        """Create an execution whose input is ``event`` (JSON-serialisable); return its ARN.
+
+        With a scheduler, the first invocation is scheduled for now (:meth:`serve` runs it).
+        """
+        arn = self.client.start_execution(json.dumps(event), function=self.function, name=name)
+        if self.scheduler is not None:
+            self.scheduler.schedule(Wakeup(arn, self.workflow, self.client.clock(), reason="suspended"))
+        return arn
 
     def invoke(self, arn: str) -> MutableMapping[str, Any]:
         """One invocation of the handler; returns its output (``Status`` SUCCEEDED/FAILED/PENDING/RETRY)."""
@@ -207,6 +235,8 @@ class LocalRunner:
             invocations += 1
             if output.get("Status") in ("SUCCEEDED", "FAILED", "RETRY"):
                 continue
+            if self._run_invokes(arn):
+                continue  # a chained invoke finished: its caller can go on at once
             due = self.client.next_due(arn)
             if due is None:
                 break  # waiting on a callback (or an invoke) nobody has delivered yet
@@ -214,6 +244,113 @@ class LocalRunner:
             if delay > 0:
                 self.sleep(delay)
         return self.result(arn, invocations=invocations)
+
+    @property
+    def workflow(self) -> str:
+        """The workflow name this runner's wake-ups carry."""
+        return f"aws-durable/{self.function}"
+
+    def advance(self, arn: str) -> str:
+        """One invocation, then hand the next due time to the scheduler; returns the output's status.
+
+        The scheduler-driven counterpart of :meth:`drive`: nothing sleeps.
+        A failed invocation (the SDK's retryable errors) is rescheduled at once.
+        """
+        if self.scheduler is None:
+            raise MisuseError(
+                "LocalRunner.advance needs a scheduler (LocalRunner(..., scheduler=DueIndex(saver)))"
+            )
+        if self.client.describe(arn).done:
+            return "DONE"
+        status = str(self.invoke(arn).get("Status"))
+        now = self.client.clock()
+        if status == "RETRY":
+            self.scheduler.schedule(Wakeup(arn, self.workflow, now, reason="suspended"))
+        elif status == "PENDING":
+            due = self.client.next_due(arn)
+            if due is not None:
+                self.scheduler.schedule(Wakeup(arn, self.workflow, max(due, 0.0), reason="timer"))
+        return status
+
+    def serve(self, index: DueIndex, *, limit: int = 100) -> int:
+        """Continue every execution of this runner's function whose wake-up is due; return how many."""
+        served = 0
+        for entry in index.due(limit=limit):
+            if entry.wakeup.workflow != self.workflow or not index.claim(entry):
+                continue  # another function's wake-up, or another worker has it
+            self.advance(entry.wakeup.thread_id)
+            index.done(entry)
+            served += 1
+        return served
+
+    def _wake_now(self, callback_id: str) -> None:
+        if self.scheduler is not None:
+            arn, _ = decode_callback_id(callback_id)
+            self.scheduler.schedule(Wakeup(arn, self.workflow, self.client.clock(), reason="callback"))
+
+    def _run_invokes(self, arn: str) -> bool:
+        """Start and drive the chained invokes ``arn`` waits for; True if one finished."""
+        finished = False
+        for op in list(self.client.describe(arn).operations.values()):
+            if op["Type"] != "CHAINED_INVOKE" or op["Status"] != "STARTED":
+                continue
+            invoke = op.get("_invoke") or {}
+            child = invoke.get("child")
+            if child is None:
+                name = str((invoke.get("options") or {}).get("FunctionName"))
+                child = self._dispatch(arn, op["Id"], name, invoke.get("input"))
+                if child is None:
+                    continue
+            target = self._runner_for(child)
+            outcome = target.drive(child)
+            if outcome.status == "STARTED":
+                continue  # the invoked execution itself waits (for a callback): so does its caller
+            if outcome.status == "SUCCEEDED":
+                update = {
+                    "Id": op["Id"],
+                    "Type": "CHAINED_INVOKE",
+                    "Action": "SUCCEED",
+                    "Payload": outcome.result,
+                }
+            else:
+                update = {
+                    "Id": op["Id"],
+                    "Type": "CHAINED_INVOKE",
+                    "Action": "FAIL",
+                    "Error": outcome.error or {},
+                }
+            self.client.service_update(arn, functools.partial(_if_started, op_id=op["Id"], update=update))
+            finished = True
+        return finished
+
+    def _dispatch(self, arn: str, op_id: str, function: str, payload: str | None) -> str | None:
+        """Start the invoked function's execution and record its ARN in the caller (once)."""
+        if function not in self.functions:
+            error = {"ErrorType": "ResourceNotFoundException", "ErrorMessage": f"no function {function!r}"}
+            update = {"Id": op_id, "Type": "CHAINED_INVOKE", "Action": "FAIL", "Error": error}
+            self.client.service_update(arn, lambda view: _if_started(view, op_id, update))
+            return None
+        child = self.client.start_execution(payload, function=function)
+        dispatch = {"Id": op_id, "Type": "CHAINED_INVOKE", "Action": "DISPATCH", "ChildArn": child}
+        done = self.client.service_update(
+            arn, lambda view: _if_started(view, op_id, dispatch, undispatched=True)
+        )
+        if done is None:  # another runner dispatched it first: follow that one
+            recorded = self.client.describe(arn).operations[op_id].get("_invoke", {}).get("child")
+            return None if recorded is None else str(recorded)
+        return child
+
+    def _runner_for(self, child_arn: str) -> LocalRunner:
+        function = child_arn.split(":function:", 1)[1].split("/", 1)[0]
+        return LocalRunner(
+            self.functions[function],
+            self.client,
+            sleep=self.sleep,
+            max_invocations=self.max_invocations,
+            page_size=self.page_size,
+            function=function,
+            functions=self.functions,
+        )
 
     def run(self, event: Any = None, *, name: str | None = None) -> ExecutionResult:
         """Start an execution and drive it."""
@@ -241,15 +378,29 @@ class LocalRunner:
         ]
 
     def send_callback_success(self, callback_id: str, result: str | None = None) -> None:
-        """Complete a callback (then :meth:`drive` the execution on)."""
+        """Complete a callback (then :meth:`drive` the execution on, or let the scheduler wake it)."""
         self.client.send_callback_success(callback_id, result)
+        self._wake_now(callback_id)
 
     def send_callback_failure(
         self, callback_id: str, error_message: str, error_type: str | None = None
     ) -> None:
-        """Fail a callback (then :meth:`drive` the execution on)."""
+        """Fail a callback (then :meth:`drive` the execution on, or let the scheduler wake it)."""
         self.client.send_callback_failure(callback_id, error_message, error_type)
+        self._wake_now(callback_id)
 
     def history(self, arn: str) -> list[dict[str, Any]]:
         """Every record of the execution, oldest first (who changed which operations, and when)."""
         return self.client.records(arn)
+
+
+def _if_started(
+    view: ExecutionView, op_id: str, update: dict[str, Any], *, undispatched: bool = False
+) -> list[dict[str, Any]] | None:
+    """``[update]`` if operation ``op_id`` still waits (and, with ``undispatched``, has no child yet)."""
+    op = view.operations.get(op_id)
+    if op is None or op["Status"] != "STARTED":
+        return None
+    if undispatched and (op.get("_invoke") or {}).get("child"):
+        return None
+    return [update]

@@ -141,6 +141,9 @@ def _apply(view: ExecutionView, update: dict[str, Any], t: int) -> str:
         if timing.get("heartbeat"):
             timing["heartbeat_deadline"] = t + int(timing["heartbeat"]) * 1000
         return op_id
+    if action == "DISPATCH" and op is not None:
+        op.setdefault("_invoke", {})["child"] = update["ChildArn"]
+        return op_id
     if op is None:
         op = {"Id": op_id, "Type": kind, "Status": "STARTED", "StartTimestamp": t}
         view.operations[op_id] = op
