@@ -76,14 +76,14 @@ set +e
   "${xdist[@]}" "$@") >"$work/pytest.log" 2>&1
 rc=$?
 set -e
-tail -n 3 "$work/pytest.log"
+grep -E '^FAILED|^ERROR|[0-9]+ (passed|failed).* in [0-9.]+s' "$work/pytest.log" | tail -n 40 || true
 if [ ! -s "$results" ]; then
   echo "the run wrote no results (pytest exit $rc); its log follows" >&2
   tail -n 60 "$work/pytest.log" >&2
   exit 2
 fi
 summarize=("$py" "$repo/tests/langgraph/upstream/summarize.py" "$results")
-mapfile -t suspects < <("${summarize[@]}" --suspects)
+mapfile -t suspects < <("${summarize[@]}" --suspects | grep .)  # grep: never an empty node id
 rerun=()
 if [ "${LG_UPSTREAM_RERUN:-1}" = 1 ] && [ "${#suspects[@]}" -gt 0 ]; then
   # A test that fails with cairnflow but passes with SqliteSaver is run again, alone and

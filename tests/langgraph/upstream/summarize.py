@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data = load(args.results)
     if args.suspects:
-        print("\n".join(suspects(data["tests"])))
+        for nodeid in suspects(data["tests"]):
+            print(nodeid)
         return 0
     if args.rerun and args.rerun.exists():
         merge_rerun(data, load(args.rerun))
