@@ -17,7 +17,7 @@ from cairnflow.core import CheckpointLog, status_index
 from cairnflow.core.checkpoint import CheckpointInfo
 from cairnflow.core.counting import CountingStore
 from cairnflow.core.store import CREATE
-from cairnflow.savers import open_saver
+from cairnflow.savers import open_saver, open_store
 from cairnflow.savers.memory import MemoryStore
 from tests.cli.flows import EXPECTED, Expected
 from tests.cli.support import cli
@@ -204,3 +204,11 @@ def test_cli_brief_and_reindex(
     assert [t["status"] for t in again["threads"]] == [t["status"] for t in doc["threads"]]
     text = cli(capsys, "reindex", location.url)
     assert text.out == f"indexed {len(populated)} thread(s); removed 0 superseded entries\n"
+
+    # Counted on the real backend (moto's S3 pages its delimiter listing natively): every
+    # thread indexed, so the listing reads nothing.
+    store, prefix = open_store(location.url)
+    counting = CountingStore(store)
+    found = ops.list_threads(CheckpointLog(counting, prefix=prefix), details=False)
+    assert {s.thread_id: s.status for s in found} == {t: e.status for t, e in populated.items()}
+    assert counting.counts["GET"] == 0 and counting.counts["LIST"] <= 3  # index, folders, layout probe

@@ -112,15 +112,28 @@ def head_info(header: Header) -> CheckpointInfo:
 def reindex(saver: CheckpointLog, *, progress: Callable[[int], None] | None = None) -> tuple[int, int]:
     """Build the status index of every executor thread from its head; return (threads, entries removed).
 
-    For each thread: one LIST and one GET (its head), one create-only PUT (an
-    entry that exists already is kept), and one LIST plus a DELETE per older
-    entry it supersedes. Safe to run while runs go on: an entry names the head
-    it was read from, and a newer stop's entry sorts before it. Threads whose
-    head cannot be read are left out (``cairnflow verify`` says why).
+    One listing of the index and one delimiter listing of the threads, then for
+    each thread one LIST and one GET (its head), one create-only PUT when its
+    head's entry is missing, and one DELETE per older entry it supersedes;
+    entries of threads that have no checkpoint left are deleted too. Safe to run
+    while runs go on: only entries older than the head read are removed, and a
+    newer stop's entry sorts before it. Threads whose head cannot be read are
+    left out (``cairnflow verify`` says why).
     """
-    done = removed = 0
+    index_base = status_index.index_prefix(saver.prefix)
+    entries: dict[str, list[str]] = {}  # encoded thread -> its index keys
+    for info in objects.retry(saver, lambda: list(saver.store.list(index_base))):
+        entries.setdefault(info.key[len(index_base) :].partition("/")[0], []).append(info.key)
+    base = keys.threads_prefix(saver.prefix)
+    segments = [
+        f[len(base) : -1] for f in objects.retry(saver, lambda: list(saver.store.list_prefixes(base)))
+    ]
 
-    def one(thread_id: str) -> int:
+    def one(segment: str) -> int:
+        try:
+            thread_id = keys.decode_thread_id(segment)
+        except ValueError:
+            return 0  # a foreign folder (verify reports it)
         found = objects.thread_keys(saver, thread_id, limit=1)
         if not found:
             return 0
@@ -128,31 +141,31 @@ def reindex(saver: CheckpointLog, *, progress: Callable[[int], None] | None = No
             head = objects.read_key(saver, thread_id, found[0])
         except (CorruptCheckpointError, SerializationError, NotFoundError):
             return 0
-        status_index.record_stop(
-            saver.store, saver.prefix, head_info(head.header), None, retry=saver.store_retry
-        )
-        return status_index.remove_entries(
-            saver.store, saver.prefix, thread_id, below=head.seq, retry=saver.store_retry
-        )
+        key = status_index.entry_key(saver.prefix, head_info(head.header))
+        existing = entries.get(segment, [])
+        if key not in existing:
+            status_index.record_stop(
+                saver.store, saver.prefix, head_info(head.header), None, retry=saver.store_retry
+            )
+        removed = 0
+        for old in existing:
+            try:
+                superseded = status_index.parse_entry_key(saver.prefix, old).seq < head.seq
+            except ValueError:
+                continue  # not an entry: left for verify to report
+            if superseded:
+                objects.retry(saver, lambda old=old: saver.store.delete(old))  # type: ignore[misc]
+                removed += 1
+        return removed
 
-    for count in objects.parallel(one, saver.threads()):
+    done = removed = 0
+    for count in objects.parallel(one, iter(segments)):
         done += 1
         removed += count
         if progress is not None:
             progress(done)
-    _remove_orphans(saver)
+    for segment in set(entries) - set(segments):  # a purge cut short: no checkpoint left
+        for old in entries[segment]:
+            objects.retry(saver, lambda old=old: saver.store.delete(old))  # type: ignore[misc]
+            removed += 1
     return done, removed
-
-
-def _remove_orphans(saver: CheckpointLog) -> None:
-    """Delete index entries of threads that have no checkpoint left (a purge cut short)."""
-    base = keys.threads_prefix(saver.prefix)
-    threads = {
-        folder[len(base) : -1]
-        for folder in objects.retry(saver, lambda: list(saver.store.list_prefixes(base)))
-    }
-    index_base = status_index.index_prefix(saver.prefix)
-    for info in objects.retry(saver, lambda: list(saver.store.list(index_base))):
-        segment = info.key[len(index_base) :].partition("/")[0]
-        if segment not in threads:
-            objects.retry(saver, lambda key=info.key: saver.store.delete(key))  # type: ignore[misc]
