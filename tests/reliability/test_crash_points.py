@@ -19,12 +19,13 @@ test then reads what the kill left, resumes the thread in a fresh child
 * ``verify()`` finds no problem in the thread.
 
 Phases: ``fresh`` (the crash hits a run started from scratch: LIST + 12 PUTs, the first the
-start record),
+start record, + the stop's status-index entry),
 ``resume`` (the crash hits the resume of a thread that stopped at task 5:
-LIST + 2 GETs + 6 PUTs, so read boundaries are covered too), and ``exit``
-durability (LIST + the one PUT). The local store and the S3 emulator run every
-phase; fake-gcs-server and Azurite run the ``fresh`` phase in CI (about 25 s
-each) and the rest with ``CAIRNFLOW_CRASHPOINTS=all``.
+LIST + 2 GETs + 6 PUTs + the index entry + the DELETE of the superseded one, so read
+boundaries are covered too), and ``exit`` durability (LIST + the one PUT + the index
+entry). Index entries are traced as ``PUT-INDEX``: they are not checkpoints. The local
+store and the S3 emulator run every phase; fake-gcs-server and Azurite run the ``fresh``
+phase in CI (about 25 s each) and the rest with ``CAIRNFLOW_CRASHPOINTS=all``.
 """
 
 from __future__ import annotations
@@ -51,9 +52,11 @@ SEED = 11
 STOP_AT = 5  # the resume phase starts from a thread that stopped when task 5 began
 PHASES = {
     # phase: (durability, expected boundary trace of a clean run)
-    "fresh": ("sync", ["LIST"] + ["PUT"] * (1 + TASKS + 1)),  # the start, the tasks, the end
-    "resume": ("sync", ["LIST", "GET", "GET"] + ["PUT"] * (TASKS - STOP_AT + 1)),
-    "exit": ("exit", ["LIST", "PUT"]),
+    # The start, the tasks, the end, then the stop's status-index entry (and, on a thread
+    # that had stopped before, the DELETE of its superseded entry).
+    "fresh": ("sync", ["LIST"] + ["PUT"] * (1 + TASKS + 1) + ["PUT-INDEX"]),
+    "resume": ("sync", ["LIST", "GET", "GET"] + ["PUT"] * (TASKS - STOP_AT + 1) + ["PUT-INDEX", "DELETE"]),
+    "exit": ("exit", ["LIST", "PUT", "PUT-INDEX"]),
 }
 CI_PHASES = {"local": list(PHASES), "s3": list(PHASES), "gcs": ["fresh"], "azure": ["fresh"]}
 
