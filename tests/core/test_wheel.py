@@ -113,6 +113,12 @@ def test_wheel_contents_and_install_into_a_fresh_venv(tmp_path: Path) -> None:
     missing = [f"cairnflow/core/{m}" for m in core_modules if f"cairnflow/core/{m}" not in names]
     missing += [f"cairnflow/savers/{m}" for m in saver_modules if f"cairnflow/savers/{m}" not in names]
     missing += [n for n in ("cairnflow/__init__.py", "cairnflow/py.typed") if n not in names]
+    # Every module under src/cairnflow, subpackages included (a package missing from
+    # pyproject's list would install without it).
+    source = REPO / "src" / "cairnflow"
+    modules = sorted(f"cairnflow/{p.relative_to(source).as_posix()}" for p in source.rglob("*.py"))
+    assert "cairnflow/driver/worker.py" in modules
+    missing += [m for m in modules if m not in names]
     assert not missing, f"missing from the wheel: {missing}"
     stray = [n for n in names if not (n.startswith("cairnflow/") or n.startswith("cairnflow-"))]
     assert not stray, f"unexpected top-level entries in the wheel: {stray}"

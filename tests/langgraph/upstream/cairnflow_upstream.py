@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,9 @@ class _Moto:
                 import boto3
 
                 self._client = boto3.client("s3", endpoint_url=self.url, region_name="us-east-1")
+                # Tests may patch uuid.uuid4 (deterministic_uuids); botocore draws each request's
+                # invocation id from it, and creating the test's bucket must not eat their ids.
+                self._client.meta.events.register("before-call.s3", _secret_invocation_id)
             client = self._client
         name = f"lgup-{secrets.token_hex(12)}"
         client.create_bucket(Bucket=name)
@@ -130,6 +134,11 @@ class _Moto:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait(timeout=10)
+
+
+def _secret_invocation_id(params: dict[str, Any], **_: Any) -> None:
+    invocation = str(uuid.UUID(bytes=secrets.token_bytes(16), version=4))
+    params["context"].setdefault("retries", {}).setdefault("invocation-id", invocation)
 
 
 def _responds(port: int) -> bool:
