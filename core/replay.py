@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from cairnflow.core import observe
 from cairnflow.core.checkpoint import CheckpointSaver
 from cairnflow.core.committer import Committer
-from cairnflow.core.errors import MisuseError, NondeterminismError, SerializationError
+from cairnflow.core.errors import NondeterminismError, SerializationError
 from cairnflow.core.records import RunRecords
-from cairnflow.core.tasks import Task, TaskFuture, current_run, execute_task
-from cairnflow.core.timers import wait_for
+from cairnflow.core.tasks import Task, TaskFuture, execute_task
+from cairnflow.core.timers import current_context, wait_for
 
 if TYPE_CHECKING:
     import datetime
@@ -214,16 +214,6 @@ class RunContext:
         return value
 
 
-def _context(what: str) -> RunContext:
-    ctx = current_run.get(None)
-    if ctx is None:
-        raise MisuseError(
-            f"{what} was called outside a workflow body (e.g. inside a task, which runs on a pool "
-            "thread): call it in the @workflow function itself"
-        )
-    return ctx
-
-
 def interrupt(value: Any = None) -> Any:
     """Pause the workflow until ``resume(answer)``; return the answer.
 
@@ -231,7 +221,7 @@ def interrupt(value: Any = None) -> Any:
     ``"interrupted"`` and ``Run.interrupt == value``. After
     ``resume(answer)``, the body is replayed and this call returns ``answer``.
     """
-    return _context("interrupt()").call_interrupt(value)
+    return current_context("interrupt()").call_interrupt(value)
 
 
 def now() -> datetime.datetime:
@@ -240,7 +230,7 @@ def now() -> datetime.datetime:
 
     return cast(
         "datetime.datetime",
-        _context("now()").call_value("now", lambda: datetime.datetime.now(datetime.timezone.utc)),
+        current_context("now()").call_value("now", lambda: datetime.datetime.now(datetime.timezone.utc)),
     )
 
 
@@ -248,11 +238,11 @@ def random() -> float:
     """A random float in [0, 1), recorded on first use: every replay sees the same."""
     import random as _random
 
-    return cast(float, _context("random()").call_value("random", _random.random))
+    return cast(float, current_context("random()").call_value("random", _random.random))
 
 
 def uuid4() -> uuid.UUID:
     """A random UUID, recorded on first use: every replay sees the same."""
     import uuid
 
-    return cast("uuid.UUID", _context("uuid4()").call_value("uuid4", uuid.uuid4))
+    return cast("uuid.UUID", current_context("uuid4()").call_value("uuid4", uuid.uuid4))
