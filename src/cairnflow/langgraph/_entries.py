@@ -26,7 +26,6 @@ __all__ = [
     "check",
     "decode_entry",
     "decode_writes",
-    "encode_entry",
     "encode_entry_v2",
     "encode_index",
     "encode_pointer",
@@ -162,37 +161,6 @@ def decode_entry(
             "object does not belong at this key (copied from another thread or position?)", key=key
         )
     return Entry(seq, key, header, env.body)
-
-
-def encode_entry(
-    thread_id: str,
-    ns: str,
-    seq: int,
-    checkpoint_id: str,
-    parent: str | None,
-    cp_typed: Typed,
-    md_typed: Typed,
-    channels: list[str],
-    run_id: str | None,
-    delta: bool,
-) -> bytes:
-    header: dict[str, Any] = {
-        "k": "cp",
-        "thread": thread_id,
-        "ns": ns,
-        "seq": seq,
-        "id": checkpoint_id,
-        "parent": parent,
-        "w": writer_token(),
-        "t": int(time.time() * 1000),
-        "parts": [[cp_typed[0], len(cp_typed[1])], [md_typed[0], len(md_typed[1])]],
-        "blobs": channels,
-    }
-    if run_id is not None:
-        header["run"] = run_id
-    if delta:
-        header["delta"] = True
-    return codec.encode(header, cp_typed[1] + md_typed[1])
 
 
 def encode_entry_v2(
