@@ -51,3 +51,32 @@ def test_commands_read_an_encrypted_store_with_the_library_keys(
     monkeypatch.setenv(KEYS, f"k1:{generate_key()}")
     wrong = cli(capsys, "threads", url, "--json").json()["threads"][0]
     assert wrong["status"] == "corrupt" and "authentication failed" in wrong["error"]
+
+
+def test_langgraph_threads_encrypted_by_langgraph_are_read_with_its_key(
+    local_location: StoreLocation, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("Crypto")
+    from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
+
+    from cairnflow.langgraph import LangGraphSaver
+    from tests.cli import graphs
+
+    monkeypatch.setenv("LANGGRAPH_AES_KEY", "0123456789abcdef")  # LangGraph's own setting
+    saver = LangGraphSaver.from_url(local_location.url, serde=EncryptedSerializer.from_pycryptodome_aes())
+    app = graphs.build(local_location.url)
+    app.checkpointer = saver
+    app.invoke({"items": ["x"]}, graphs.cfg("lg-secret"))
+    raw = b"".join(saver.store.get(o.key).data for o in saver.store.list(""))
+    assert b'"x"' not in raw and b"question" not in raw  # stored encrypted
+
+    shown = cli(capsys, "show", local_location.url, "lg-secret", "--json").json()
+    assert shown["values"]["items"] == ["x", "a"]
+
+    # Without LangGraph's key the values cannot be read, and the command says so.
+    monkeypatch.delenv("LANGGRAPH_AES_KEY")
+    from cairnflow.ops import lgraph
+
+    lgraph._cache.clear()
+    blind = cli(capsys, "show", local_location.url, "lg-secret")
+    assert blind.code == 3 and "set LANGGRAPH_AES_KEY" in blind.err

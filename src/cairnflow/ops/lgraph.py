@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from cairnflow.core import keys, status_index
-from cairnflow.core.errors import CairnflowError, ConflictError, MissingDependencyError, ThreadNotFoundError
+from cairnflow.core.errors import (
+    CairnflowError,
+    ConflictError,
+    DecryptionError,
+    MissingDependencyError,
+    ThreadNotFoundError,
+)
 from cairnflow.core.log import CheckpointLog
 from cairnflow.core.verify import Problem
 from cairnflow.ops import objects
@@ -70,9 +77,38 @@ def graph_saver(saver: CheckpointLog) -> LangGraphSaver | None:
                 f"{saver.store.url}/{saver.prefix} holds LangGraph threads; "
                 "pip install 'cairnflow[langgraph]' to read them"
             ) from exc
-        found = LangGraphSaver(saver.store, prefix=saver.prefix, store_retry=saver.store_retry)
+        found = LangGraphSaver(
+            saver.store, prefix=saver.prefix, serde=graph_serde(), store_retry=saver.store_retry
+        )
     _cache[saver] = found
     return found
+
+
+def graph_serde() -> Any:
+    """The serializer LangGraph's own encryption setting asks for, else LangGraph's default.
+
+    LangGraph encrypts checkpoints with ``EncryptedSerializer.from_pycryptodome_aes()``,
+    which reads ``LANGGRAPH_AES_KEY``; with that variable set, the commands read such
+    threads as the application does (unencrypted values still read as they are).
+    """
+    if os.environ.get("LANGGRAPH_AES_KEY"):
+        from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
+
+        return EncryptedSerializer.from_pycryptodome_aes()
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    class _NamesMissingKey(JsonPlusSerializer):
+        # Without the key an encrypted value would fail as an "unknown serialization type":
+        # say what it is and what to set instead.
+        def loads_typed(self, data: tuple[str, bytes]) -> Any:
+            if data[0].endswith("+aes"):
+                raise DecryptionError(
+                    "this LangGraph thread is encrypted with LangGraph's EncryptedSerializer: "
+                    "set LANGGRAPH_AES_KEY to read its values"
+                )
+            return super().loads_typed(data)
+
+    return _NamesMissingKey()
 
 
 def key_filter(saver: CheckpointLog) -> Callable[[str], bool] | None:

@@ -319,9 +319,12 @@ class Browser:
                 except ImportError:
                     self._langgraph_missing = True
                     return None
+                from cairnflow.ops.lgraph import graph_serde  # LANGGRAPH_AES_KEY, as the commands
+
                 self._langgraph = LangGraphSaver(
                     self.saver.store,
                     prefix=self.saver.prefix,
+                    serde=graph_serde(),
                     max_workers=4,
                     store_retry=self.saver.store_retry,
                 )
