@@ -125,6 +125,11 @@ def decode_thread_id(segment: str) -> str:
     return thread_id
 
 
+def durable_prefix(prefix: str) -> str:
+    """Where ``cairnflow.aws_durable`` keeps its executions: a checkpoint log of its own."""
+    return f"{prefix}durable/"
+
+
 def threads_prefix(prefix: str) -> str:
     return f"{prefix}{FORMAT_PREFIX}threads/"
 

@@ -51,6 +51,7 @@ from aws_durable_execution_sdk_python.lambda_service import (
     StateOutput,
 )
 
+from cairnflow.core import keys
 from cairnflow.core.checkpoint import Checkpoint, Status
 from cairnflow.core.errors import (
     ConflictError,
@@ -118,7 +119,7 @@ class CairnflowDurableClient:
         self.saver = saver
         self.log = CheckpointLog(
             saver.store,
-            prefix=f"{saver.prefix}durable/",
+            prefix=keys.durable_prefix(saver.prefix),
             serializer=saver.serializer,
             snapshot_every=saver.snapshot_every,
             snapshot_bytes=saver.snapshot_bytes,

@@ -62,8 +62,15 @@ def verify(
             objects_checked=0,
         )
     else:
-        skip = lgraph.key_filter(saver)
+        graph_keys = lgraph.key_filter(saver)
+        durable = keys.durable_prefix(saver.prefix)
+
+        def skip(key: str) -> bool:  # other layouts are checked by their own readers below
+            return key.startswith(durable) or (graph_keys is not None and graph_keys(key))
+
         report = verify_log(saver, thread_id, progress=executor_tick, workers=workers, skip=skip)
+        if thread_id is None:
+            report = _with_durable(saver, report, workers)
     if lg is None or which == "executor":
         return report
     extra = [0, 0]
@@ -80,4 +87,26 @@ def verify(
         threads_checked=report.threads_checked + extra[1],
         objects_checked=report.objects_checked + extra[0],
         problems=report.problems + tuple(problems),
+    )
+
+
+def _with_durable(saver: CheckpointLog, report: VerifyReport, workers: int) -> VerifyReport:
+    """Add the AWS durable executions (``cairnflow.aws_durable``): a checkpoint log of its own."""
+    durable = keys.durable_prefix(saver.prefix)
+    if not objects.retry(saver, lambda: next(iter(saver.store.list(durable, limit=1)), None)):
+        return report
+    log = CheckpointLog(
+        saver.store,
+        prefix=durable,
+        serializer=saver.serializer,
+        store_retry=saver.store_retry,
+        cipher=saver.cipher,
+        require_encryption=saver.require_encryption,
+    )
+    found = verify_log(log, None, workers=workers)
+    return dataclasses.replace(
+        report,
+        threads_checked=report.threads_checked + found.threads_checked,
+        objects_checked=report.objects_checked + found.objects_checked,
+        problems=report.problems + found.problems,
     )
