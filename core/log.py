@@ -165,7 +165,8 @@ class CheckpointLog(CheckpointSaver):
         return self._decode(thread_id, seq, key, obj)
 
     @staticmethod
-    def _info(header: Header) -> CheckpointInfo:
+    def info_of(header: Header) -> CheckpointInfo:
+        """A stored header as the :class:`CheckpointInfo` the saver hands out."""
         return CheckpointInfo(
             thread_id=header.thread,
             seq=header.seq,
@@ -192,7 +193,7 @@ class CheckpointLog(CheckpointSaver):
         assert state is not None  # this log loads every body it reads
         records, base_len = state
         base_seq = header.base if header.kind == "delta" and header.base is not None else seq
-        return Checkpoint(self._info(header), records, base_seq, base_len, base_bytes)
+        return Checkpoint(self.info_of(header), records, base_seq, base_len, base_bytes)
 
     def _create(self, thread_id: str, key: str, data: bytes) -> None:
         """Create-only write that recognises its own earlier attempts; ConflictError otherwise."""
@@ -244,7 +245,7 @@ class CheckpointLog(CheckpointSaver):
                 raise CorruptCheckpointError(
                     "foreign object under the thread's prefix", key=entry.key
                 ) from None
-            yield self._info(self._read(thread_id, seq)[0])
+            yield self.info_of(self._read(thread_id, seq)[0])
 
     def threads(self, *, limit: int | None = None) -> Iterator[str]:
         base = keys.threads_prefix(self.prefix)
@@ -332,7 +333,7 @@ class CheckpointLog(CheckpointSaver):
                     workflow=workflow,
                 )
                 return Checkpoint(
-                    self._info(header), everything, head.base_seq, head.base_len, head.base_bytes
+                    self.info_of(header), everything, head.base_seq, head.base_len, head.base_bytes
                 )
         if head is not None and head.info.kind == "tombstone":
             everything = tuple(new)  # a deleted thread starts afresh
@@ -348,7 +349,7 @@ class CheckpointLog(CheckpointSaver):
             base=seq,
             workflow=workflow,
         )
-        return Checkpoint(self._info(header), everything, seq, len(everything), len(body))
+        return Checkpoint(self.info_of(header), everything, seq, len(everything), len(body))
 
     def _snapshot_due(self, head: Checkpoint, tail_len: int, tail_bytes: int, total: int) -> bool:
         """Should this append write a full snapshot instead of a delta?
@@ -383,7 +384,7 @@ class CheckpointLog(CheckpointSaver):
             workflow=source.info.workflow,
             parent=source.seq,
         )
-        forked = Checkpoint(self._info(header), source.records, seq, len(source.records), len(body))
+        forked = Checkpoint(self.info_of(header), source.records, seq, len(source.records), len(body))
         self.index_stop(forked, head)  # the head changed status: keep listings right
         return forked
 

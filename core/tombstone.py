@@ -86,7 +86,7 @@ def delete_thread(
         log._retry(lambda: log.store.delete(tomb_key))
     # The status index: the tombstone's entry supersedes the thread's older ones; purge leaves none.
     if not purge:
-        status_index.record_stop(log.store, log.prefix, log._info(tomb_header), None, retry=log.store_retry)
+        status_index.record_stop(log.store, log.prefix, log.info_of(tomb_header), None, retry=log.store_retry)
     below = tomb_seq + 1 if purge else tomb_seq
     status_index.remove_entries(log.store, log.prefix, thread_id, below=below, retry=log.store_retry)
     return tomb_seq

@@ -17,7 +17,7 @@ from cairnflow.core.errors import (
 )
 from cairnflow.core.log import CheckpointLog
 from cairnflow.core.store import CREATE
-from cairnflow.ops import lgraph, listing, objects
+from cairnflow.ops import lgraph, objects
 from cairnflow.ops.objects import StoredCheckpoint
 from cairnflow.ops.reading import thread_layout
 from cairnflow.ops.results import CopiedThread, CopyResult
@@ -153,7 +153,7 @@ def _copy_thread(src: CheckpointLog, dst: CheckpointLog, thread_id: str, *, dry_
             )
         skipped += 1
     if newest is not None and copied and not dry_run:  # the status index entry of the copied head
-        info = listing.head_info(newest.header)
+        info = CheckpointLog.info_of(newest.header)
         status_index.record_stop(dst.store, dst.prefix, info, None, retry=dst.store_retry)
     result = "copied" if copied else "up_to_date"
     return CopiedThread(thread_id=thread_id, result=result, copied=copied, skipped=skipped, head=head)

@@ -17,14 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from cairnflow.core import keys, status_index
-from cairnflow.core.checkpoint import CheckpointInfo
 from cairnflow.core.errors import CorruptCheckpointError, NotFoundError, SerializationError
-from cairnflow.core.format import Header
 from cairnflow.core.log import CheckpointLog
 from cairnflow.ops import objects
 from cairnflow.ops.results import ThreadSummary
 
-__all__ = ["executor_summaries", "head_info", "refresh", "reindex", "summary_of"]
+__all__ = ["executor_summaries", "refresh", "reindex", "summary_of"]
 
 Reader = Callable[[str, str], "ThreadSummary | None"]
 
@@ -94,21 +92,6 @@ def refresh(
 # --------------------------------------------------------------------------- reindex
 
 
-def head_info(header: Header) -> CheckpointInfo:
-    """A checkpoint header as the saver's :class:`CheckpointInfo`."""
-    return CheckpointInfo(
-        thread_id=header.thread,
-        seq=header.seq,
-        kind=header.kind,
-        status=header.status,
-        created_at=header.time,
-        new_records=header.new,
-        total_records=header.total,
-        parent=header.parent,
-        workflow=header.workflow,
-    )
-
-
 def reindex(saver: CheckpointLog, *, progress: Callable[[int], None] | None = None) -> tuple[int, int]:
     """Build the status index of every executor thread from its head; return (threads, entries removed).
 
@@ -141,11 +124,11 @@ def reindex(saver: CheckpointLog, *, progress: Callable[[int], None] | None = No
             head = objects.read_key(saver, thread_id, found[0])
         except (CorruptCheckpointError, SerializationError, NotFoundError):
             return 0
-        key = status_index.entry_key(saver.prefix, head_info(head.header))
+        key = status_index.entry_key(saver.prefix, CheckpointLog.info_of(head.header))
         existing = entries.get(segment, [])
         if key not in existing:
             status_index.record_stop(
-                saver.store, saver.prefix, head_info(head.header), None, retry=saver.store_retry
+                saver.store, saver.prefix, CheckpointLog.info_of(head.header), None, retry=saver.store_retry
             )
         removed = 0
         for old in existing:
