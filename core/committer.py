@@ -70,6 +70,11 @@ class Committer:
             self._thread.start()
 
     @property
+    def start_head(self) -> Checkpoint | None:
+        """The head this run started from (None for a new thread)."""
+        return self._start
+
+    @property
     def error(self) -> BaseException | None:
         return self._error
 
