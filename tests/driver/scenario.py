@@ -1,13 +1,15 @@
 """Issue 17's end-to-end scenario: the workflow, and the processes that drive it.
 
 ``journey`` sleeps, then waits for a callback completed from another process, then
-fans out 20 ``leaf`` children; nothing but workers (or a cloud queue feeding the
+fans out 20 ``leaf`` children (inline); nothing but workers (or a cloud queue feeding the
 cloud entry points) continues it. Each process role is started by the tests as::
 
     python -m tests.driver.scenario start URL THREAD FOLDER NAP PACE [options]
     python -m tests.driver.scenario worker URL [options]
     python -m tests.driver.scenario complete URL TOKEN_FILE VALUE [options]
 
+``worker`` serves the store's due index (``Worker``) or, with ``--via`` naming a cloud
+queue, that queue through the cloud's entry point (:func:`serve`).
 ``--kill K --side before|after`` makes the process SIGKILL itself just before (or
 just after) its K-th write to the store (a PUT or a DELETE, counted from 1): a
 crash at a reproducible point, chosen by the tests from a seed. ``--lease``
@@ -19,6 +21,10 @@ continued elsewhere. ``--via`` names what carries the wake-ups (see
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
+import json
+import math
 import os
 import signal
 import sys
@@ -165,7 +171,8 @@ def scheduler_from(via: str, saver: CheckpointLog) -> WakeScheduler:
         from cairnflow.driver.aws import EventBridgeWakeScheduler
 
         client = boto3.client("scheduler", endpoint_url=os.environ["SQS_ENDPOINT"])
-        return EventBridgeWakeScheduler(where, os.environ["SCHEDULER_ROLE"], client=client)
+        target, _, group = where.partition("|")
+        return EventBridgeWakeScheduler(target, os.environ["SCHEDULER_ROLE"], group=group, client=client)
     if kind == "azq":
         from azure.storage.queue import QueueClient
 
@@ -187,6 +194,99 @@ def scheduler_from(via: str, saver: CheckpointLog) -> WakeScheduler:
     raise SystemExit(f"unknown --via {via!r}")
 
 
+# --------------------------------------------------------------------------- cloud entry points
+
+
+class LambdaContext:
+    """What ``lambda_handler`` reads from Lambda's context: the invocation's remaining time."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def serve(via: str, driver: Any, *, lease: float, interval: float, stop: threading.Event) -> None:
+    """Deliver wake-ups from a cloud queue to the cloud entry point, as the cloud would.
+
+    ``sqs``: receive, call ``lambda_handler`` with the SQS batch, delete what it did not
+    report as failed (Lambda's event source mapping). ``eventbridge``: moto stores
+    schedules but never fires them; fire each due schedule's input at ``lambda_handler``,
+    then delete it (``ActionAfterCompletion=DELETE``). ``azq``: receive, call
+    ``handle_message`` (the Functions queue trigger), delete. A message in flight when
+    the process dies reappears after ``lease`` seconds (the queue's visibility timeout).
+    """
+    kind, _, where = via.partition(":")
+    visibility = max(1, math.ceil(lease))
+    if kind in ("sqs", "eventbridge"):
+        import boto3
+
+        from cairnflow.driver.aws import lambda_handler
+
+        handler = lambda_handler(driver)
+        if kind == "sqs":
+            sqs = boto3.client("sqs", endpoint_url=os.environ["SQS_ENDPOINT"])
+            while not stop.is_set():
+                got = sqs.receive_message(
+                    QueueUrl=where, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=visibility
+                ).get("Messages", [])
+                if not got:
+                    continue
+                event = {"Records": [{"messageId": m["MessageId"], "body": m["Body"]} for m in got]}
+                failed = {f["itemIdentifier"] for f in handler(event, LambdaContext())["batchItemFailures"]}
+                for m in got:
+                    if m["MessageId"] not in failed:
+                        sqs.delete_message(QueueUrl=where, ReceiptHandle=m["ReceiptHandle"])
+            return
+        scheduler = boto3.client("scheduler", endpoint_url=os.environ["SQS_ENDPOINT"])
+        group = where.partition("|")[2]
+        while not stop.is_set():
+            fired = 0
+            for entry in scheduler.list_schedules(GroupName=group)["Schedules"]:
+                try:
+                    got = scheduler.get_schedule(Name=entry["Name"], GroupName=group)
+                except scheduler.exceptions.ResourceNotFoundException:
+                    continue  # cancelled (a lease that ended cleanly), or fired by the other pump
+                at = dt.datetime.strptime(got["ScheduleExpression"], "at(%Y-%m-%dT%H:%M:%S)")
+                if at.replace(tzinfo=dt.timezone.utc).timestamp() > time.time():
+                    continue
+                handler(json.loads(got["Target"]["Input"]), LambdaContext())
+                with contextlib.suppress(scheduler.exceptions.ResourceNotFoundException):
+                    scheduler.delete_schedule(Name=entry["Name"], GroupName=group)
+                fired += 1
+            if not fired:
+                stop.wait(interval)
+        return
+    if kind == "azq":
+        from azure.storage.queue import QueueClient
+
+        from cairnflow.driver.azure import handle_message
+
+        queue = QueueClient.from_connection_string(os.environ["AZURE_QUEUE_CONNECTION_STRING"], where)
+        while not stop.is_set():
+            got = list(queue.receive_messages(max_messages=16, visibility_timeout=visibility))
+            for message in got:
+                handle_message(driver, message.content)
+                queue.delete_message(message)
+            if not got:
+                stop.wait(interval)
+        return
+    if kind == "tasks":
+        import wsgiref.simple_server
+
+        from cairnflow.driver.gcp import wsgi_app
+
+        class Quiet(wsgiref.simple_server.WSGIRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        port = int(where.rsplit(":", 1)[1].split("/", 1)[0])
+        server = wsgiref.simple_server.make_server("127.0.0.1", port, wsgi_app(driver), handler_class=Quiet)
+        server.timeout = interval
+        while not stop.is_set():
+            server.handle_request()
+        return
+    raise SystemExit(f"unknown --via {via!r}")
+
+
 # --------------------------------------------------------------------------- roles
 
 
@@ -203,27 +303,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id", default=None)
     args = parser.parse_args(argv)
 
+    from cairnflow.core.errors import ConflictError
     from cairnflow.driver import Driver, Worker
 
     saver = open_killable(args.url, args.kill, args.side)
-    if args.role == "worker":
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.role == "worker" and args.via == "due":
         worker = Worker(saver, [journey, leaf], lease=args.lease, worker_id=args.id)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        print("READY", flush=True)
         worker.run(interval=args.interval, stop=stop)
         return 0
-    scheduler = scheduler_from(args.via, saver)
+    driver = Driver(saver, scheduler_from(args.via, saver), [journey, leaf], lease=args.lease)
+    if args.role == "worker":
+        serve(args.via, driver, lease=args.lease, interval=args.interval, stop=stop)
+        return 0
     if args.role == "start":
         thread, folder, nap, pace = args.rest
         plan = {"token_file": f"{folder}/{thread}.token", "nap": float(nap), "pace": float(pace)}
-        run = Driver(saver, scheduler, [journey, leaf], lease=args.lease).start(
-            journey, plan, thread_id=thread
-        )
+        try:
+            run = driver.start(journey, plan, thread_id=thread)
+        except ConflictError:
+            # A retried start found a worker continuing the run (its first start died):
+            # the run is in hand; what the client does is nothing.
+            print("STARTED elsewhere", flush=True)
+            return 0
         print("STARTED", run.status, flush=True)
         return 0
     token_file, value = args.rest
-    complete_callback(Path(token_file).read_text(), value, saver=saver, scheduler=scheduler)
+    complete_callback(Path(token_file).read_text(), value, saver=saver, scheduler=driver.scheduler)
     print("COMPLETED", flush=True)
     return 0
 

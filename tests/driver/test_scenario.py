@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -85,6 +86,7 @@ class Fleet:
     folder: Path
     lease: float
     plan: Plan
+    via: str = "due"
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
     killed: list[str] = field(default_factory=list)
     _spawned: int = 0
@@ -93,7 +95,7 @@ class Fleet:
         self._spawned += 1
         log = self.folder / f"{self._spawned:03d}-{role}.log"
         command = [sys.executable, "-m", "tests.driver.scenario", role, self.url, *args]
-        command += ["--lease", str(self.lease)]
+        command += ["--lease", str(self.lease), "--via", self.via]
         if kill is not None:
             command += ["--kill", str(kill[0]), "--side", kill[1]]
         with log.open("w") as out:
@@ -147,12 +149,13 @@ def run_scenario(
     lease: float = 6.0,
     nap: float = 1.0,
     pace: float = 0.0,
+    via: str = "due",
 ) -> tuple[CheckpointLog, Fleet]:
     """Start ``plan.runs`` journeys with ``plan.workers`` workers; return once all completed."""
     folder = tmp_path / "scenario"
     folder.mkdir()
     env = {**os.environ, **location.env}
-    fleet = Fleet(location.url, env, folder, lease, plan)
+    fleet = Fleet(location.url, env, folder, lease, plan, via)
     saver = open_saver(location.url)
     worker_kills = iter(plan.worker_kills)
     with naming(plan, fleet):
@@ -260,7 +263,7 @@ def check_all(saver: CheckpointLog, plan: Plan, fleet: Fleet) -> None:
 
 # --------------------------------------------------------------------------- the store's due index
 
-#: Seeds of the crash variants (each a different set of kill points).
+#: Seeds of the crash variants (each a different set of kill points; the emulators take the first).
 SEEDS = [1701, 42]
 
 
@@ -280,8 +283,10 @@ def test_a_journey_completes_with_only_a_worker_running(location: StoreLocation,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("backend", ["local", "s3", "gcs", "azure"])
+@pytest.mark.parametrize(
+    ("backend", "seed"),
+    [("local", seed) for seed in SEEDS] + [(cloud, SEEDS[0]) for cloud in ("s3", "gcs", "azure")],
+)
 def test_sigkilled_workers_and_runs_still_complete_every_journey_with_each_step_recorded_once(
     location: StoreLocation, tmp_path: Path, seed: int
 ) -> None:
@@ -301,4 +306,57 @@ def test_three_workers_on_one_store_never_record_a_step_twice(
     # log's fencing alone keeps each step recorded once.
     plan = Plan(seed=7 + kills, runs=3, workers=3, kills=kills)
     saver, fleet = run_scenario(location, tmp_path, plan, lease=1.0, pace=0.1)
+    check_all(saver, plan, fleet)
+
+
+# --------------------------------------------------------------------------- the clouds' queues
+
+
+def carrier(name: str, request: pytest.FixtureRequest) -> tuple[str, dict[str, str]]:
+    """A fresh queue (or schedule group) on the emulator: the ``--via`` spec and the environment."""
+    if name in ("sqs", "eventbridge"):
+        from tests.driver.test_aws import FUNCTION, ROLE, client
+
+        endpoint: str = request.getfixturevalue("s3_server_url")
+        env = {"SQS_ENDPOINT": endpoint, "SCHEDULER_ROLE": ROLE}
+        if name == "sqs":
+            url = client("sqs", endpoint).create_queue(QueueName=f"wake-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+            return f"sqs:{url}", env
+        group = f"wake-{uuid.uuid4().hex[:12]}"
+        client("scheduler", endpoint).create_schedule_group(Name=group)
+        return f"eventbridge:{FUNCTION}|{group}", env
+    if name == "azure-queue":
+        from tests.emulators.azure_queue import connection_string
+
+        service = request.getfixturevalue("azure_queue_service")
+        queue = f"wake-{uuid.uuid4().hex[:12]}"
+        service.get_queue_client(queue).create_queue()
+        return f"azq:{queue}", {"AZURE_QUEUE_CONNECTION_STRING": connection_string(service.url.rstrip("/"))}
+    from tests.emulators import free_port
+
+    emulator = request.getfixturevalue("cloud_tasks")
+    tasks = emulator.client()
+    queue = f"projects/test/locations/here/queues/wake-{uuid.uuid4().hex[:10]}"
+    tasks.create_queue(parent="projects/test/locations/here", queue={"name": queue})
+    # Stale leases would be POSTed to a service that is gone, and retried, for the session.
+    request.addfinalizer(lambda: tasks.delete_queue(name=queue))
+    return f"tasks:{queue}|http://127.0.0.1:{free_port()}/wake", {"CLOUD_TASKS_EMULATOR": emulator.address}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("via", "backend", "servers"),
+    [("sqs", "s3", 2), ("eventbridge", "s3", 2), ("azure-queue", "azure", 2), ("cloud-tasks", "gcs", 1)],
+)
+def test_a_journey_woken_through_the_clouds_queue_completes_despite_sigkills(
+    location: StoreLocation, request: pytest.FixtureRequest, tmp_path: Path, via: str, servers: int
+) -> None:
+    # The wake-ups go through the cloud's scheduler or queue; the processes serving them are
+    # the cloud entry points (lambda_handler, handle_message, wsgi_app) fed by a pump that
+    # does what the cloud does (tests.driver.scenario.serve). They die at seeded writes too:
+    # a message in flight reappears after its visibility timeout, a task is retried.
+    spec, env = carrier(via, request)
+    plan = Plan(seed=31, runs=2, workers=servers, kills=2)
+    where = StoreLocation(location.url, {**location.env, **env})
+    saver, fleet = run_scenario(where, tmp_path, plan, via=spec)
     check_all(saver, plan, fleet)
