@@ -39,11 +39,18 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from cairnflow.core import codec, keys, observe
-from cairnflow.core.checkpoint import Checkpoint, CheckpointInfo, CheckpointSaver, Kind, Status
+from cairnflow.core.checkpoint import (
+    AsyncCheckpointSaver,
+    Checkpoint,
+    CheckpointInfo,
+    CheckpointSaver,
+    Kind,
+    Status,
+)
 from cairnflow.core.cipher import Cipher
 from cairnflow.core.errors import (
     AlreadyExistsError,
@@ -64,9 +71,9 @@ from cairnflow.core.format import (
 )
 from cairnflow.core.retry import RetryPolicy, call_with_retry
 from cairnflow.core.serde import Serializer, default_serializer
-from cairnflow.core.store import CREATE, ObjectInfo, ObjectStore, StoredObject
+from cairnflow.core.store import CREATE, AsyncObjectStore, ObjectInfo, ObjectStore, StoredObject
 
-__all__ = ["CheckpointLog", "state_records"]
+__all__ = ["AsyncCheckpointLog", "CheckpointLog", "state_records"]
 
 T = TypeVar("T")
 
@@ -453,3 +460,78 @@ def _parse_id(checkpoint_id: str | int) -> int:
     if not 0 <= seq <= keys.MAX_SEQ:
         raise ThreadNotFoundError(f"checkpoint id out of range: {checkpoint_id!r}")
     return seq
+
+
+class AsyncCheckpointLog(AsyncCheckpointSaver):
+    """The checkpoint log on an :class:`AsyncObjectStore` (placeholder until the sans-IO steps land)."""
+
+    def __init__(
+        self,
+        store: AsyncObjectStore,
+        *,
+        prefix: str = "",
+        serializer: Serializer | None = None,
+        snapshot_every: int = 16,
+        snapshot_bytes: int = 64 * 1024,
+        store_retry: RetryPolicy = DEFAULT_STORE_RETRY,
+        cipher: Cipher | None = None,
+        require_encryption: bool = True,
+    ) -> None:
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        self.store = store
+        self.prefix = prefix
+        self.serializer: Serializer = serializer or default_serializer
+        self.snapshot_every = snapshot_every
+        self.snapshot_bytes = snapshot_bytes
+        self.store_retry = store_retry
+        self.cipher = cipher
+        self.require_encryption = require_encryption
+
+    def __repr__(self) -> str:
+        return f"AsyncCheckpointLog({self.store.url!r}, prefix={self.prefix!r})"
+
+    async def latest(self, thread_id: str) -> Checkpoint | None:
+        raise NotImplementedError("AsyncCheckpointLog lands with the sans-IO protocol steps")
+
+    async def get(self, thread_id: str, checkpoint_id: str | int) -> Checkpoint:
+        raise NotImplementedError("AsyncCheckpointLog lands with the sans-IO protocol steps")
+
+    async def append(
+        self,
+        thread_id: str,
+        head: Checkpoint | None,
+        records: Sequence[Any],
+        *,
+        status: Status,
+        workflow: str | None = None,
+    ) -> Checkpoint:
+        raise NotImplementedError("AsyncCheckpointLog lands with the sans-IO protocol steps")
+
+    async def fork(self, thread_id: str, checkpoint_id: str | int) -> Checkpoint:
+        raise NotImplementedError("AsyncCheckpointLog lands with the sans-IO protocol steps")
+
+    async def history(
+        self, thread_id: str, *, limit: int | None = None, before: str | int | None = None
+    ) -> AsyncIterator[CheckpointInfo]:
+        async for item in _not_yet():
+            yield item
+
+    async def threads(self, *, limit: int | None = None) -> AsyncIterator[str]:
+        async for item in _not_yet():
+            yield item
+
+    async def delete_thread(
+        self, thread_id: str, *, purge: bool = False, expected_head: int | None = None
+    ) -> int | None:
+        raise NotImplementedError("AsyncCheckpointLog lands with the sans-IO protocol steps")
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+
+async def _not_yet() -> AsyncIterator[Any]:
+    nothing: tuple[Any, ...] = ()
+    for item in nothing:  # an async generator that raises at its first step
+        yield item
+    raise NotImplementedError("AsyncCheckpointLog lands with the sans-IO protocol steps")
