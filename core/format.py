@@ -190,7 +190,10 @@ def build_header(
     key_id: str | None = None,
 ) -> Header:
     """A new header for a writer: the time is now and the writer token fresh and random."""
-    import uuid  # only writers need it; keep it out of `import cairnflow.core`
+    # secrets, not uuid.uuid4: LangGraph patches uuid4 for deterministic ids in its
+    # tests, and a writer token must never repeat. Imported here, not at module
+    # level, because only writers need it (keeps `import cairnflow.core` small).
+    import secrets
 
     return Header(
         thread=thread,
@@ -201,7 +204,7 @@ def build_header(
         new=new,
         total=total,
         time=_time.time(),
-        writer=uuid.uuid4().hex,
+        writer=secrets.token_hex(16),
         serde=serde,
         workflow=workflow,
         parent=parent,

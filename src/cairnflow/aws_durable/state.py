@@ -160,6 +160,7 @@ def _apply(view: ExecutionView, update: dict[str, Any], t: int) -> str:
         if action == "START":
             seconds = int((update.get("WaitOptions") or {}).get("WaitSeconds", 1))
             op["WaitDetails"] = {"ScheduledEndTimestamp": t + seconds * 1000}
+            op["_wait"] = {"seconds": seconds}
     elif kind == "CALLBACK":
         _apply_callback(op, update, action, t)
     elif kind == "CONTEXT":
