@@ -10,6 +10,7 @@ Until ``AsyncCheckpointLog``'s protocol steps land it is a placeholder; meanwhil
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,36 @@ def open_pair(backend: str, tmp_path: Path) -> tuple[AsyncCheckpointSaver, Check
     if async_log_ready():
         return open_async_saver(url), sync
     return AsyncOverSync(sync), sync
+
+
+class Flavoured:
+    """Drive a workflow in the flavour under test, so one test body covers both executors.
+
+    ``twins`` maps a name to ``(plain def workflow, async def twin)``; :meth:`run` and
+    :meth:`resume` call ``run``/``resume`` on the sync saver, or ``await arun``/``aresume``
+    on the async saver (each in a fresh event loop).
+    """
+
+    def __init__(
+        self,
+        flavour: str,
+        twins: dict[str, tuple[Any, Any]],
+        sync_saver: CheckpointSaver,
+        async_saver: AsyncCheckpointSaver,
+    ) -> None:
+        self.flavour = flavour
+        self.twins = twins
+        self.saver = sync_saver
+        self.async_saver = async_saver
+
+    def run(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        plain, twin = self.twins[name]
+        if self.flavour == "sync":
+            return plain.run(*args, saver=self.saver, **kwargs)
+        return asyncio.run(twin.arun(*args, saver=self.async_saver, **kwargs))
+
+    def resume(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        plain, twin = self.twins[name]
+        if self.flavour == "sync":
+            return plain.resume(*args, saver=self.saver, **kwargs)
+        return asyncio.run(twin.aresume(*args, saver=self.async_saver, **kwargs))
