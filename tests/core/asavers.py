@@ -85,6 +85,20 @@ class AsyncOverSync(AsyncCheckpointSaver):
         self.inner.index_stop(head, previous)
 
 
+def async_twin(saver: CheckpointLog, url: str, wrapped: bool = False) -> AsyncCheckpointSaver:
+    """An async saver on what the sync ``saver`` (opened on ``url``) reads; ``wrapped``: its
+    store was wrapped by a test (a barrier), so the async saver goes through that wrapper."""
+    if not async_log_ready():
+        return AsyncOverSync(saver)
+    if wrapped:
+        from tests.support.async_bridge import AsyncStore
+
+        return AsyncCheckpointLog(
+            AsyncStore(saver.store), prefix=saver.prefix, serializer=saver.serializer, cipher=saver.cipher
+        )
+    return open_async_saver(url)
+
+
 def url_of(backend: str, tmp_path: Path) -> str:
     if backend == "memory":
         return "memory://"
