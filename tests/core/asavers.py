@@ -107,13 +107,14 @@ def url_of(backend: str, tmp_path: Path) -> str:
     raise AssertionError(f"no async saver for backend {backend!r} yet")
 
 
-def on_store(store: ObjectStore) -> tuple[AsyncCheckpointSaver, CheckpointSaver]:
-    """An async saver and a sync saver on ``store`` (a sync store, e.g. a counting wrapper)."""
-    sync = CheckpointLog(store)
+def on_store(store: ObjectStore, **options: Any) -> tuple[AsyncCheckpointSaver, CheckpointSaver]:
+    """An async saver and a sync saver on ``store`` (a sync store, e.g. a counting wrapper);
+    ``options`` go to both logs (e.g. ``store_retry``)."""
+    sync = CheckpointLog(store, **options)
     if async_log_ready():
         from tests.support.async_bridge import AsyncStore
 
-        return AsyncCheckpointLog(AsyncStore(store)), sync
+        return AsyncCheckpointLog(AsyncStore(store), **options), sync
     return AsyncOverSync(sync), sync
 
 
