@@ -88,6 +88,8 @@ def events(
         apply_record(view, record, position=position, check=False)
         for update in record["u"]:
             name = _EVENT.get((str(update.get("Type")), str(update.get("Action"))))
+            if name == "StepFailed" and update["Action"] == "RETRY" and not update.get("Error"):
+                name = "StepSucceeded"  # a poll that goes on (wait_for_condition): a result, no error
             if name is None:
                 continue  # READY, HEARTBEAT, DISPATCH: the service's bookkeeping, no event
             out.append(_event(name, update, view, final, t, include_data=include_data))
@@ -149,7 +151,7 @@ def _event(
                 retry["NextAttemptDelaySeconds"] = int(
                     (update.get("StepOptions") or {}).get("NextAttemptDelaySeconds", 0)
                 )
-            if action == "SUCCEED":
+            if action == "SUCCEED" or (action == "RETRY" and not error):
                 d["Result"] = _payload(payload, include_data=include_data)
             else:
                 d["Error"] = _error(error, include_data=include_data)

@@ -42,6 +42,10 @@ class LambdaApiError(Exception):
         }
 
 
+class _Closed(Exception):
+    """Raised inside a background drive when the :class:`LocalLambda` is closed."""
+
+
 class LocalLambda:
     """boto3 ``lambda`` client methods for durable functions, served by :class:`LocalRunner`.
 
@@ -102,6 +106,8 @@ class LocalLambda:
         signal = self._signal(arn)
         woken = signal.wait(max(seconds, 0.0))
         signal.clear()
+        if self._closed.is_set():
+            raise _Closed  # stop driving; the execution stays as it is in the store
         return woken
 
     def _runner(self, function: str) -> LocalRunner:
@@ -157,6 +163,8 @@ class LocalLambda:
                 if runner.drive(arn).status not in ("STARTED", "RUNNING"):
                     return
                 signal.wait()  # only a callback can move it on now
+        except _Closed:
+            return
         except BaseException as exc:
             if self.on_error is not None:
                 self.on_error(arn, exc)
