@@ -2,26 +2,18 @@
 
 Tests take the saver from here (through the ``flavour``/``backend`` fixtures), so that the
 emulator backends are one more name once the async cloud stores land.
-
-Until ``AsyncCheckpointLog``'s protocol steps land it is a placeholder; meanwhile
-:class:`AsyncOverSync` stands in: the sync log called directly from the event loop
-(test code: fine for memory and local, whose requests do not block for long).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from cairnflow.core import CheckpointLog
 from cairnflow.core.checkpoint import (
     AsyncCheckpointSaver,
-    Checkpoint,
-    CheckpointInfo,
     CheckpointSaver,
-    Status,
 )
 from cairnflow.core.log import AsyncCheckpointLog
 from cairnflow.core.store import ObjectStore
@@ -31,65 +23,9 @@ from cairnflow.savers import open_async_saver, open_saver
 ASYNC_BACKENDS = ["memory", "local"]
 
 
-def async_log_ready() -> bool:
-    """Whether ``AsyncCheckpointLog`` is the real log rather than the placeholder."""
-    return "placeholder" not in (AsyncCheckpointLog.__doc__ or "")
-
-
-class AsyncOverSync(AsyncCheckpointSaver):
-    """An :class:`AsyncCheckpointSaver` in front of a sync one (stand-in, see the module docs)."""
-
-    def __init__(self, inner: CheckpointSaver) -> None:
-        self.inner = inner
-        self.serializer = getattr(inner, "serializer", None)
-
-    def __repr__(self) -> str:
-        return f"AsyncOverSync({self.inner!r})"
-
-    async def latest(self, thread_id: str) -> Checkpoint | None:
-        return self.inner.latest(thread_id)
-
-    async def get(self, thread_id: str, checkpoint_id: str | int) -> Checkpoint:
-        return self.inner.get(thread_id, checkpoint_id)
-
-    async def append(
-        self,
-        thread_id: str,
-        head: Checkpoint | None,
-        records: Sequence[Any],
-        *,
-        status: Status,
-        workflow: str | None = None,
-    ) -> Checkpoint:
-        return self.inner.append(thread_id, head, records, status=status, workflow=workflow)
-
-    async def fork(self, thread_id: str, checkpoint_id: str | int) -> Checkpoint:
-        return self.inner.fork(thread_id, checkpoint_id)
-
-    async def history(
-        self, thread_id: str, *, limit: int | None = None, before: str | int | None = None
-    ) -> AsyncIterator[CheckpointInfo]:
-        for item in self.inner.history(thread_id, limit=limit, before=before):
-            yield item
-
-    async def threads(self, *, limit: int | None = None) -> AsyncIterator[str]:
-        for item in self.inner.threads(limit=limit):
-            yield item
-
-    async def delete_thread(
-        self, thread_id: str, *, purge: bool = False, expected_head: int | None = None
-    ) -> int | None:
-        return self.inner.delete_thread(thread_id, purge=purge, expected_head=expected_head)
-
-    async def index_stop(self, head: Checkpoint, previous: Checkpoint | None) -> None:
-        self.inner.index_stop(head, previous)
-
-
 def async_twin(saver: CheckpointLog, url: str, wrapped: bool = False) -> AsyncCheckpointSaver:
     """An async saver on what the sync ``saver`` (opened on ``url``) reads; ``wrapped``: its
     store was wrapped by a test (a barrier), so the async saver goes through that wrapper."""
-    if not async_log_ready():
-        return AsyncOverSync(saver)
     if wrapped:
         from tests.support.async_bridge import AsyncStore
 
@@ -110,12 +46,9 @@ def url_of(backend: str, tmp_path: Path) -> str:
 def on_store(store: ObjectStore, **options: Any) -> tuple[AsyncCheckpointSaver, CheckpointSaver]:
     """An async saver and a sync saver on ``store`` (a sync store, e.g. a counting wrapper);
     ``options`` go to both logs (e.g. ``store_retry``)."""
-    sync = CheckpointLog(store, **options)
-    if async_log_ready():
-        from tests.support.async_bridge import AsyncStore
+    from tests.support.async_bridge import AsyncStore
 
-        return AsyncCheckpointLog(AsyncStore(store), **options), sync
-    return AsyncOverSync(sync), sync
+    return AsyncCheckpointLog(AsyncStore(store), **options), CheckpointLog(store, **options)
 
 
 def open_pair(backend: str, tmp_path: Path) -> tuple[AsyncCheckpointSaver, CheckpointSaver]:
@@ -123,13 +56,11 @@ def open_pair(backend: str, tmp_path: Path) -> tuple[AsyncCheckpointSaver, Check
     complete callbacks with)."""
     url = url_of(backend, tmp_path)
     if backend == "memory":
-        from cairnflow.savers.memory import MemoryStore
+        from cairnflow.savers.memory import AsyncMemoryStore, MemoryStore
 
-        return on_store(MemoryStore())
-    sync = open_saver(url)
-    if async_log_ready():
-        return open_async_saver(url), sync
-    return AsyncOverSync(sync), sync
+        shared = MemoryStore()
+        return AsyncCheckpointLog(AsyncMemoryStore(shared=shared)), CheckpointLog(shared)
+    return open_async_saver(url), open_saver(url)
 
 
 class Flavoured:
