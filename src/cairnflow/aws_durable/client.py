@@ -65,7 +65,15 @@ if TYPE_CHECKING:
     from .boto import Boto3Adapter
 
 from .ids import decode_callback_id, encode_callback_id
-from .state import ExecutionView, apply_record, due_updates, fold, next_due_ms, public
+from .state import (
+    ExecutionView,
+    apply_record,
+    due_updates,
+    fold,
+    next_due_ms,
+    only_invocation_ends,
+    public,
+)
 
 __all__ = ["CairnflowDurableClient"]
 
@@ -228,19 +236,40 @@ class CairnflowDurableClient:
             "ct": client_token,
             "u": [self._accept(arn, dict(u.to_dict())) for u in updates],
         }
-        after = view.copy()
+        while True:
+            after = view.copy()
+            try:
+                changed = apply_record(after, record, position=len(head.records))
+            except InvalidArgumentError as exc:
+                raise _api_error(
+                    CheckpointError, "InvalidParameterValueException", str(exc), 400, retryable=False
+                ) from None
+            try:
+                written = self.log.append(arn, head, [record], status=_log_status(after))
+            except ConflictError:
+                own = self._own(arn, head.seq + 1, client_token)
+                moved = None if own is not None else self._past_ends(arn, head)
+                if moved is None:
+                    return self._recognise(arn, head.seq + 1, own)
+                head, view = moved  # only stood-down invocations ended meanwhile: go on top
+                continue
+            self._remember(arn, written, after)
+            return self._output(arn, written.seq, after, changed)
+
+    def _own(self, arn: str, seq: int, client_token: str | None) -> Checkpoint | None:
+        """Record ``seq`` if it is this call's own (same client token), landed by an earlier try."""
+        if client_token is None:
+            return None
         try:
-            changed = apply_record(after, record, position=len(head.records))
-        except InvalidArgumentError as exc:
-            raise _api_error(
-                CheckpointError, "InvalidParameterValueException", str(exc), 400, retryable=False
-            ) from None
-        try:
-            written = self.log.append(arn, head, [record], status=_log_status(after))
-        except ConflictError:
-            return self._recognise(arn, seq + 1, client_token)
-        self._remember(arn, written, after)
-        return self._output(arn, written.seq, after, changed)
+            theirs = self.log.get(arn, seq)
+        except ThreadNotFoundError:
+            return None
+        return theirs if theirs.new and theirs.new[-1].get("ct") == client_token else None
+
+    def _past_ends(self, arn: str, head: Checkpoint) -> tuple[Checkpoint, ExecutionView] | None:
+        """The newest state, if all that came after ``head`` only ends invocations (see state.py)."""
+        latest, view = self._latest(arn)
+        return (latest, view) if only_invocation_ends(latest.records[len(head.records) :]) else None
 
     def _accept(self, arn: str, update: dict[str, Any]) -> dict[str, Any]:
         """An SDK update as recorded: with what the service assigns on acceptance."""
@@ -248,19 +277,14 @@ class CairnflowDurableClient:
             update["CallbackId"] = encode_callback_id(arn, str(update["Id"]))
         return update
 
-    def _recognise(self, arn: str, seq: int, client_token: str | None) -> CheckpointOutput:
-        """After a lost create: our own earlier call with the same client token, or a stale token."""
-        if client_token is not None:
-            try:
-                theirs = self.log.get(arn, seq)
-            except ThreadNotFoundError:
-                theirs = None
-            if theirs is not None and theirs.new and theirs.new[-1].get("ct") == client_token:
-                view = fold(_execution_id(arn), theirs.records)
-                self._remember(arn, theirs, view)
-                before = fold(_execution_id(arn), theirs.records[:-1])
-                changed = [op for op in view.operations if view.operations[op] != before.operations.get(op)]
-                return self._output(arn, seq, view, changed)
+    def _recognise(self, arn: str, seq: int, own: Checkpoint | None) -> CheckpointOutput:
+        """After a lost create: our own earlier call (``own``, same client token), else a stale token."""
+        if own is not None:
+            view = fold(_execution_id(arn), own.records)
+            self._remember(arn, own, view)
+            before = fold(_execution_id(arn), own.records[:-1])
+            changed = [op for op in view.operations if view.operations[op] != before.operations.get(op)]
+            return self._output(arn, seq, view, changed)
         raise _api_error(
             CheckpointError,
             "InvalidParameterValueException",
@@ -426,13 +450,17 @@ class CairnflowDurableClient:
                     update = {"Action": "FAIL", "Error": dict(output.get("Error") or {})}
                 updates.append({"Id": view.execution_id, "Type": "EXECUTION", **update})
             record = self._record(updates, inv=inv)
-            after = view.copy()
-            apply_record(after, record, position=len(head.records), check=False)
-            try:
-                written = self.log.append(arn, head, [record], status=_log_status(after))
-            except ConflictError:
-                pass  # stale: record the end alone, below
-            else:
+            while True:
+                after = view.copy()
+                apply_record(after, record, position=len(head.records), check=False)
+                try:
+                    written = self.log.append(arn, head, [record], status=_log_status(after))
+                except ConflictError:
+                    moved = self._past_ends(arn, head)
+                    if moved is None:
+                        break  # stale: record the end alone, below
+                    head, view = moved  # only stood-down invocations ended meanwhile
+                    continue
                 self._remember(arn, written, after)
                 return True
         self.service_update(arn, lambda _view: [], inv=inv)
