@@ -37,15 +37,18 @@ import contextlib
 import contextvars
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from cairnflow.core.errors import ConflictError, NondeterminismError, SerializationError
+from cairnflow.core.errors import ConflictError, MisuseError, NondeterminismError, SerializationError
 from cairnflow.core.records import RecordedError, builtin_exception, error_record, parse_records
 from cairnflow.core.timers import Waiting, current_context
 from cairnflow.core.wake import WakeScheduler, Wakeup
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from cairnflow.core.acontext import AsyncRunContext
     from cairnflow.core.executor import Workflow
     from cairnflow.core.replay import RunContext
     from cairnflow.core.runs import Run
@@ -104,20 +107,37 @@ class ChildFuture(Generic[T]):
         value: Any = None,
         error: BaseException | None = None,
         stopped: Run | None = None,
+        pending: asyncio.Task[ChildFuture[T]] | None = None,
         settle: Callable[[], ChildFuture[T]] | None = None,
     ) -> None:
         self.thread_id = thread_id
         self._value = value
         self._error = error
         self._stopped = stopped
-        self._settle = settle  # a dispatched child: its thread is read when the result is asked for
+        #: An async child still running: ``await`` this future for its outcome.
+        self._pending = pending
+        #: A dispatched child: its thread is read when the result is asked for.
+        self._settle = settle
 
     def done(self) -> bool:
         """Whether the child is known to have ended (a dispatched child: once ``result()`` found it)."""
-        return self._stopped is None and self._settle is None
+        return self._stopped is None and self._pending is None and self._settle is None
+
+    def __await__(self) -> Generator[Any, None, T]:
+        """In an async workflow: the child's result (``await child.start(input)``)."""
+        if self._pending is not None:
+            ended = yield from self._pending.__await__()
+            self._pending = None
+            self._value, self._error, self._stopped = ended._value, ended._error, ended._stopped
+        return self.result()
 
     def result(self) -> T:
-        """The child's result; a child not ended stops the parent (see the module docs)."""
+        """The child's result; a child not ended stops the parent (see the module docs).
+
+        In an async workflow, ``await`` the future instead.
+        """
+        if self._pending is not None:
+            raise MisuseError("in an async workflow, await a child's future instead of calling result()")
         if self._settle is not None:
             ended = self._settle()  # raises Waiting while the dispatched child runs elsewhere
             self._settle, self._value, self._error = None, ended._value, ended._error
@@ -153,8 +173,9 @@ def start_child(child: Workflow[T], input: Any, *, dispatch: bool = False) -> Ch
     thread_id = f"{parent_id}{CHILD_MARK}{pos}"
     digest = _digest(ctx.dumps, input)
     recorded = ctx.replay.steps.get(pos)
-    schedule = _dispatch.get()
     link = {"thread_id": parent_id, "workflow": ctx.workflow, "pos": pos}
+    # Dispatching is the sync driver's: an async child always runs inline.
+    schedule = None if child.is_async else _dispatch.get()
     if recorded is not None:
         if recorded.op != "child" or recorded.name != child.name:
             raise ctx._mismatch(pos, f"{child.name}.start()", recorded.describe())
@@ -165,7 +186,15 @@ def start_child(child: Workflow[T], input: Any, *, dispatch: bool = False) -> Ch
         done = ctx.replay.children.get(pos)
         if done is not None:
             return _ended(thread_id, done, child.name)  # recorded once: the child is not read
-        dispatched = bool(recorded.raw.get("dispatch"))  # the record decides, not today's argument
+    if child.is_async != hasattr(ctx, "acommitter"):
+        parent, kind = ("an async", "`async def`") if child.is_async else ("a sync", "plain `def`")
+        raise MisuseError(
+            f"child workflow {child.name!r} must be {kind} like its parent {ctx.workflow!r}: "
+            f"{parent} child needs the other flavour's saver; make both the same flavour"
+        )
+    if recorded is not None:
+        # The record decides, not today's argument.
+        dispatched = bool(recorded.raw.get("dispatch")) and not child.is_async
         head = ctx.committer.start_head
         if dispatched and schedule is not None and head is not None and head.status == "running":
             # The parent's last execution did not stop cleanly (a crash, maybe between this
@@ -177,13 +206,18 @@ def start_child(child: Workflow[T], input: Any, *, dispatch: bool = False) -> Ch
         ctx.before_task()  # the parent's start is stored before the child's thread exists
         record = {"op": "child", "pos": pos, "name": child.name, "args": digest, "thread": thread_id}
         if dispatched:
-            ctx.committer.commit([{**record, "dispatch": True}])  # recorded, then dispatched
             assert schedule is not None
+            ctx.committer.commit([{**record, "dispatch": True}])  # recorded, then dispatched
             _dispatch_child(ctx, child, input, thread_id, link, schedule)
         else:
             ctx.committer.stage([record])
     if dispatched:
         return ChildFuture(thread_id, settle=lambda: _settle(ctx, child, input, pos, thread_id, link))
+    if child.is_async:
+        from cairnflow.core.acontext import AsyncRunContext
+
+        assert isinstance(ctx, AsyncRunContext)
+        return ChildFuture(thread_id, pending=ctx.spawn(_arun_child(ctx, child, input, pos, thread_id, link)))
     return _run_inline(ctx, child, input, pos, thread_id, link)
 
 
@@ -191,6 +225,7 @@ def _run_inline(
     ctx: RunContext, child: Workflow[T], input: Any, pos: int, thread_id: str, link: dict[str, Any]
 ) -> ChildFuture[T]:
     token = parent_link.set(link)
+    run: Run | Exception
     try:
         run = child.run(
             input, thread_id=thread_id, saver=ctx.saver, deadline=ctx.deadline, reserve=ctx.reserve
@@ -198,21 +233,55 @@ def _run_inline(
     except (ConflictError, NondeterminismError):
         raise  # the child's history is not this code's, or another writer has it: record nothing
     except Exception as exc:  # noqa: BLE001 - the child failed (recorded in its thread): record it here
-        error = error_record(exc)
-        if builtin_exception(error["type"]) is type(exc):
-            error["args"] = list(exc.args)
-        done = {"op": "child_done", "pos": pos, "error": error}
-        ctx.committer.commit([done])
-        return _ended(thread_id, done, child.name)
+        run = exc
     finally:
         parent_link.reset(token)
+    future, done = _outcome(thread_id, pos, child.name, run)
+    if done is not None:
+        ctx.committer.commit([done])
+    return future
+
+
+async def _arun_child(
+    ctx: AsyncRunContext, child: Workflow[Any], input: Any, pos: int, thread_id: str, link: dict[str, Any]
+) -> ChildFuture[Any]:
+    """:func:`start_child`'s run of an async child, as an asyncio task of the parent's run."""
+    from cairnflow.core.tasks import current_run
+
+    current_run.set(None)  # this asyncio task's copy of the context: the child has its own run
+    parent_link.set(link)
+    await ctx.flush()  # the parent's start (and answer) are stored before the child's thread exists
+    run: Run | Exception
+    try:
+        run = await child.arun(
+            input, thread_id=thread_id, saver=ctx.saver, deadline=ctx.deadline, reserve=ctx.reserve
+        )
+    except (ConflictError, NondeterminismError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the child failed (recorded in its thread): record it here
+        run = exc
+    future, done = _outcome(thread_id, pos, child.name, run)
+    if done is not None:
+        await ctx.acommitter.commit([done])
+    return future
+
+
+def _outcome(
+    thread_id: str, pos: int, name: str, run: Run | Exception
+) -> tuple[ChildFuture[Any], dict[str, Any] | None]:
+    """What the parent sees of the child's run (or failure), and the ``child_done`` record to commit."""
+    if isinstance(run, Exception):
+        error = error_record(run)
+        if builtin_exception(error["type"]) is type(run):
+            error["args"] = list(run.args)
+        done = {"op": "child_done", "pos": pos, "error": error}
+        return _ended(thread_id, done, name), done
     if run.status != "completed":
         if run.status == "interrupted":
             run = type(run)(thread_id, "waiting", run.checkpoint_id)  # its answer continues it
-        return ChildFuture(thread_id, stopped=run)
+        return ChildFuture(thread_id, stopped=run), None
     done = {"op": "child_done", "pos": pos, "value": run.result}
-    ctx.committer.commit([done])
-    return ChildFuture(thread_id, value=run.result)
+    return ChildFuture(thread_id, value=run.result), done
 
 
 def _dispatch_child(

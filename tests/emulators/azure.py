@@ -102,6 +102,21 @@ def _listens(log_path: Path, port: int) -> bool:
     return f"listens on http://127.0.0.1:{port}" in _log_tail(log_path) and _responds(port)
 
 
+def azurite_command(binary: Path, service: str, port: int) -> list[str]:
+    """The command line of one Azurite service (``blob`` or ``queue``): 127.0.0.1, in memory, quiet."""
+    return [
+        str(binary),
+        f"--{service}Host",
+        "127.0.0.1",
+        f"--{service}Port",
+        str(port),
+        "--inMemoryPersistence",
+        "--disableTelemetry",
+        "--skipApiVersionCheck",
+        "--silent",
+    ]
+
+
 def start_azurite() -> Azurite:
     """Start Azurite (blob only, in memory) on a free 127.0.0.1 port; return once it answers.
 
@@ -116,17 +131,7 @@ def start_azurite() -> Azurite:
         port = free_port()
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [
-                    str(AZURITE_BIN),
-                    "--blobHost",
-                    "127.0.0.1",
-                    "--blobPort",
-                    str(port),
-                    "--inMemoryPersistence",
-                    "--disableTelemetry",
-                    "--skipApiVersionCheck",
-                    "--silent",
-                ],
+                azurite_command(AZURITE_BIN, "blob", port),
                 cwd=workdir,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
