@@ -1,7 +1,7 @@
 """``async def`` workflows and tasks: the asyncio executor keeps the sync executor's records and rules.
 
-Each test runs on every backend of :data:`tests.core.asavers.ASYNC_BACKENDS`; a sync
-saver on the same objects reads what was stored.
+Each test runs on every backend of :data:`tests.core.asavers.ASYNC_BACKENDS` (the
+``apair`` fixture); a sync saver on the same objects reads what was stored.
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ from cairnflow.core import (
 )
 from cairnflow.core.checkpoint import AsyncCheckpointSaver, CheckpointSaver
 from cairnflow.core.errors import ConflictError, ResumeError
-from tests.core.asavers import ASYNC_BACKENDS, open_pair
+from tests.core.asavers import open_pair
 
 calls: Counter[str] = Counter()
 
 
-@pytest.fixture(params=ASYNC_BACKENDS)
-def pair(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[AsyncCheckpointSaver, CheckpointSaver]:
+@pytest.fixture
+def pair(apair: tuple[AsyncCheckpointSaver, CheckpointSaver]) -> tuple[AsyncCheckpointSaver, CheckpointSaver]:
     calls.clear()
-    return open_pair(request.param, tmp_path)
+    return apair
 
 
 def ops(saver: CheckpointSaver, thread_id: str) -> list[tuple[Any, ...]]:
