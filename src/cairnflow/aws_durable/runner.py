@@ -173,6 +173,7 @@ class LocalRunner:
         scheduler: WakeScheduler | None = None,
         function: str | None = None,
         functions: Mapping[str, Handler] | None = None,
+        wait: Callable[[str, float], bool] | None = None,
     ) -> None:
         self.handler = handler
         self.client = client
@@ -183,6 +184,7 @@ class LocalRunner:
         self.scheduler = scheduler
         self.function = function or getattr(handler, "__name__", None) or "handler"
         self.functions: dict[str, Handler] = dict(functions or {})
+        self.wait = wait
 
     def start(self, event: Any = None, *, name: str | None = None) -> str:
         """Create an execution whose input is ``event`` (JSON-serialisable); return its ARN.
@@ -210,15 +212,25 @@ class LocalRunner:
                 initial_execution_state=initial,
                 service_client=service,
             )
+        context = LocalLambdaContext(function_name=self.function)
+        started_ms = int(self.client.clock() * 1000)
         try:
-            output = self.handler(event, LocalLambdaContext())
+            output = self.handler(event, context)
+        except SystemExit as exc:  # the handler's process would have died: Lambda reports a runtime exit
+            logger.info("invocation of %s exited (%s); it will be retried", arn, exc.code)
+            rid = context.aws_request_id
+            message = f"RequestId: {rid} Error: Runtime exited with error: exit status {exc.code}"
+            output = {"Status": "RETRY", "Error": {"ErrorType": "Runtime.ExitError", "ErrorMessage": message}}
         except Exception as exc:  # noqa: BLE001 - the SDK raises retryable failures for the service to retry
             logger.info("invocation of %s failed; it will be retried: %s", arn, exc)
-            return {"Status": "RETRY", "Error": {"ErrorType": type(exc).__name__, "ErrorMessage": str(exc)}}
+            output = {"Status": "RETRY", "Error": {"ErrorType": type(exc).__name__, "ErrorMessage": str(exc)}}
         if self.json_events:  # the handler checkpointed through the adapter: its newest token is the head's
             service.token = self.client.token_for(arn, self.client.known_seq(arn))
-        terminal = output.get("Status") in ("SUCCEEDED", "FAILED") and not service.ended
-        if terminal and not self.client.finish_invocation(arn, service.token, output):
+        ended = {"Status": "PENDING"} if service.ended else output  # the SDK recorded the end itself
+        counted = self.client.end_invocation(
+            arn, service.token, ended, started_ms=started_ms, request_id=context.aws_request_id
+        )
+        if output.get("Status") in ("SUCCEEDED", "FAILED") and not service.ended and not counted:
             return {"Status": "PENDING"}  # a stale invocation: its output does not count
         return output
 
@@ -237,13 +249,28 @@ class LocalRunner:
                 continue
             if self._run_invokes(arn):
                 continue  # a chained invoke finished: its caller can go on at once
+            if not self._pause_until_due(arn):
+                break  # waiting on a callback (or an invoke) nobody has delivered yet
+        return self.result(arn, invocations=invocations)
+
+    def _pause_until_due(self, arn: str) -> bool:
+        """Sleep until the service has something due for ``arn``; False if nothing is scheduled.
+
+        With ``wait`` (``wait(arn, seconds) -> woken``) a delivery (a callback)
+        ends the pause early; a heartbeat that moved a deadline does not cause
+        an invocation, since the due time is computed again.
+        """
+        while True:
             due = self.client.next_due(arn)
             if due is None:
-                break  # waiting on a callback (or an invoke) nobody has delivered yet
+                return False
             delay = due - self.client.clock()
-            if delay > 0:
+            if delay <= 0:
+                return True
+            if self.wait is None:
                 self.sleep(delay)
-        return self.result(arn, invocations=invocations)
+            elif self.wait(arn, delay):
+                return True  # something was delivered: invoke now
 
     @property
     def workflow(self) -> str:
@@ -350,6 +377,7 @@ class LocalRunner:
             page_size=self.page_size,
             function=function,
             functions=self.functions,
+            wait=self.wait,
         )
 
     def run(self, event: Any = None, *, name: str | None = None) -> ExecutionResult:
