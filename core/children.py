@@ -29,6 +29,12 @@ inline (so the same code runs in tests and scripts).
 A child started twice (the parent replayed after a crash) is one child: its
 thread id comes from the position, its creation is create-only, and a thread
 that exists is checked to be this child (workflow, input, parent).
+
+In an ``async def`` workflow the child must be ``async def`` too (it needs the
+parent's async saver): ``start()`` takes the position at once and runs the child
+as an asyncio task of the parent's run; ``await`` the future for its result
+(so ``asyncio.gather(a.start(1), b.start(2))`` runs children concurrently).
+Async children are not dispatched: ``dispatch=True`` is for sync workflows.
 """
 
 from __future__ import annotations
