@@ -43,7 +43,7 @@ from cairnflow.driver.due import DueIndex
 
 from .client import CairnflowDurableClient
 from .ids import decode_callback_id
-from .state import ExecutionView, public
+from .state import ExecutionView, next_due_ms, public
 
 __all__ = ["ExecutionResult", "LocalLambdaContext", "LocalRunner"]
 
@@ -237,16 +237,24 @@ class LocalRunner:
     def drive(self, arn: str) -> ExecutionResult:
         """Invoke ``arn`` until it ends or waits for something only the outside can deliver."""
         invocations = 0
+        view = self.client.describe(arn)
+        # A service that restarts finds the last invocation ended and the execution waiting:
+        # it invokes when that is due (as it would have), not at once.
+        rest, fresh = view.resting and _awaits(view), True
         while True:
-            view = self.client.describe(arn)
+            if not fresh:
+                view = self.client.describe(arn)
+            fresh = False
             if view.done:
                 break
             if invocations >= self.max_invocations:
                 raise RuntimeError(f"execution {arn!r} still running after {invocations} invocations")
-            output = self.invoke(arn)
-            invocations += 1
-            if output.get("Status") in ("SUCCEEDED", "FAILED", "RETRY"):
-                continue
+            if not rest:
+                output = self.invoke(arn)
+                invocations += 1
+                if output.get("Status") in ("SUCCEEDED", "FAILED", "RETRY"):
+                    continue
+            rest = False
             if self._run_invokes(arn):
                 continue  # a chained invoke finished: its caller can go on at once
             if not self._pause_until_due(arn):
@@ -420,6 +428,13 @@ class LocalRunner:
     def history(self, arn: str) -> list[dict[str, Any]]:
         """Every record of the execution, oldest first (who changed which operations, and when)."""
         return self.client.records(arn)
+
+
+def _awaits(view: ExecutionView) -> bool:
+    """Whether ``view`` waits for something scheduled: a due time, a callback or an invoke."""
+    started = ("CALLBACK", "CHAINED_INVOKE")
+    pending = any(op["Type"] in started and op["Status"] == "STARTED" for op in view.operations.values())
+    return pending or next_due_ms(view) is not None
 
 
 def _if_started(
