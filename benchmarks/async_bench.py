@@ -90,6 +90,7 @@ class PeakThreads:
 def _child(flavour: str, url: str, runs: int, tasks: int) -> dict[str, Any]:
     from cairnflow.savers import open_async_store, open_store
 
+    url = f"{url.rstrip('/')}/{flavour}"  # each flavour its own threads (a thread has one flavour)
     sampler = PeakThreads()
     started = time.perf_counter()
     if flavour == "async":

@@ -14,7 +14,7 @@ from aws_durable_execution_sdk_python import DurableContext, durable_execution
 from aws_durable_execution_sdk_python.config import Duration
 
 from cairnflow.aws_durable import CairnflowDurableClient, LocalRunner
-from cairnflow.aws_durable.state import fold
+from cairnflow.aws_durable.runner import unseen
 from tests.aws_durable.conftest import FakeClock, kinds
 
 
@@ -71,7 +71,7 @@ def test_a_restarted_runner_invokes_at_once_after_a_failed_invocation(
     assert clock.slept == [60.0]
 
 
-def test_resting_follows_the_newest_record() -> None:
+def test_an_invocation_is_due_only_for_what_no_invocation_saw() -> None:
     def record(
         *updates: dict[str, Any], inv: dict[str, Any] | None = None, by: str = "service"
     ) -> dict[str, Any]:
@@ -87,9 +87,9 @@ def test_resting_follows_the_newest_record() -> None:
     delivered = record({"Id": "i", "Type": "CHAINED_INVOKE", "Action": "SUCCEED", "Payload": "1"})
     failed_end = record(inv={"s": 0, "rid": "r", "err": {"ErrorType": "Runtime.ExitError"}})
 
-    assert not fold("e", [start, record(), invoke]).resting
-    assert fold("e", [start, record(), invoke, end]).resting
-    assert fold("e", [start, record(), invoke, end, dispatch]).resting  # bookkeeping only
-    assert not fold("e", [start, record(), invoke, end, dispatch, delivered]).resting  # go on now
-    assert not fold("e", [start, record(), invoke, end, record()]).resting  # an invocation began
-    assert not fold("e", [start, record(), failed_end]).resting  # retried at once
+    assert unseen([start, record(), invoke])  # no invocation ended yet
+    assert not unseen([start, record(), invoke, end])
+    assert not unseen([start, record(), invoke, end, dispatch])  # bookkeeping only
+    assert unseen([start, record(), invoke, end, dispatch, delivered])  # go on now
+    assert unseen([start, record(), invoke, end, record()])  # an invocation began (and died)
+    assert unseen([start, record(), failed_end])  # retried at once

@@ -68,10 +68,6 @@ class ExecutionView:
     error: dict[str, Any] | None = None
     client_tokens: dict[str, int] = field(default_factory=dict)
     """Client token of each accepted ``checkpoint`` call -> the record's position."""
-    resting: bool = False
-    """The newest record ends an invocation that did not fail: the execution waits for what it
-    scheduled (a timer, a retry, a callback, an invoke), so a restarted service does not invoke
-    it again before that is due."""
 
     def copy(self) -> ExecutionView:
         return copy.deepcopy(self)
@@ -113,9 +109,6 @@ def apply_record(
         op_id = _apply(view, update, t)
         if op_id not in changed:
             changed.append(op_id)
-    inv = record.get("inv") or {}
-    if inv or not record["u"] or any(u.get("Action") != "DISPATCH" for u in record["u"]):
-        view.resting = bool(inv) and not inv.get("err")  # (a dispatch changes nothing the handler sees)
     return changed
 
 
