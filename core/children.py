@@ -15,6 +15,11 @@ child's ``wake_at``, or ``"suspended"``. Resuming the parent continues the
 child first. A child continued on its own (its callback completed, its
 interrupt answered) that ends has :class:`cairnflow.driver.Driver` schedule
 a ``"child"`` wake-up for the parent.
+
+In an ``async def`` workflow the child must be ``async def`` too (it needs the
+parent's async saver): ``start()`` takes the position at once and runs the child
+as an asyncio task of the parent's run; ``await`` the future for its result
+(so ``asyncio.gather(a.start(1), b.start(2))`` runs children concurrently).
 """
 
 from __future__ import annotations

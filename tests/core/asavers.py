@@ -10,6 +10,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cairnflow.core import CheckpointLog
 from cairnflow.core.checkpoint import (
     AsyncCheckpointSaver,
@@ -19,8 +21,24 @@ from cairnflow.core.log import AsyncCheckpointLog
 from cairnflow.core.store import ObjectStore
 from cairnflow.savers import open_async_saver, open_saver
 
-#: Backends the in-process async executor tests run on.
-ASYNC_BACKENDS = ["memory", "local"]
+#: The store URL scheme of each emulated cloud.
+CLOUD_SCHEMES = {"s3": "s3", "gcs": "gs", "azure": "az"}
+
+
+def _async_backends() -> list[Any]:
+    """memory, local, and each cloud whose async backend exists (on its emulator)."""
+    from cairnflow.savers import _ASYNC_SCHEMES
+
+    clouds = [
+        pytest.param(cloud, marks=(getattr(pytest.mark, cloud), pytest.mark.emulator))
+        for cloud, scheme in CLOUD_SCHEMES.items()
+        if scheme in _ASYNC_SCHEMES
+    ]
+    return ["memory", "local", *clouds]
+
+
+#: Backends the in-process async executor tests run on (the ``apair`` fixture).
+ASYNC_BACKENDS = _async_backends()
 
 
 def async_twin(saver: CheckpointLog, url: str, wrapped: bool = False) -> AsyncCheckpointSaver:
