@@ -16,7 +16,7 @@ from __future__ import annotations
 TYPE_CHECKING = False  # not `from typing import ...`: typing alone costs ~2 ms to import
 if TYPE_CHECKING:
     from cairnflow.core.callbacks import Callback, callback, complete_callback, fail_callback
-    from cairnflow.core.checkpoint import Checkpoint, CheckpointInfo, CheckpointSaver
+    from cairnflow.core.checkpoint import AsyncCheckpointSaver, Checkpoint, CheckpointInfo, CheckpointSaver
     from cairnflow.core.committer import Durability
     from cairnflow.core.errors import (
         CairnflowError,
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         CallbackTimeoutError,
         ConflictError,
         CorruptCheckpointError,
+        FlavourMismatchError,
         InvalidArgumentError,
         InvalidCallbackTokenError,
         MisuseError,
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
         ThreadNotFoundError,
     )
     from cairnflow.core.executor import Workflow, workflow
-    from cairnflow.core.log import CheckpointLog
+    from cairnflow.core.log import AsyncCheckpointLog, CheckpointLog
     from cairnflow.core.replay import interrupt, now, random, uuid4
     from cairnflow.core.retry import RetryPolicy
     from cairnflow.core.runs import Run
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from cairnflow.core.timers import sleep, sleep_until
 
 __all__ = [
+    "AsyncCheckpointLog",
+    "AsyncCheckpointSaver",
     "CairnflowError",
     "Callback",
     "CallbackCompletedError",
@@ -56,6 +59,7 @@ __all__ = [
     "ConflictError",
     "CorruptCheckpointError",
     "Durability",
+    "FlavourMismatchError",
     "InvalidArgumentError",
     "InvalidCallbackTokenError",
     "JsonSerializer",
@@ -87,7 +91,9 @@ __all__ = [
 
 #: Where each public name lives (kept equal to ``__all__`` by tests/core/test_imports.py).
 _HOMES: dict[str, str] = {
-    **dict.fromkeys(("Checkpoint", "CheckpointInfo", "CheckpointSaver"), "checkpoint"),
+    **dict.fromkeys(
+        ("AsyncCheckpointSaver", "Checkpoint", "CheckpointInfo", "CheckpointSaver"), "checkpoint"
+    ),
     **dict.fromkeys(
         (
             "CairnflowError",
@@ -96,6 +102,7 @@ _HOMES: dict[str, str] = {
             "CallbackTimeoutError",
             "ConflictError",
             "CorruptCheckpointError",
+            "FlavourMismatchError",
             "InvalidArgumentError",
             "InvalidCallbackTokenError",
             "MisuseError",
@@ -114,7 +121,7 @@ _HOMES: dict[str, str] = {
     **dict.fromkeys(("interrupt", "now", "random", "uuid4"), "replay"),
     **dict.fromkeys(("sleep", "sleep_until"), "timers"),
     **dict.fromkeys(("Callback", "callback", "complete_callback", "fail_callback"), "callbacks"),
-    "CheckpointLog": "log",
+    **dict.fromkeys(("AsyncCheckpointLog", "CheckpointLog"), "log"),
     "RetryPolicy": "retry",
     **dict.fromkeys(("JsonSerializer", "UnsafePickleSerializer", "register_type"), "serde"),
 }

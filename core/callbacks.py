@@ -86,8 +86,11 @@ class Callback:
 
     def wait(self) -> Any:
         """The value sent with ``complete_callback``; raises what ``fail_callback`` sent, or
-        :class:`CallbackTimeoutError`. Stops the run as ``"waiting"`` while neither came."""
-        return _wait(current_context("Callback.wait()"), self)
+        :class:`CallbackTimeoutError`. Stops the run as ``"waiting"`` while neither came.
+
+        In an async workflow: ``await cb.wait()``."""
+        ctx = current_context("Callback.wait()")
+        return ctx.settle(lambda: _wait(ctx, self))
 
 
 def callback(timeout: float | None = None) -> Callback:
@@ -115,9 +118,9 @@ def callback(timeout: float | None = None) -> Callback:
         timeout_at = None if timeout is None else time.time() + max(0.0, float(timeout))
         ctx.before_task()
         # Stored before the body goes on (except in exit mode, which stores nothing before
-        # the end): the token may leave the process in the very next task.
-        record = {"op": "callback", "pos": pos, "secret": secret, "timeout_at": timeout_at}
-        ctx.committer.commit([record], wait=ctx.committer.mode != "exit")
+        # the end; an async workflow stores it before its next task or wait): the token may
+        # leave the process in the very next task.
+        ctx.write_now([{"op": "callback", "pos": pos, "secret": secret, "timeout_at": timeout_at}])
     token = f"{_PREFIX}.{_b64(ctx.committer.thread_id.encode())}.{pos}.{secret}"
     return Callback(token, pos, timeout_at)
 
@@ -132,7 +135,7 @@ def _wait(ctx: RunContext, cb: Callback) -> Any:
         # replay takes the same branch. A completion written meanwhile makes this write fail
         # with ConflictError; the next resume then sees the completion instead.
         done = {"op": "callback_done", "pos": cb.pos, "timeout": True}
-        ctx.committer.commit([done], wait=ctx.committer.mode != "exit")
+        ctx.write_now([done])
         ctx.replay.callbacks[cb.pos] = done
     if done.get("timeout"):
         raise CallbackTimeoutError(f"callback at position {cb.pos} timed out before anyone completed it")

@@ -17,18 +17,21 @@ The saver's promises, whatever the store:
   whatever the history length.
 * **Explicit forks only.** :meth:`fork` appends a checkpoint whose state is
   an older checkpoint's; the history stays a line, the fork is recorded.
+
+:class:`AsyncCheckpointSaver` makes the same promises for asyncio: the same
+methods, awaited (``history`` and ``threads`` are async iterators).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cairnflow.core.format import Kind, Status
 
-__all__ = ["Checkpoint", "CheckpointInfo", "CheckpointSaver", "Kind", "Status"]
+__all__ = ["AsyncCheckpointSaver", "Checkpoint", "CheckpointInfo", "CheckpointSaver", "Kind", "Status"]
 
 
 @dataclass(frozen=True)
@@ -151,3 +154,75 @@ class CheckpointSaver(abc.ABC):
         Savers with a status index (:mod:`cairnflow.core.status_index`) record
         the stop there; the default does nothing. Must not raise for a store failure.
         """
+
+
+class AsyncCheckpointSaver(abc.ABC):
+    """:class:`CheckpointSaver` for asyncio: the same methods, promises and errors, awaited.
+
+    ``history`` and ``threads`` are async iterators (``async for``), the rest
+    coroutines. See the module docstring for the promises.
+    """
+
+    @abc.abstractmethod
+    async def latest(self, thread_id: str) -> Checkpoint | None:
+        """The newest checkpoint of the thread (a tombstone if it was deleted), or None."""
+
+    @abc.abstractmethod
+    async def get(self, thread_id: str, checkpoint_id: str | int) -> Checkpoint:
+        """One checkpoint by id; ``ThreadNotFoundError`` if it does not exist."""
+
+    @abc.abstractmethod
+    async def append(
+        self,
+        thread_id: str,
+        head: Checkpoint | None,
+        records: Sequence[Any],
+        *,
+        status: Status,
+        workflow: str | None = None,
+    ) -> Checkpoint:
+        """Write checkpoint ``head.seq + 1`` (0 for a new thread) adding ``records``.
+
+        Raises ``ConflictError`` if the thread's head is no longer ``head``.
+        """
+
+    @abc.abstractmethod
+    async def fork(self, thread_id: str, checkpoint_id: str | int) -> Checkpoint:
+        """Append a checkpoint whose state is that of ``checkpoint_id`` (time travel)."""
+
+    @abc.abstractmethod
+    def history(
+        self, thread_id: str, *, limit: int | None = None, before: str | int | None = None
+    ) -> AsyncIterator[CheckpointInfo]:
+        """The thread's checkpoints, newest first; ``before`` is exclusive (an async iterator)."""
+
+    @abc.abstractmethod
+    def threads(self, *, limit: int | None = None) -> AsyncIterator[str]:
+        """Every thread id with at least one checkpoint (deleted ones included), in key order."""
+
+    @abc.abstractmethod
+    async def delete_thread(
+        self, thread_id: str, *, purge: bool = False, expected_head: int | None = None
+    ) -> int | None:
+        """Delete a thread's checkpoints, fencing out any writer still holding it.
+
+        As :meth:`CheckpointSaver.delete_thread`: a tombstone stays as the head
+        unless ``purge``; ``expected_head`` makes the delete conditional.
+        Returns the tombstone's sequence number, or None if there was no thread.
+        """
+
+    async def index_stop(self, head: Checkpoint, previous: Checkpoint | None) -> None:  # noqa: B027 - optional hook
+        """Called once when a run stops at ``head``, having started from ``previous``.
+
+        As :meth:`CheckpointSaver.index_stop`; the default does nothing. Must not
+        raise for a store failure.
+        """
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release the store's clients and connections (optional)."""
+
+    async def __aenter__(self) -> AsyncCheckpointSaver:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

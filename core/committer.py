@@ -20,7 +20,7 @@ from typing import Any, Literal
 from cairnflow.core.checkpoint import Checkpoint, CheckpointSaver, Status
 from cairnflow.core.errors import ConflictError
 
-__all__ = ["DURABILITIES", "Committer", "Durability"]
+__all__ = ["DURABILITIES", "Committer", "CommitterBase", "Durability"]
 
 #: How often one write moves onto a newer head that only gained callback completions.
 _REBASES = 3
@@ -29,7 +29,102 @@ Durability = Literal["sync", "async", "exit"]
 DURABILITIES = ("sync", "async", "exit")
 
 
-class Committer:
+class CommitterBase:
+    """What both committers share: the queue of records, the head, and the rebase rule.
+
+    The sync :class:`Committer` waits with a condition variable and writes in the
+    caller's (or a background) thread; the asyncio one
+    (:class:`cairnflow.core.acommitter.AsyncCommitter`) awaits. Both write one batch
+    at a time, in order, and are poisoned by their first failed write.
+    """
+
+    def __init__(
+        self,
+        saver: Any,
+        thread_id: str,
+        head: Checkpoint | None,
+        mode: Durability,
+        workflow: str,
+    ) -> None:
+        self.saver = saver
+        self.thread_id = thread_id
+        self.head = head
+        self._start = head  # its index entry, if any, is superseded by this run's stop
+        self.mode = mode
+        self.workflow = workflow
+        self.writes = 0
+        #: Told the callback completions a write moved past (:meth:`rebased`).
+        self.on_rebase: Callable[[Sequence[Any]], None] | None = None
+        self._pending: list[Any] = []
+        self._enqueued = 0
+        self._durable = 0
+        self._writing = False
+        self._stopping = False
+        self._error: BaseException | None = None
+
+    @property
+    def start_head(self) -> Checkpoint | None:
+        """The head this run started from (None for a new thread)."""
+        return self._start
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    def queued(self) -> int:
+        """How many records were handed to this committer so far (staged or committed)."""
+        return self._enqueued
+
+    @property
+    def has_pending(self) -> bool:
+        """Whether records are queued that no write has stored yet."""
+        return bool(self._pending)
+
+    def stage(self, records: Sequence[Any]) -> None:
+        """Queue records to go out with the next write, without causing one."""
+        self._check()
+        self._pending.extend(records)
+        self._enqueued += len(records)
+
+    def commit(self, records: Sequence[Any], *, wait: bool | None = None) -> Any:
+        """Queue records and store them per the mode (sync: returns None; async: a coroutine)."""
+        raise NotImplementedError
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _landed(self, batch: Sequence[Any], new_head: Checkpoint) -> None:
+        self.head = new_head
+        self.writes += 1
+        self._durable += len(batch)
+
+    def rebased(self, latest: Checkpoint | None, batch: Sequence[Any]) -> bool:
+        """After a conflict: move onto ``latest`` if all it added are callback completions.
+
+        ``complete_callback`` appends to a thread that may be running (the token left in
+        a task and was answered at once). Such records change nothing this run wrote or
+        read, unless the batch itself ends the same callback (its timeout): then, and for
+        any other writer, the conflict stands.
+        """
+        if self.head is None:
+            return False
+        old = self.head.records
+        if latest is None or len(latest.records) <= len(old) or latest.records[: len(old)] != old:
+            return False
+        extra = latest.records[len(old) :]
+        if not all(isinstance(r, dict) and r.get("op") == "callback_done" for r in extra):
+            return False
+        ending = {r.get("pos") for r in batch if isinstance(r, dict) and r.get("op") == "callback_done"}
+        if any(r.get("pos") in ending for r in extra):
+            return False
+        self.head = latest
+        if self.on_rebase is not None:
+            self.on_rebase(extra)
+        return True
+
+
+class Committer(CommitterBase):
     """Appends records to the thread's log according to the durability mode.
 
     All writes of one run go through here, one at a time, in order. In
@@ -48,48 +143,26 @@ class Committer:
         mode: Durability,
         workflow: str,
     ) -> None:
-        self.saver = saver
-        self.thread_id = thread_id
-        self.head = head
-        self._start = head  # its index entry, if any, is superseded by this run's stop
-        self.mode = mode
-        self.workflow = workflow
-        self.writes = 0
-        #: Told the callback completions a write moved past (:meth:`_rebase`).
-        self.on_rebase: Callable[[Sequence[Any]], None] | None = None
+        super().__init__(saver, thread_id, head, mode, workflow)
+        self.saver: CheckpointSaver = saver
         self._cv = threading.Condition()
-        self._pending: list[Any] = []
-        self._enqueued = 0
-        self._durable = 0
-        self._writing = False
-        self._stopping = False
-        self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         if mode == "async":
             self._thread = threading.Thread(target=self._background, name="cairnflow-writer", daemon=True)
             self._thread.start()
 
-    @property
-    def error(self) -> BaseException | None:
-        return self._error
-
     def queued(self) -> int:
-        """How many records were handed to this committer so far (staged or committed)."""
         with self._cv:
             return self._enqueued
 
     @property
     def has_pending(self) -> bool:
-        """Whether records are queued that no write has stored yet."""
         with self._cv:
             return bool(self._pending)
 
     def stage(self, records: Sequence[Any]) -> None:
-        """Queue records to go out with the next write, without causing one."""
         with self._cv:
-            self._check()
-            self._pending.extend(records)
-            self._enqueued += len(records)
+            super().stage(records)
 
     def commit(self, records: Sequence[Any], *, wait: bool | None = None) -> None:
         """Queue records and, if ``wait`` (default: in sync mode), return once they are stored.
@@ -143,10 +216,6 @@ class Committer:
         if self._thread is not None:
             self._thread.join()
 
-    def _check(self) -> None:
-        if self._error is not None:
-            raise self._error
-
     def _write_pending(self, status: Status) -> None:
         """Write the pending batch. Called with the lock held; releases it during I/O."""
         batch, self._pending = self._pending, []
@@ -173,34 +242,14 @@ class Committer:
         if error is not None:
             self._error = error
             raise error
-        self.head = new_head
-        self.writes += 1
-        self._durable += len(batch)
+        assert new_head is not None
+        self._landed(batch, new_head)
 
     def _rebase(self, batch: Sequence[Any]) -> bool:
-        """After a conflict: move onto the newer head if all it added are callback completions.
-
-        ``complete_callback`` appends to a thread that may be running (the token left in
-        a task and was answered at once). Such records change nothing this run wrote or
-        read, unless the batch itself ends the same callback (its timeout): then, and for
-        any other writer, the conflict stands. Called without the lock (one read).
-        """
+        """After a conflict: read the head once and see whether the write may move onto it."""
         if self.head is None:
             return False
-        latest = self.saver.latest(self.thread_id)
-        old = self.head.records
-        if latest is None or len(latest.records) <= len(old) or latest.records[: len(old)] != old:
-            return False
-        extra = latest.records[len(old) :]
-        if not all(isinstance(r, dict) and r.get("op") == "callback_done" for r in extra):
-            return False
-        ending = {r.get("pos") for r in batch if isinstance(r, dict) and r.get("op") == "callback_done"}
-        if any(r.get("pos") in ending for r in extra):
-            return False
-        self.head = latest
-        if self.on_rebase is not None:
-            self.on_rebase(extra)
-        return True
+        return self.rebased(self.saver.latest(self.thread_id), batch)
 
     def _background(self) -> None:
         with self._cv:

@@ -18,6 +18,7 @@ stays available as ``__cause__``.
     │   └── ConditionalWritesUnsupportedError   the store ignores conditional headers
     ├── ConflictError                   another writer advanced the thread first
     ├── NondeterminismError             replay diverged from the recorded history
+    │   └── FlavourMismatchError        a `def` workflow's thread given to its `async def` twin (or back)
     ├── CorruptCheckpointError          an object failed its checksum or format checks
     │   ├── UnsupportedFormatError      written by a newer (or unknown) format version
     │   └── DecryptionError             wrong key, unknown key id, or altered ciphertext
@@ -48,6 +49,7 @@ __all__ = [
     "ConflictError",
     "CorruptCheckpointError",
     "DecryptionError",
+    "FlavourMismatchError",
     "InvalidArgumentError",
     "InvalidCallbackTokenError",
     "InvalidThreadIdError",
@@ -156,6 +158,11 @@ class ConflictError(CairnflowError):
 
 class NondeterminismError(CairnflowError):
     """On replay, a workflow made a call that differs from the recorded one at that position."""
+
+
+class FlavourMismatchError(NondeterminismError):
+    """A thread started by a plain (``def``) workflow was given to its ``async def`` version,
+    or the other way round: finish it with the flavour that started it, or use a new thread."""
 
 
 class CorruptCheckpointError(CairnflowError):

@@ -12,6 +12,12 @@ how a history is read: :mod:`cairnflow.core.records`.
 On ``resume()`` (in any process, any time later) the body runs again from the
 top, returning recorded outcomes without running them, and continues for real
 from the first unrecorded call.
+
+An ``async def`` workflow is started with ``await wf.arun(...)`` on an
+``AsyncCheckpointSaver``; its control flow lives in :mod:`cairnflow.core.aexecutor`,
+and everything it decides is shared with this module through
+:mod:`cairnflow.core.plans` (what to run, what an outcome means) and
+:func:`cairnflow.core.tasks.task_steps` (running a task).
 """
 
 from __future__ import annotations
@@ -20,27 +26,27 @@ import functools
 import inspect
 import time  # noqa: F401 - tests patch time.time through this module
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, cast, overload
+from typing import Any, Generic, TypeVar, overload
 
-from cairnflow.core.checkpoint import Checkpoint, CheckpointSaver
-from cairnflow.core.children import ChildFuture, parent_link, start_child
+from cairnflow.core.checkpoint import CheckpointSaver
+from cairnflow.core.children import ChildFuture, start_child
 from cairnflow.core.committer import Committer, Durability
-from cairnflow.core.errors import (
-    ConflictError,
-    InvalidArgumentError,
-    MisuseError,
-    NondeterminismError,
-    ResumeError,
-    SerializationError,
-    TaskFailedError,
-    ThreadNotFoundError,
+from cairnflow.core.errors import MisuseError, TaskFailedError
+from cairnflow.core.plans import (
+    Plan,
+    body_input,
+    body_outcome,
+    check_interrupt_id,
+    conclude,
+    plan_resume,
+    plan_start,
+    prepare,
 )
-from cairnflow.core.records import RunRecords, error_record, parse_records
-from cairnflow.core.replay import Interrupted, RunContext, Suspended, interrupt
+from cairnflow.core.records import parse_records
+from cairnflow.core.replay import RunContext, interrupt
 from cairnflow.core.runargs import check_run_args
-from cairnflow.core.runs import MISSING, Run, check_repeated_answer, digest, observed_run, settled, standing
+from cairnflow.core.runs import MISSING, Run, observed_run, standing
 from cairnflow.core.tasks import Task, TaskFuture, current_run, task
-from cairnflow.core.timers import Waiting
 
 __all__ = [
     "Durability",
@@ -67,25 +73,31 @@ class Workflow(Generic[T]):
         self.fn = fn
         self.name = name or fn.__qualname__
         self._takes_input = bool(inspect.signature(fn).parameters)
+        #: An ``async def`` workflow: started with ``arun``, recorded as such in its start record.
+        self.is_async = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> T:
         """Refused: a workflow is started with :meth:`run` (its plain body is ``.fn``)."""
+        how = "await {0}.arun" if self.is_async else "{0}.run"
         raise MisuseError(
             f"workflow {self.name!r} was called directly: start it with "
-            f"{self.name}.run(input, thread_id=..., saver=...) (the plain function is {self.name}.fn)"
+            f"{how.format(self.name)}(input, thread_id=..., saver=...) (the plain function is {self.name}.fn)"
         )
 
     # ---------------------------------------------------------------- public API
 
-    def start(self, input: Any = None) -> ChildFuture[T]:
+    def start(self, input: Any = None, *, dispatch: bool = False) -> ChildFuture[T]:
         """Inside another workflow's body: run this workflow as its child; returns a future.
 
-        The child gets its own thread (``{parent}~child-{position}``), runs inline
-        now, and its result is recorded in the parent once; see
+        The child gets its own thread (``{parent}~child-{position}``) and its result
+        is recorded in the parent once. It runs inline now, unless ``dispatch`` is
+        true and the parent is driven by :class:`cairnflow.driver.Driver` (or a
+        worker): then another invocation runs it, and the parent's ``result()``
+        stops the parent as ``"waiting"`` until the child has ended; see
         :mod:`cairnflow.core.children`.
         """
-        return start_child(self, input)
+        return start_child(self, input, dispatch=dispatch)
 
     def run(
         self,
@@ -118,43 +130,11 @@ class Workflow(Generic[T]):
         reserve = check_run_args(
             saver=saver, durability=durability, deadline=deadline, reserve=reserve, max_workers=max_workers
         )
-        head = saver.latest(thread_id)
-        fresh = head is None or head.info.kind == "tombstone"
-        replay = parse_records(() if fresh or head is None else head.records)
-        if not fresh:
-            self._check_identity(replay, thread_id)
-            assert replay.start is not None
-            try:
-                same_input = digest(saver, input) == replay.start.get("input_digest")
-            except SerializationError:
-                same_input = False
-            if not same_input:
-                raise NondeterminismError(
-                    f"thread {thread_id!r} was started with a different input; use a new thread id"
-                )
-            done = settled(head, replay, thread_id)
-            if done is not None:
-                return done
-        return self._execute(
-            saver,
-            thread_id,
-            head,
-            replay,
-            durability,
-            deadline,
-            reserve,
-            max_workers,
-            first=None
-            if not fresh
-            else {
-                "op": "start",
-                "workflow": self.name,
-                "input": input,
-                "input_digest": digest(saver, input),
-                **({"parent": parent_link.get()} if parent_link.get() is not None else {}),
-            },
-            answer=None,
-        )
+        self._check_flavour(saver, "run")
+        plan = plan_start(self, saver, thread_id, saver.latest(thread_id), input)
+        if isinstance(plan, Run):
+            return plan
+        return self._execute(saver, thread_id, plan, durability, deadline, reserve, max_workers)
 
     def resume(
         self,
@@ -183,44 +163,12 @@ class Workflow(Generic[T]):
         reserve = check_run_args(
             saver=saver, durability=durability, deadline=deadline, reserve=reserve, max_workers=max_workers
         )
-        if interrupt_id is not None and (not isinstance(interrupt_id, str) or not interrupt_id.isdigit()):
-            raise InvalidArgumentError(
-                f"interrupt_id must be a Run.interrupt_id string, not {interrupt_id!r}"
-            )
-        head = saver.latest(thread_id)
-        if head is None or head.info.kind == "tombstone":
-            raise ThreadNotFoundError(f"no thread {thread_id!r} in {saver!r}")
-        replay = parse_records(head.records)
-        self._check_identity(replay, thread_id)
-        pending = replay.pending_interrupt() if head.status == "interrupted" else None
-        if pending is None and value is not MISSING:
-            check_repeated_answer(saver, replay, thread_id, head.status, value, interrupt_id)
-            value = MISSING  # the answer it already took: a retried request
-        if head.status == "completed":
-            done = settled(head, replay, thread_id)
-            assert done is not None
-            return done
-        answer = None
-        if pending is not None:
-            if value is MISSING:
-                raise ResumeError(f"thread {thread_id!r} is waiting for an answer: resume(value, ...)")
-            if interrupt_id is not None and interrupt_id != str(pending.pos):
-                raise ResumeError(
-                    f"thread {thread_id!r} is waiting on interrupt {pending.pos}, not {interrupt_id}"
-                )
-            answer = {"op": "resume", "pos": pending.pos, "value": value}
-        return self._execute(
-            saver,
-            thread_id,
-            head,
-            replay,
-            durability,
-            deadline,
-            reserve,
-            max_workers,
-            first=None,
-            answer=answer,
-        )
+        check_interrupt_id(interrupt_id)
+        self._check_flavour(saver, "resume")
+        plan = plan_resume(self, saver, thread_id, saver.latest(thread_id), value, interrupt_id)
+        if isinstance(plan, Run):
+            return plan
+        return self._execute(saver, thread_id, plan, durability, deadline, reserve, max_workers)
 
     def get_run(self, *, thread_id: str, saver: CheckpointSaver) -> Run | None:
         """The thread's current standing, without running anything (None if there is no thread)."""
@@ -237,13 +185,78 @@ class Workflow(Generic[T]):
         head = saver.fork(thread_id, checkpoint_id)
         return standing(head, parse_records(head.records), thread_id)
 
+    # ---------------------------------------------------------------- asyncio
+
+    async def arun(
+        self,
+        input: Any = None,
+        *,
+        thread_id: str,
+        saver: Any,
+        durability: Durability = "sync",
+        deadline: float | None = None,
+        reserve: float | None = None,
+        max_workers: int = 8,
+    ) -> Run:
+        """:meth:`run` for an ``async def`` workflow, on an ``AsyncCheckpointSaver``.
+
+        Same records, rules and errors; the body and ``async def`` tasks run on the
+        running event loop, plain tasks in worker threads (``asyncio.to_thread``);
+        ``max_workers`` bounds the tasks running at once.
+        """
+        from cairnflow.core import aexecutor
+
+        return await aexecutor.arun(
+            self, input, thread_id=thread_id, saver=saver, durability=durability,
+            deadline=deadline, reserve=reserve, max_workers=max_workers,
+        )  # fmt: skip
+
+    async def aresume(
+        self,
+        value: Any = MISSING,
+        *,
+        thread_id: str,
+        saver: Any,
+        interrupt_id: str | None = None,
+        durability: Durability = "sync",
+        deadline: float | None = None,
+        reserve: float | None = None,
+        max_workers: int = 8,
+    ) -> Run:
+        """:meth:`resume` for an ``async def`` workflow, on an ``AsyncCheckpointSaver``."""
+        from cairnflow.core import aexecutor
+
+        return await aexecutor.aresume(
+            self, value, thread_id=thread_id, saver=saver, interrupt_id=interrupt_id,
+            durability=durability, deadline=deadline, reserve=reserve, max_workers=max_workers,
+        )  # fmt: skip
+
+    async def aget_run(self, *, thread_id: str, saver: Any) -> Run | None:
+        """:meth:`get_run` on an ``AsyncCheckpointSaver`` (either flavour: it runs nothing)."""
+        head = await saver.latest(thread_id)
+        if head is None or head.info.kind == "tombstone":
+            return None
+        return standing(head, parse_records(head.records), thread_id)
+
+    async def afork(self, *, thread_id: str, checkpoint_id: str, saver: Any) -> Run:
+        """:meth:`fork` on an ``AsyncCheckpointSaver``."""
+        head = await saver.fork(thread_id, checkpoint_id)
+        return standing(head, parse_records(head.records), thread_id)
+
     # ---------------------------------------------------------------- internals
 
-    def _check_identity(self, replay: RunRecords, thread_id: str) -> None:
-        recorded = replay.start.get("workflow") if replay.start else None
-        if recorded != self.name:
-            raise NondeterminismError(
-                f"thread {thread_id!r} belongs to workflow {recorded!r}, not {self.name!r}"
+    def _check_flavour(self, saver: Any, call: str) -> None:
+        """Refuse to drive an ``async def`` body from ``run``, or to give it a sync saver (and back)."""
+        if self.is_async:
+            raise MisuseError(
+                f"workflow {self.name!r} is `async def`: start it with `await {self.name}.a{call}(...)` "
+                "on an AsyncCheckpointSaver (cairnflow.savers.open_async_saver(url))"
+            )
+        if inspect.iscoroutinefunction(getattr(saver, "latest", None)):
+            raise MisuseError(
+                f"workflow {self.name!r} is a plain `def` workflow and {type(saver).__name__} is an async "
+                "saver: pass a CheckpointSaver (cairnflow.savers.open_saver(url)), or make the workflow "
+                f"`async def` and use `await {self.name}.a{call}(...)`"
             )
 
     @observed_run
@@ -251,135 +264,39 @@ class Workflow(Generic[T]):
         self,
         saver: CheckpointSaver,
         thread_id: str,
-        head: Checkpoint | None,
-        replay: RunRecords,
+        plan: Plan,
         durability: Durability,
         deadline: float | None,
         reserve: float,
         max_workers: int,
-        *,
-        first: dict[str, Any] | None,
-        answer: dict[str, Any] | None,
     ) -> Run:
-        committer = Committer(saver, thread_id, head, durability, self.name)
+        committer = Committer(saver, thread_id, plan.head, durability, self.name)
         try:
-            if first is not None:
-                replay.start = first
-                # Staged: written before the first task starts (RunContext.before_task;
-                # sync mode: one PUT of its own), so that a run killed in its first task leaves
-                # a thread that resume() can continue. A run that stops before any task
-                # writes it with its end.
-                committer.stage([first])
-            if answer is not None:
-                # The answer is the fence that makes a second, concurrent resume of the same
-                # interrupt fail before running anything with its (rejected) answer. It is
-                # written, and waited for even in async mode, once the body has replayed the
-                # recorded prefix up to that interrupt (RunContext.ensure_fence): code that
-                # diverged from the history fails before anything is written. In exit mode
-                # nothing is written before the end, so racing resumers both run.
-                replay.answers[answer["pos"]] = answer["value"]
             ctx = RunContext(
                 saver=saver,
                 committer=committer,
-                replay=replay,
-                retry_failed=head is not None and head.status == "failed",
                 deadline=deadline,
                 reserve=reserve,
                 max_workers=max_workers,
                 workflow=self.name,
-                fence=answer,
-                unstarted=first is not None,
+                **prepare(plan, committer),
             )
             token = current_run.set(ctx)
-            outcome: tuple[str, Any]
+            outcome: tuple[str, Any] | None
             try:
-                body_input = replay.start.get("input") if replay.start else None
-                result = self.fn(body_input) if self._takes_input else self.fn()
-                outcome = ("completed", result)
-            except Interrupted as stop:
-                outcome = ("interrupted", stop)
-            except Suspended:
-                outcome = ("suspended", None)
-            except Waiting as stop:
-                outcome = ("waiting", stop.wake_at)
-            except Exception as exc:  # noqa: BLE001 - recorded as the run's failure, then re-raised
-                outcome = ("failed", exc)
+                outcome = ("completed", self.fn(*body_input(self, ctx.replay)))
+            except BaseException as exc:
+                outcome = body_outcome(exc)  # recorded as the run's stop or failure
+                if outcome is None:
+                    raise
             finally:
                 current_run.reset(token)
-                ctx.pool.shutdown(wait=True)  # in-flight tasks finish and are recorded
-            if ctx.suspending and outcome[0] in ("completed", "waiting"):
-                outcome = ("suspended", None)  # a task it did not wait for was never started
-            return self._finish(committer, thread_id, outcome, ctx)
+                ctx.close()  # in-flight tasks finish and are recorded
+            end = conclude(self.name, thread_id, outcome, ctx)
+            return end.settle(committer.finish(end.records, end.status))
         except BaseException:
             committer.abandon()
             raise
-
-    def _finish(self, committer: Committer, thread_id: str, outcome: tuple[str, Any], ctx: RunContext) -> Run:
-        kind, payload = outcome
-        if committer.error is not None:
-            # The thread was lost to another writer (or the store failed): record nothing more.
-            raise committer.error
-        if ctx.fence is not None and isinstance(payload, (ConflictError, NondeterminismError)):
-            raise payload  # the divergence, precisely named; nothing was written
-        if ctx.fence is not None:
-            # The body never reached the interrupt it was answered for: it diverged from its
-            # history. Nothing was written; the thread still waits for its answer.
-            diverged = NondeterminismError(
-                f"workflow {self.name!r} did not reach interrupt {ctx.fence['pos']}, which the answer "
-                f"is for ({kind} before it); nothing was written: resume with the code that started it"
-            )
-            if isinstance(payload, BaseException):
-                raise diverged from payload
-            raise diverged
-        if kind == "completed":
-            try:
-                ctx.dumps(payload)
-            except SerializationError as exc:
-                error = SerializationError(
-                    f"workflow {self.name!r} returned a value that cannot be stored: {exc}"
-                )
-                committer.finish([{"op": "end", "status": "failed", "error": error_record(error)}], "failed")
-                raise error from exc
-            head = committer.finish([{"op": "end", "status": "completed", "value": payload}], "completed")
-            return Run(thread_id, "completed", head.checkpoint_id if head else None, result=payload)
-        if kind == "interrupted":
-            stop = cast(Interrupted, payload)
-            records = (
-                []
-                if stop.pos in ctx.replay.steps
-                else [{"op": "interrupt", "pos": stop.pos, "value": stop.value}]
-            )
-            head = committer.finish(records, "interrupted")
-            return Run(
-                thread_id,
-                "interrupted",
-                head.checkpoint_id if head else None,
-                interrupt=stop.value,
-                interrupt_id=str(stop.pos),
-            )
-        if kind == "waiting":
-            wake_at = cast("float | None", payload)
-            before = committer.head
-            # Resumed before its time: the log already says so; nothing to write.
-            unchanged = (
-                before is not None
-                and before.status == "waiting"
-                and ctx.replay.wake_at == wake_at
-                and not committer.has_pending
-            )
-            head = committer.finish([] if unchanged else [{"op": "wait", "wake_at": wake_at}], "waiting")
-            return Run(thread_id, "waiting", head.checkpoint_id if head else None, wake_at=wake_at)
-        if kind == "suspended":
-            head = committer.finish([{"op": "suspend"}], "suspended")
-            return Run(thread_id, "suspended", head.checkpoint_id if head else None)
-        failure = cast(Exception, payload)
-        if isinstance(failure, (ConflictError, NondeterminismError)):
-            # Lost the thread, or this code does not match its history: either way the
-            # history must stay as it is (the right code can still resume it).
-            committer.finish([], "running")
-            raise failure
-        committer.finish([{"op": "end", "status": "failed", "error": error_record(failure)}], "failed")
-        raise failure
 
 
 @overload

@@ -61,11 +61,11 @@ than the fork. Unknown extra fields are ignored (and not kept).
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
-from cairnflow.core.errors import CorruptCheckpointError
+from cairnflow.core.errors import CorruptCheckpointError, ThreadNotFoundError
 
 if TYPE_CHECKING:
     from cairnflow.core.codec import Envelope
@@ -77,12 +77,16 @@ __all__ = [
     "HeaderProblem",
     "Kind",
     "Status",
+    "base_needed",
     "base_problem",
     "body_problem",
     "build_header",
     "examine_header",
     "parse_header",
+    "state_records",
 ]
+
+T = TypeVar("T")
 
 Kind = Literal["snapshot", "delta", "fork", "tombstone"]
 Status = Literal["running", "interrupted", "suspended", "waiting", "completed", "failed", "deleted"]
@@ -186,7 +190,10 @@ def build_header(
     key_id: str | None = None,
 ) -> Header:
     """A new header for a writer: the time is now and the writer token fresh and random."""
-    import uuid  # only writers need it; keep it out of `import cairnflow.core`
+    # secrets, not uuid.uuid4: LangGraph patches uuid4 for deterministic ids in its
+    # tests, and a writer token must never repeat. Imported here, not at module
+    # level, because only writers need it (keeps `import cairnflow.core` small).
+    import secrets
 
     return Header(
         thread=thread,
@@ -197,7 +204,7 @@ def build_header(
         new=new,
         total=total,
         time=_time.time(),
-        writer=uuid.uuid4().hex,
+        writer=secrets.token_hex(16),
         serde=serde,
         workflow=workflow,
         parent=parent,
@@ -315,3 +322,50 @@ def base_problem(
 
 def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def base_needed(header: Header, body: Sequence[Any] | None) -> int | None:
+    """The base checkpoint :func:`state_records` will ask ``read_base`` for, or None.
+
+    Lets a caller that must read the base as a step (the log) read it first.
+    """
+    if body is None or header.kind != "delta" or body_problem(header, len(body)) is not None:
+        return None
+    return header.base
+
+
+def state_records(
+    header: Header,
+    body: Sequence[T] | None,
+    *,
+    key: str,
+    read_base: Callable[[int], tuple[Header, Sequence[T] | None]],
+) -> tuple[tuple[T, ...], int] | None:
+    """Every record of the state at one checkpoint, and how many of them come from its base.
+
+    THE delta + base reconstruction (the log, ``verify`` and the operator tools
+    use it). ``header``/``body`` are the checkpoint's own (``body`` None when it
+    cannot be read, e.g. encrypted or another serializer's); ``read_base(seq)``
+    reads the base of a delta, raising ``ThreadNotFoundError`` if it is gone.
+    Returns None when a body needed is unreadable; raises CorruptCheckpointError
+    naming ``key`` when the two objects do not make a state.
+    """
+    if body is None:
+        return None
+    problem = body_problem(header, len(body))
+    if problem is None and header.kind != "delta":
+        return tuple(body), len(body)
+    if problem is None:
+        assert header.base is not None  # parse_header refuses a delta without a valid base
+        try:
+            base, base_body = read_base(header.base)
+        except ThreadNotFoundError:
+            raise CorruptCheckpointError(
+                f"history has a gap: base checkpoint {header.base} is missing", key=key
+            ) from None
+        problem = base_problem(header, base, len(body), None if base_body is None else len(base_body))
+        if problem is None:
+            if base_body is None:
+                return None
+            return tuple(base_body) + tuple(body), len(base_body)
+    raise CorruptCheckpointError(problem.message, key=key)

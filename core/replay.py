@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from cairnflow.core import observe
 from cairnflow.core.checkpoint import CheckpointSaver
-from cairnflow.core.committer import Committer
+from cairnflow.core.committer import CommitterBase
 from cairnflow.core.errors import NondeterminismError, SerializationError
 from cairnflow.core.records import RunRecords
 from cairnflow.core.tasks import Task, TaskFuture, execute_task
-from cairnflow.core.timers import current_context, wait_for
+from cairnflow.core.timers import PAUSED, Pause, current_context, in_process_delay
 
 if TYPE_CHECKING:
     import datetime
@@ -54,7 +54,7 @@ class RunContext:
         self,
         *,
         saver: CheckpointSaver,
-        committer: Committer,
+        committer: CommitterBase,
         replay: RunRecords,
         retry_failed: bool,
         deadline: float | None,
@@ -72,9 +72,8 @@ class RunContext:
         self.deadline = deadline
         self.reserve = reserve
         self.workflow = workflow
-        self.pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="cairnflow-task"
-        )
+        self.max_workers = max_workers
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         #: The answer record not yet written. It is written (the fence that makes a
         #: concurrent resume of the same interrupt fail) only once the body has replayed
         #: the recorded prefix up to the answered interrupt, or is about to do new work:
@@ -87,6 +86,20 @@ class RunContext:
         #: Set once a task was refused its start by the deadline: nothing new starts.
         self.suspending = False
         self._pos = 0
+
+    @property
+    def pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        """Where tasks run: ``max_workers`` threads, made when the first task starts."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.max_workers, thread_name_prefix="cairnflow-task"
+            )
+        return self._pool
+
+    def close(self) -> None:
+        """Wait for the tasks in flight: they finish and are recorded."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def _absorb(self, completions: Sequence[Any]) -> None:
         for record in completions:
@@ -111,6 +124,14 @@ class RunContext:
         if fence is not None:
             self.committer.commit([fence], wait=True)
 
+    def write_now(self, records: Sequence[Any]) -> None:
+        """Store ``records`` before the body goes on (except in exit mode: with the run's end).
+
+        The asyncio context writes them before the next task, wait or end instead
+        (:meth:`cairnflow.core.acontext.AsyncRunContext.flush`): the body never blocks on I/O.
+        """
+        self.committer.commit(records, wait=self.committer.mode != "exit")
+
     def before_task(self) -> None:
         """What must be stored before a task starts: the answer (the fence), or the run's start."""
         self.ensure_fence()
@@ -126,15 +147,27 @@ class RunContext:
             self.suspending = True
             raise Suspended()
 
-    def wait_until(self, moment: float) -> None:
-        """Sleep until ``moment`` (a retry's backoff), or suspend if that would cross the deadline."""
+    def delay_until(self, moment: float) -> float:
+        """Seconds to wait for ``moment`` (a retry's backoff); :class:`Suspended` if that would
+        cross the deadline."""
         delay = moment - time.time()
         if delay <= 0:
-            return
+            return 0.0
         if self.deadline is not None and moment + self.reserve >= self.deadline:
             self.suspending = True
             raise Suspended()
-        time.sleep(delay)
+        return delay
+
+    def wait_until(self, moment: float) -> None:
+        """Sleep until ``moment`` (a retry's backoff), or suspend if that would cross the deadline."""
+        delay = self.delay_until(moment)
+        if delay > 0:
+            time.sleep(delay)
+
+    def settle(self, step: Callable[[], T]) -> T:
+        """Take a step that may write (``Callback.wait()``): here at once; the asyncio context
+        returns it as an awaitable that writes what the step left due."""
+        return step()
 
     def _mismatch(self, pos: int, new: str, recorded: str) -> NondeterminismError:
         return NondeterminismError(
@@ -144,6 +177,19 @@ class RunContext:
         )
 
     def call_task(self, task: Task[Any, T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskFuture[T]:
+        """A task call: its recorded outcome, or the task started (on the pool)."""
+        claimed = self._claim_task(task, args, kwargs)
+        if isinstance(claimed, TaskFuture):
+            return claimed
+        self.may_start()
+        self.before_task()
+        attempt = observe.carry(execute_task)  # its spans nest under the run's, across threads
+        return TaskFuture(self.pool.submit(attempt, self, task, claimed[0], claimed[1], args, kwargs))
+
+    def _claim_task(
+        self, task: Task[Any, T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> TaskFuture[T] | tuple[int, str]:
+        """Take the call's position: its recorded outcome, or (position, argument digest) to run it."""
         pos = self.next_pos()
         try:
             digest = hashlib.sha256(self.dumps([list(args), kwargs])).hexdigest()[:32]
@@ -162,10 +208,7 @@ class RunContext:
             if not self.retry_failed:
                 assert recorded.error is not None
                 return TaskFuture.failed(recorded.error.rebuild(task.name))
-        self.may_start()
-        self.before_task()
-        attempt = observe.carry(execute_task)  # its spans nest under the run's, across threads
-        return TaskFuture(self.pool.submit(attempt, self, task, pos, digest, args, kwargs))
+        return pos, digest
 
     def call_interrupt(self, value: Any) -> Any:
         pos = self.next_pos()
@@ -183,8 +226,10 @@ class RunContext:
                 raise SerializationError(f"interrupt value cannot be stored: {exc}") from exc
         raise Interrupted(value, pos)
 
-    def call_timer(self, make: Callable[[], float]) -> None:
-        """A durable timer: its wake time made once and recorded (staged), then waited for."""
+    def call_timer(self, make: Callable[[], float]) -> Pause:
+        """A durable timer: its wake time made once and recorded (staged), then waited for.
+
+        Returns what the body awaits in an async workflow (here: already over)."""
         pos = self.next_pos()
         recorded = self.replay.steps.get(pos)
         if recorded is not None:
@@ -196,7 +241,14 @@ class RunContext:
             wake_at = make()
             # Staged: written before an in-process wait, or with the run's "waiting" stop.
             self.committer.stage([{"op": "timer", "pos": pos, "wake_at": wake_at}])
-        wait_for(self, wake_at)
+        return self.wait_for(wake_at)
+
+    def wait_for(self, wake_at: float) -> Pause:
+        """Return once ``wake_at`` has passed: at once, after waiting in process, or raise ``Waiting``."""
+        delay = in_process_delay(self, wake_at)
+        if delay > 0:
+            time.sleep(delay)
+        return PAUSED
 
     def call_value(self, name: str, make: Callable[[], Any]) -> Any:
         """A replay-safe value: made and recorded on the first run, returned from the record on replay."""

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from cairnflow.core import observe
 
-__all__ = ["RetryPolicy", "call_with_retry"]
+__all__ = ["RetryPolicy", "call_with_retry", "retry_delay"]
 
 T = TypeVar("T")
 
@@ -56,6 +56,19 @@ class RetryPolicy:
         return random.uniform(0, bound)
 
 
+def retry_delay(policy: RetryPolicy, attempt: int, exc: BaseException) -> float | None:
+    """After attempt ``attempt`` (1-based) failed with ``exc``: seconds to wait, or None to give up.
+
+    THE retry decision, shared by :func:`call_with_retry`, the protocol's steps
+    (:func:`cairnflow.core.steps.retried`) and asyncio callers; it reports each
+    retry as a ``cairnflow.retry`` event.
+    """
+    if attempt >= policy.max_attempts or not policy.should_retry(exc):
+        return None
+    observe.event("cairnflow.retry", attempt=attempt, error_type=type(exc).__name__)
+    return policy.delay(attempt)
+
+
 def call_with_retry(
     fn: Callable[[], T],
     policy: RetryPolicy,
@@ -68,8 +81,8 @@ def call_with_retry(
         try:
             return fn()
         except Exception as exc:
-            if attempt >= policy.max_attempts or not policy.should_retry(exc):
+            delay = retry_delay(policy, attempt, exc)
+            if delay is None:
                 raise
-            observe.event("cairnflow.retry", attempt=attempt, error_type=type(exc).__name__)
-            sleep(policy.delay(attempt))
+            sleep(delay)
             attempt += 1

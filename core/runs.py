@@ -8,18 +8,28 @@ answer it already took is accepted (a retried request).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from cairnflow.core import observe
-from cairnflow.core.checkpoint import Checkpoint, CheckpointSaver, Status
+from cairnflow.core.checkpoint import Checkpoint, Status
 from cairnflow.core.errors import ResumeError, SerializationError
 from cairnflow.core.records import RunRecords
 
-__all__ = ["MISSING", "Run", "check_repeated_answer", "digest", "observed_run", "settled", "standing"]
+__all__ = [
+    "MISSING",
+    "Run",
+    "aobserved_run",
+    "check_repeated_answer",
+    "digest",
+    "observed_run",
+    "settled",
+    "standing",
+]
 
 
 class _Missing:
@@ -66,7 +76,7 @@ class Run:
 
 
 def check_repeated_answer(
-    saver: CheckpointSaver,
+    saver: Any,
     replay: RunRecords,
     thread_id: str,
     status: str,
@@ -127,25 +137,44 @@ def settled(head: Checkpoint | None, replay: RunRecords, thread_id: str) -> Run 
     return None
 
 
-def digest(saver: CheckpointSaver, value: Any) -> str:
+def digest(saver: Any, value: Any) -> str:
     serializer = getattr(saver, "serializer", None)
     data = serializer.dumps(value) if serializer is not None else repr(value).encode()
     return hashlib.sha256(data).hexdigest()[:32]
+
+
+@contextlib.contextmanager
+def _run_span(workflow: str, thread_id: str, answered: bool) -> Iterator[Callable[[Run], Run]]:
+    with observe.span("cairnflow.run", workflow=workflow, thread_id=thread_id, resumed=answered) as span:
+        if answered:
+            observe.event("cairnflow.resume", workflow=workflow, thread_id=thread_id)
+
+        def report(run: Run) -> Run:
+            span.set("cairnflow.status", run.status)
+            if run.status == "interrupted":
+                observe.event("cairnflow.interrupt", workflow=workflow, thread_id=thread_id)
+            return run
+
+        yield report
 
 
 def observed_run(execute: Callable[..., Run]) -> Callable[..., Run]:
     """Report each execution of a workflow body (a run or a resume) as a ``cairnflow.run`` span."""
 
     @functools.wraps(execute)
-    def observed(self: Any, saver: CheckpointSaver, thread_id: str, *args: Any, **kwargs: Any) -> Run:
-        answered = kwargs.get("answer") is not None
-        with observe.span("cairnflow.run", workflow=self.name, thread_id=thread_id, resumed=answered) as span:
-            if answered:
-                observe.event("cairnflow.resume", workflow=self.name, thread_id=thread_id)
-            run = execute(self, saver, thread_id, *args, **kwargs)
-            span.set("cairnflow.status", run.status)
-            if run.status == "interrupted":
-                observe.event("cairnflow.interrupt", workflow=self.name, thread_id=thread_id)
-            return run
+    def observed(self: Any, saver: Any, thread_id: str, plan: Any, *args: Any) -> Run:
+        with _run_span(self.name, thread_id, plan.answer is not None) as report:
+            return report(execute(self, saver, thread_id, plan, *args))
+
+    return observed
+
+
+def aobserved_run(execute: Callable[..., Awaitable[Run]]) -> Callable[..., Awaitable[Run]]:
+    """:func:`observed_run` for the asyncio executor."""
+
+    @functools.wraps(execute)
+    async def observed(wf: Any, saver: Any, thread_id: str, plan: Any, *args: Any) -> Run:
+        with _run_span(wf.name, thread_id, plan.answer is not None) as report:
+            return report(await execute(wf, saver, thread_id, plan, *args))
 
     return observed

@@ -47,8 +47,9 @@ from cairnflow.core import keys, observe
 from cairnflow.core.checkpoint import CheckpointInfo
 from cairnflow.core.errors import AlreadyExistsError, StoreError
 from cairnflow.core.format import STATUSES, Status
-from cairnflow.core.retry import RetryPolicy, call_with_retry
-from cairnflow.core.store import CREATE, ObjectStore
+from cairnflow.core.retry import RetryPolicy
+from cairnflow.core.steps import Delete, List, Put, Step, retried, run
+from cairnflow.core.store import CREATE, ObjectInfo, ObjectStore
 
 __all__ = [
     "ELIDED",
@@ -59,8 +60,11 @@ __all__ = [
     "latest_entries",
     "parse_entry_key",
     "record_stop",
+    "record_stop_steps",
     "remove_entries",
+    "remove_entries_steps",
     "thread_entries",
+    "thread_entries_steps",
     "thread_index_prefix",
     "workflow_field",
 ]
@@ -161,6 +165,13 @@ def record_stop(
     *,
     retry: RetryPolicy,
 ) -> str | None:
+    """Write the entry of checkpoint ``stop``; delete that of ``superseded`` (see the steps)."""
+    return run(record_stop_steps(prefix, stop, superseded, retry=retry), store)
+
+
+def record_stop_steps(
+    prefix: str, stop: CheckpointInfo, superseded: CheckpointInfo | None, *, retry: RetryPolicy
+) -> Step[str | None]:
     """Write the entry of checkpoint ``stop``; delete that of ``superseded`` (a previous stop).
 
     One create-only PUT (an existing key is this very entry: success), then one
@@ -173,11 +184,11 @@ def record_stop(
     try:
         # An existing key is this very stop, indexed by an earlier attempt or by reindex.
         with contextlib.suppress(AlreadyExistsError):
-            call_with_retry(lambda: store.put(key, b"", CREATE), retry)
+            yield from retried(Put(key, b"", CREATE), retry)
         if superseded is not None:  # indexed at its stop, or by reindex/copy (a running head too)
             old = entry_key(prefix, superseded)
             if old != key:
-                call_with_retry(lambda: store.delete(old), retry)
+                yield from retried(Delete(old), retry)
     except StoreError as exc:
         observe.event("cairnflow.index_failed", thread_id=stop.thread_id, error=type(exc).__name__)
         return None
@@ -192,10 +203,17 @@ def remove_entries(
     One LIST of the thread's index folder and one DELETE per entry removed.
     Returns how many were removed.
     """
+    return run(remove_entries_steps(prefix, thread_id, below=below, retry=retry), store)
+
+
+def remove_entries_steps(
+    prefix: str, thread_id: str, *, below: int | None = None, retry: RetryPolicy
+) -> Step[int]:
+    """:func:`remove_entries` as a step."""
     removed = 0
-    for entry in thread_entries(store, prefix, thread_id, retry=retry):
+    for entry in (yield from thread_entries_steps(prefix, thread_id, retry=retry)):
         if below is None or entry.seq < below:
-            call_with_retry(lambda key=entry.key: store.delete(key), retry)  # type: ignore[misc]
+            yield from retried(Delete(entry.key), retry)
             removed += 1
     return removed
 
@@ -205,9 +223,15 @@ def remove_entries(
 
 def thread_entries(store: ObjectStore, prefix: str, thread_id: str, *, retry: RetryPolicy) -> list[Entry]:
     """Every valid entry of one thread, newest first (one LIST)."""
+    return run(thread_entries_steps(prefix, thread_id, retry=retry), store)
+
+
+def thread_entries_steps(prefix: str, thread_id: str, *, retry: RetryPolicy) -> Step[list[Entry]]:
+    """:func:`thread_entries` as a step."""
     folder = thread_index_prefix(prefix, thread_id)
+    listing: list[ObjectInfo] = yield from retried(List(folder), retry)
     out = []
-    for info in call_with_retry(lambda: list(store.list(folder)), retry):
+    for info in listing:
         try:
             entry = parse_entry_key(prefix, info.key)
         except ValueError:

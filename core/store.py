@@ -20,6 +20,11 @@ The checkpoint protocol (:mod:`cairnflow.core.log`) needs only this:
 * ``delete(key)``, unconditional and idempotent (checkpoints are never
   deleted conditionally: nothing in the protocol needs it).
 
+:class:`AsyncObjectStore` is the same seam for asyncio: the same methods,
+keys, modes, errors and ordering, awaited (``list`` and ``list_prefixes``
+are async iterators). The protocol drives both through one implementation
+of its logic (:mod:`cairnflow.core.steps`).
+
 A cloud store checks once, before its first write, that the store really
 evaluates its conditions (the probe object ``{prefix}.cairnflow-probe``, see
 :mod:`cairnflow.savers._base`) and hides that object from its listings.
@@ -33,7 +38,7 @@ backend maps its SDK's errors to :mod:`cairnflow.core.errors` in one place.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Final, Union
 
@@ -41,6 +46,7 @@ __all__ = [
     "CREATE",
     "OVERWRITE",
     "PROBE_SUFFIX",
+    "AsyncObjectStore",
     "Create",
     "ObjectInfo",
     "ObjectStore",
@@ -155,3 +161,70 @@ class ObjectStore(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class AsyncObjectStore(abc.ABC):
+    """The store seam for asyncio: :class:`ObjectStore`'s operations, awaited.
+
+    Same keys, put modes, errors (:mod:`cairnflow.core.errors`), key order and
+    idempotent delete as :class:`ObjectStore`; see the module docstring.
+    Implementations must not block the event loop for network I/O (no thread
+    per request either: use an asyncio client) and must be safe to use from
+    many tasks of one event loop at once. A store belongs to the event loop
+    it is first used on (asyncio clients hold connections bound to a loop).
+    """
+
+    #: A URL naming the store, used in error messages (never holds credentials).
+    url: str = "store://"
+
+    @abc.abstractmethod
+    async def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
+        """Write ``data`` under ``key`` according to ``mode``; return the new version (ETag)."""
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> StoredObject:
+        """Read the object under ``key``; ``NotFoundError`` if there is none."""
+
+    @abc.abstractmethod
+    def list(
+        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ObjectInfo]:
+        """Yield objects whose key starts with ``prefix``, in ascending key order.
+
+        An async iterator (``async for info in store.list(...)``), not a
+        coroutine. Only keys strictly greater than ``start_after`` are
+        returned; at most ``limit`` of them. Backends page internally and lazily.
+        """
+
+    async def list_prefixes(self, prefix: str) -> AsyncIterator[str]:
+        """Yield each ``prefix + segment + "/"`` that has keys below it, in key order.
+
+        As :meth:`ObjectStore.list_prefixes`: the default is a skip-scan of one
+        ``list(limit=1)`` per folder; backends with a delimiter listing override it.
+        """
+        cursor: str | None = None
+        while True:
+            found: ObjectInfo | None = None
+            async for found in self.list(prefix, start_after=cursor, limit=1):  # noqa: B007 - the first
+                break
+            if found is None:
+                return
+            segment, sep, _ = found.key[len(prefix) :].partition("/")
+            if not sep:  # an object directly under the prefix, not a folder
+                cursor = found.key
+                continue
+            yield f"{prefix}{segment}/"
+            cursor = f"{prefix}{segment}0"  # '0' is the byte after '/': skips the whole folder
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> None:
+        """Delete ``key``; idempotent: deleting a missing key succeeds."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release clients and connections (optional)."""
+
+    async def __aenter__(self) -> AsyncObjectStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -13,8 +13,8 @@ import concurrent.futures
 import contextvars
 import functools
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 from cairnflow.core import observe
 from cairnflow.core.errors import MisuseError, SerializationError, TaskFailedError, UsageError
@@ -22,23 +22,29 @@ from cairnflow.core.records import RecordedError, builtin_exception, error_recor
 from cairnflow.core.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    import asyncio
+
     from cairnflow.core.replay import RunContext
 
-__all__ = ["Task", "TaskFuture", "current_run", "execute_task", "task"]
+__all__ = ["Task", "TaskFuture", "current_run", "execute_task", "task", "task_steps"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 _NO_RETRY = RetryPolicy(max_attempts=1)
-_ASYNC_FLAGS = 0x80 | 0x200  # inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR, without importing inspect
+_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
+_ASYNC_GENERATOR = 0x200  # inspect.CO_ASYNC_GENERATOR
 
-#: The run whose body is executing in this context (unset outside a workflow body).
-current_run: contextvars.ContextVar[RunContext] = contextvars.ContextVar("cairnflow_run")
+#: The run whose body is executing in this context (unset, or None, outside a workflow body:
+#: an asyncio task running a task's function sets it to None, as its copy of the context
+#: would otherwise let the task act as the body).
+current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("cairnflow_run")
 
 
 class TaskFuture(Generic[T]):
-    """The pending result of a task call. ``result()`` waits for it."""
+    """The pending result of a task call: ``result()`` waits for it; in an async
+    workflow, ``await`` it (or pass it to ``asyncio.gather``)."""
 
-    def __init__(self, future: concurrent.futures.Future[T]) -> None:
+    def __init__(self, future: concurrent.futures.Future[T] | asyncio.Future[T]) -> None:
         self._future = future
 
     @classmethod
@@ -54,27 +60,47 @@ class TaskFuture(Generic[T]):
         return cls(future)
 
     def result(self, timeout: float | None = None) -> T:
-        return self._future.result(timeout)
+        """The task's value (or its exception raised); in an async workflow, ``await`` instead."""
+        if isinstance(self._future, concurrent.futures.Future):
+            return self._future.result(timeout)
+        if not self._future.done():
+            raise MisuseError("in an async workflow, await a task's future instead of calling result()")
+        return self._future.result()
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        return self._future.exception(timeout)
+        if isinstance(self._future, concurrent.futures.Future):
+            return self._future.exception(timeout)
+        return self._future.exception() if self._future.done() else None
 
     def done(self) -> bool:
         return self._future.done()
+
+    def __await__(self) -> Generator[Any, None, T]:
+        if isinstance(self._future, concurrent.futures.Future):
+            return self._future.result()  # recorded on an earlier run: ready, nothing to wait for
+        return (yield from self._future.__await__())
 
 
 class Task(Generic[P, T]):
     """A function whose result is recorded. Call it inside a workflow to get a TaskFuture."""
 
     def __init__(
-        self, fn: Callable[P, T], *, name: str | None = None, retry: RetryPolicy | None = None
+        self,
+        fn: Callable[P, T] | Callable[P, Awaitable[T]],
+        *,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
-        if getattr(getattr(fn, "__code__", None), "co_flags", 0) & _ASYNC_FLAGS:
+        flags = getattr(getattr(fn, "__code__", None), "co_flags", 0)
+        if flags & _ASYNC_GENERATOR:
             raise MisuseError(
-                f"@task cannot wrap the async function {fn.__qualname__!r} yet: make it a plain "
-                "function (e.g. one that calls asyncio.run(...)); tasks run on a thread pool"
+                f"@task cannot wrap the async generator {fn.__qualname__!r}: a task returns one "
+                "value; collect the items in an async def and return them as a list"
             )
-        self.fn = fn
+        self.fn: Callable[P, Any] = fn
+        #: An ``async def`` task: awaited on the run's event loop in an async workflow, run
+        #: with ``asyncio.run`` on a pool thread in a sync one.
+        self.is_async = bool(flags & _COROUTINE)
         self.name = name or fn.__qualname__
         self.retry = retry or _NO_RETRY
         functools.update_wrapper(self, fn)
@@ -89,45 +115,56 @@ class Task(Generic[P, T]):
         return ctx.call_task(self, args, kwargs)
 
 
+class _TaskDecorator(Protocol):
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, T]], /) -> Task[P, T]: ...
+    @overload
+    def __call__(self, fn: Callable[P, T], /) -> Task[P, T]: ...
+
+
+@overload
+def task(fn: Callable[P, Coroutine[Any, Any, T]], /) -> Task[P, T]: ...
 @overload
 def task(fn: Callable[P, T], /) -> Task[P, T]: ...
 @overload
+def task(*, name: str | None = None, retry: RetryPolicy | None = None) -> _TaskDecorator: ...
 def task(
-    *, name: str | None = None, retry: RetryPolicy | None = None
-) -> Callable[[Callable[P, T]], Task[P, T]]: ...
-def task(
-    fn: Callable[P, T] | None = None,
+    fn: Callable[P, Any] | None = None,
     /,
     *,
     name: str | None = None,
     retry: RetryPolicy | None = None,
-) -> Task[P, T] | Callable[[Callable[P, T]], Task[P, T]]:
+) -> Task[P, Any] | _TaskDecorator:
     """Declare a task: ``@task`` or ``@task(retry=RetryPolicy(...), name="charge")``.
 
-    ``name`` (default: the function's qualified name) is recorded with each
-    result; renaming a task under a paused workflow is a nondeterminism error
-    unless ``name`` keeps the old one.
+    The function may be ``async def``: in an async workflow it runs on the run's
+    event loop (``await charge(...)``); called from a sync workflow it runs with
+    ``asyncio.run`` on a pool thread. ``name`` (default: the function's qualified
+    name) is recorded with each result; renaming a task under a paused workflow is
+    a nondeterminism error unless ``name`` keeps the old one.
     """
     if fn is not None:
         return Task(fn, name=name, retry=retry)
-    return lambda f: Task(f, name=name, retry=retry)
+    return cast(_TaskDecorator, lambda f: Task(f, name=name, retry=retry))
 
 
-def execute_task(
-    ctx: RunContext,
-    task: Task[Any, T],
-    pos: int,
-    digest: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> T:
-    """Run ``task`` (on a pool thread) with its retry policy and record its outcome.
+#: What :func:`task_steps` asks its driver to do: run the function once (the reply is its
+#: value, or its exception thrown back in), wait until a moment (a retry's backoff), or
+#: commit records (the committer's default wait for the durability mode).
+Effect = tuple[str, Any]
+CALL: Effect = ("call", None)
 
-    Every attempt, first or retry, starts only if the deadline leaves more than
-    ``reserve`` (else the run suspends); a backoff that would end past that point
-    suspends instead of sleeping. A failed attempt that will be retried is
-    recorded (``attempt``), so ``max_attempts`` counts attempts made by earlier,
-    killed or suspended processes too.
+
+def task_steps(ctx: RunContext, task: Task[Any, T], pos: int, digest: str) -> Generator[Effect, Any, T]:
+    """Run ``task`` with its retry policy and record its outcome, as steps a driver performs.
+
+    The logic exists once, without I/O: the sync executor drives it on a pool
+    thread (:func:`execute_task`), the asyncio executor in an asyncio task
+    (:mod:`cairnflow.core.aexecutor`). Every attempt, first or retry, starts only if
+    the deadline leaves more than ``reserve`` (else the run suspends); a backoff that
+    would end past that point suspends instead of sleeping. A failed attempt that
+    will be retried is recorded (``attempt``), so ``max_attempts`` counts attempts
+    made by earlier, killed or suspended processes too.
     """
     policy = task.retry
     prior = ctx.replay.attempts.get(pos)
@@ -136,7 +173,7 @@ def execute_task(
     not_before = prior.retry_at if prior is not None and known else None
     while True:
         if not_before is not None:
-            ctx.wait_until(not_before)
+            yield ("wait", not_before)
         ctx.may_start()
         try:
             with observe.span(
@@ -146,18 +183,19 @@ def execute_task(
                 workflow=ctx.workflow,
                 thread_id=ctx.committer.thread_id,
             ):
-                value = task.fn(*args, **kwargs)
+                value = yield CALL
             break
         except UsageError:
             raise  # a programming error (e.g. interrupt() in a task): not a failure to retry or record
         except Exception as exc:
             if attempt >= policy.max_attempts or not policy.should_retry(exc):
-                surfaced = _record_failure(ctx, task, pos, digest, exc)
+                surfaced = yield from _record_failure(ctx, task, pos, digest, exc)
                 if surfaced is exc:
                     raise
                 raise surfaced from exc
             not_before = time.time() + policy.delay(attempt)
-            ctx.committer.commit(
+            yield (
+                "commit",
                 [
                     {
                         "op": "attempt",
@@ -168,7 +206,7 @@ def execute_task(
                         "retry_at": not_before,
                         "error": error_record(exc),
                     }
-                ]
+                ],
             )
             attempt += 1
     record = {"op": "task", "pos": pos, "name": task.name, "args": digest, "value": value}
@@ -177,17 +215,56 @@ def execute_task(
     except SerializationError as exc:
         error = SerializationError(f"task {task.name!r} returned a value that cannot be stored: {exc}")
         failed = error_record(error)
-        ctx.committer.commit(
-            [{"op": "task_error", "pos": pos, "name": task.name, "args": digest, "error": failed}]
+        yield (
+            "commit",
+            [{"op": "task_error", "pos": pos, "name": task.name, "args": digest, "error": failed}],
         )
         raise error from exc
-    ctx.committer.commit([record])
-    return value
+    yield ("commit", [record])
+    return cast(T, value)
+
+
+def execute_task(
+    ctx: RunContext,
+    task: Task[Any, T],
+    pos: int,
+    digest: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> T:
+    """Drive :func:`task_steps` on this (pool) thread: the sync executor's way to run a task.
+
+    An ``async def`` task called from a sync workflow runs on an event loop of its
+    own in this thread (``asyncio.run``).
+    """
+    steps = task_steps(ctx, task, pos, digest)
+    reply: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = steps.send(reply) if error is None else steps.throw(error)
+        except StopIteration as done:
+            return cast(T, done.value)
+        reply, error = None, None
+        try:
+            kind, arg = effect
+            if kind == "call":
+                reply = task.fn(*args, **kwargs)
+                if task.is_async:
+                    import asyncio  # only a sync workflow calling an async task pays for it
+
+                    reply = asyncio.run(reply)
+            elif kind == "wait":
+                ctx.wait_until(arg)
+            else:
+                ctx.committer.commit(arg)
+        except BaseException as exc:  # noqa: BLE001 - thrown back into the steps, which decide
+            error = exc
 
 
 def _record_failure(
     ctx: RunContext, task: Task[Any, Any], pos: int, digest: str, exc: Exception
-) -> BaseException:
+) -> Generator[Effect, Any, BaseException]:
     """Record ``exc`` as the task's failure; return what the body sees, exactly what replay will give it.
 
     A builtin exception type (with its args) and a type the serializer can store
@@ -214,5 +291,5 @@ def _record_failure(
         error.pop("exception", None)
         surfaced = TaskFailedError(task.name, error["type"], error["message"])
         surfaced.__cause__ = exc
-    ctx.committer.commit([record])
+    yield ("commit", [record])
     return surfaced

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Generator
+from typing import TYPE_CHECKING, Any
 
 from cairnflow.core.errors import InvalidArgumentError, MisuseError
 from cairnflow.core.tasks import current_run
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
     from cairnflow.core.replay import RunContext
 
-__all__ = ["Waiting", "sleep", "sleep_until"]
+__all__ = ["PAUSED", "Pause", "Waiting", "in_process_delay", "sleep", "sleep_until"]
 
 
 class Waiting(BaseException):
@@ -87,33 +88,59 @@ def _epoch(moment: float | datetime.datetime) -> float:
     raise InvalidArgumentError(f"sleep_until() takes an aware datetime or epoch seconds, not {moment!r}")
 
 
-def sleep(duration: float | datetime.timedelta) -> None:
+def sleep(duration: float | datetime.timedelta) -> Pause:
     """Pause the workflow for ``duration`` (seconds or a ``timedelta``), durably.
 
     The wake time (now + ``duration``) is computed once and recorded: a replay,
     in any process, waits for the same moment. See the module documentation
-    for when the run waits in process and when it stops as ``"waiting"``.
+    for when the run waits in process and when it stops as ``"waiting"``. In an
+    async workflow: ``await sleep(...)`` (the wait is an ``asyncio.sleep``).
     """
     seconds = _seconds(duration)
     ctx = current_context("sleep()")
-    ctx.call_timer(lambda: time.time() + seconds)
+    return ctx.call_timer(lambda: time.time() + seconds)
 
 
-def sleep_until(moment: float | datetime.datetime) -> None:
-    """Pause the workflow until ``moment`` (an aware ``datetime`` or epoch seconds), durably."""
+def sleep_until(moment: float | datetime.datetime) -> Pause:
+    """Pause the workflow until ``moment`` (an aware ``datetime`` or epoch seconds), durably.
+
+    In an async workflow: ``await sleep_until(...)`` (as ``await sleep(...)``).
+    """
     at = _epoch(moment)
     ctx = current_context("sleep_until()")
-    ctx.call_timer(lambda: at)
+    return ctx.call_timer(lambda: at)
 
 
-def wait_for(ctx: RunContext, wake_at: float) -> None:
-    """Return once ``wake_at`` has passed: at once, after waiting in process, or raise :class:`Waiting`."""
+class Pause:
+    """What ``sleep()``/``sleep_until()`` return: ``await`` it in an async workflow.
+
+    In a sync workflow the wait is over when the call returns (awaiting is then a no-op).
+    """
+
+    def __init__(self, waiting: Awaitable[None] | None = None) -> None:
+        self._waiting = waiting
+
+    def __await__(self) -> Generator[Any, None, None]:
+        if self._waiting is not None:
+            yield from self._waiting.__await__()
+
+
+#: A pause that is already over.
+PAUSED = Pause()
+
+
+def in_process_delay(ctx: RunContext, wake_at: float) -> float:
+    """How long the run waits for ``wake_at`` in its own process (0: it has passed).
+
+    Raises :class:`Waiting` when the run must stop instead (no deadline, or the
+    wake time falls past it). Before an in-process wait the timer record is
+    committed, so a killed process resumes towards the same moment.
+    """
     delay = wake_at - time.time()
     if delay <= 0:
-        return
+        return 0.0
     if ctx.deadline is not None and wake_at + ctx.reserve < ctx.deadline and not ctx.suspending:
         ctx.before_task()  # the start record and the pending answer, if any
-        ctx.committer.commit([])  # the staged timer record: a killed process resumes towards it
-        time.sleep(delay)
-        return
+        ctx.write_now([])  # the staged timer record: a killed process resumes towards it
+        return delay
     raise Waiting(wake_at)

@@ -16,6 +16,13 @@ az         ``az://container/prefix``    ``azure``           ``cairnflow[azure]``
 =========  ===========================  ==================  ==================
 
 Every backend module defines ``store_from_url(bucket, prefix, **options)``.
+
+**asyncio.** :func:`open_async_store` and :func:`open_async_saver` are the same
+for asyncio (an :class:`~cairnflow.core.store.AsyncObjectStore`, an
+:class:`~cairnflow.core.log.AsyncCheckpointLog`). :data:`_ASYNC_SCHEMES` maps
+a scheme to the module of its async backend, which defines
+``async_store_from_url(bucket, prefix, **options)``; a scheme without an entry
+there has no async backend yet.
 """
 
 from __future__ import annotations
@@ -30,11 +37,19 @@ from cairnflow.core.errors import InvalidURLError, MissingDependencyError, Store
 
 if TYPE_CHECKING:
     from cairnflow.core.cipher import Cipher
-    from cairnflow.core.log import CheckpointLog
+    from cairnflow.core.log import AsyncCheckpointLog, CheckpointLog
     from cairnflow.core.serde import Serializer
-    from cairnflow.core.store import ObjectStore
+    from cairnflow.core.store import AsyncObjectStore, ObjectStore
+    from cairnflow.savers.memory import MemoryStore
 
-__all__ = ["MissingDependencyError", "open_saver", "open_store", "parse_url"]
+__all__ = [
+    "MissingDependencyError",
+    "open_async_saver",
+    "open_async_store",
+    "open_saver",
+    "open_store",
+    "parse_url",
+]
 
 
 # scheme -> (module, pip extra or None, SDK top-level modules it needs)
@@ -46,7 +61,15 @@ _SCHEMES: dict[str, tuple[str, str | None]] = {
     "az": ("cairnflow.savers.azure", "azure"),
 }
 
-_memory_stores: dict[str, ObjectStore] = {}
+# scheme -> (module, pip extra or None) of the asyncio backends; memory and file are built in.
+# A cloud backend adds its line here; its module defines async_store_from_url(bucket, prefix, **options).
+_ASYNC_SCHEMES: dict[str, tuple[str, str | None]] = {
+    "s3": ("cairnflow.savers.s3_async", "s3"),
+    "gs": ("cairnflow.savers.gcs_async", "gcs"),
+    "az": ("cairnflow.savers.azure_async", "azure"),
+}
+
+_memory_stores: dict[str, MemoryStore] = {}
 _memory_lock = threading.Lock()
 
 
@@ -73,8 +96,8 @@ def parse_url(url: str) -> tuple[str, str, str]:
     return scheme, parts.netloc, f"{prefix}/" if prefix else ""
 
 
-def _backend(scheme: str) -> Any:
-    module_name, extra = _SCHEMES[scheme]
+def _backend(scheme: str, table: dict[str, tuple[str, str | None]] = _SCHEMES) -> Any:
+    module_name, extra = table[scheme]
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
@@ -83,6 +106,17 @@ def _backend(scheme: str) -> Any:
         raise MissingDependencyError(
             f"{scheme}:// needs the {exc.name!r} package: pip install 'cairnflow[{extra}]'"
         ) from exc
+
+
+def _memory_store(name: str) -> MemoryStore:
+    """The process's memory store of that name (sync and async openers share it)."""
+    from cairnflow.savers.memory import MemoryStore
+
+    with _memory_lock:
+        store = _memory_stores.get(name)
+        if store is None:
+            store = _memory_stores[name] = MemoryStore(name)
+    return store
 
 
 def open_store(url: str, **options: Any) -> tuple[ObjectStore, str]:
@@ -94,13 +128,7 @@ def open_store(url: str, **options: Any) -> tuple[ObjectStore, str]:
     if scheme == "memory":
         # Named memory stores are shared within the process, so that two
         # open_saver("memory://x") calls see the same threads.
-        from cairnflow.savers.memory import MemoryStore
-
-        with _memory_lock:
-            store = _memory_stores.get(location)
-            if store is None:
-                store = _memory_stores[location] = MemoryStore(location)
-        return store, prefix
+        return _memory_store(location), prefix
     if scheme == "file":
         from cairnflow.savers.local import LocalStore
 
@@ -129,11 +157,62 @@ def open_saver(
     """
     from cairnflow.core.log import CheckpointLog
 
+    _check_directory(url, create)
+    store, prefix = open_store(url, **store_options)
+    return CheckpointLog(store, prefix=prefix, serializer=serializer, cipher=cipher)
+
+
+def _check_directory(url: str, create: bool) -> None:
     scheme, location, _ = parse_url(url)
     if scheme == "file" and not create and not os.path.isdir(location):
         raise StoreAccessError(
             f"no store directory at {location!r}: check the path, or pass create=True for a new store",
             store=url,
         )
-    store, prefix = open_store(url, **store_options)
-    return CheckpointLog(store, prefix=prefix, serializer=serializer, cipher=cipher)
+
+
+def open_async_store(url: str, **options: Any) -> tuple[AsyncObjectStore, str]:
+    """:func:`open_store` for asyncio: the :class:`AsyncObjectStore` named by ``url``, and its prefix.
+
+    ``memory://name`` shares its objects with ``open_store("memory://name")``.
+    Opening makes no request (clients connect on first use); close the store
+    with ``await store.aclose()`` or ``async with``.
+    """
+    scheme, location, prefix = parse_url(url)
+    if scheme == "memory":
+        from cairnflow.savers.memory import AsyncMemoryStore
+
+        return AsyncMemoryStore(location, shared=_memory_store(location)), prefix
+    if scheme == "file":
+        from cairnflow.savers.local import AsyncLocalStore
+
+        return AsyncLocalStore(location, **options), prefix
+    if scheme not in _ASYNC_SCHEMES:
+        raise InvalidURLError(
+            f"{scheme}:// has no asyncio backend in this version ({url!r}); use open_store/open_saver "
+            f"for a sync one, or one of: {', '.join(f'{s}://' for s in ('file', 'memory', *_ASYNC_SCHEMES))}"
+        )
+    return _backend(scheme, _ASYNC_SCHEMES).async_store_from_url(location, prefix, **options), prefix
+
+
+def open_async_saver(
+    url: str,
+    *,
+    create: bool = True,
+    serializer: Serializer | None = None,
+    cipher: Cipher | None = None,
+    **store_options: Any,
+) -> AsyncCheckpointLog:
+    """:func:`open_saver` for asyncio: the checkpoint log on the store named by ``url``.
+
+    >>> async with open_async_saver("file://./.cairnflow") as saver:   # doctest: +SKIP
+    ...     head = await saver.latest("thread-1")
+
+    Arguments as :func:`open_saver`. The saver owns its store: ``aclose()``
+    (or leaving ``async with``) closes it.
+    """
+    from cairnflow.core.log import AsyncCheckpointLog
+
+    _check_directory(url, create)
+    store, prefix = open_async_store(url, **store_options)
+    return AsyncCheckpointLog(store, prefix=prefix, serializer=serializer, cipher=cipher)

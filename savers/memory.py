@@ -1,19 +1,23 @@
 """An in-process store: a dict behind a lock. For tests and short-lived use.
 
 State lives only as long as the object; two processes never share it.
+:class:`AsyncMemoryStore` is the same store for asyncio (it can share one
+:class:`MemoryStore`'s objects, so sync and async code in one process see
+the same threads).
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from cairnflow.core.errors import AlreadyExistsError, NotFoundError, PreconditionFailedError
 from cairnflow.core.store import ObjectInfo, StoredObject
+from cairnflow.savers._abase import AsyncBackendStore
 from cairnflow.savers._base import BackendStore, Op
 
-__all__ = ["MemoryStore"]
+__all__ = ["AsyncMemoryStore", "MemoryStore"]
 
 
 class MemoryStore(BackendStore):
@@ -66,3 +70,35 @@ class MemoryStore(BackendStore):
     def _remove(self, key: str) -> None:
         with self._lock:
             self._objects.pop(key, None)
+
+
+class AsyncMemoryStore(AsyncBackendStore):
+    """The in-memory store for asyncio, on the objects of a :class:`MemoryStore`.
+
+    Each request runs inline on the event loop: it only touches a dict under
+    a lock held for microseconds, so there is nothing to wait for.
+    """
+
+    def __init__(self, name: str = "", *, shared: MemoryStore | None = None) -> None:
+        self.sync = shared if shared is not None else MemoryStore(name)
+        self.url = self.sync.url
+
+    async def _write(self, key: str, data: bytes, op: Op, etag: str | None) -> str:
+        return self.sync._write(key, data, op, etag)
+
+    async def _read(self, key: str) -> StoredObject:
+        return self.sync._read(key)
+
+    async def _list(
+        self, prefix: str, start_after: str | None, limit: int | None
+    ) -> AsyncIterator[ObjectInfo]:
+        for info in self.sync._list(prefix, start_after, limit):
+            yield info
+
+    async def list_prefixes(self, prefix: str) -> AsyncIterator[str]:
+        """The folders directly under ``prefix`` in key order (like S3's ``Delimiter='/'``)."""
+        for folder in self.sync.list_prefixes(prefix):
+            yield folder
+
+    async def _remove(self, key: str) -> None:
+        self.sync._remove(key)

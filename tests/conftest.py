@@ -19,15 +19,19 @@ from pathlib import Path
 import pytest
 
 from cairnflow.core.store import ObjectStore
-from cairnflow.savers.local import LocalStore
-from cairnflow.savers.memory import MemoryStore
+from cairnflow.savers.local import AsyncLocalStore, LocalStore
+from cairnflow.savers.memory import AsyncMemoryStore, MemoryStore
 from tests.emulators import StoreLocation
+from tests.support.async_bridge import SyncStore
 
 pytest_plugins = ["tests.emulators.plugin"]
 
 #: Every backend the contract suites run against. A new backend adds its name here
 #: and an emulator fixture module; the suites themselves do not change.
 BACKENDS = ["memory", "local", "s3", "gcs", "azure"]
+#: The asyncio backends the contract suites run against (through the sync bridges of
+#: tests/support/async_bridge.py). A fixture ``<name>_store`` returns a bridged store.
+ASYNC_BACKENDS = ["memory_async", "local_async", "s3_async", "gcs_async", "azure_async"]
 
 
 #: Contract tests that an emulator cannot pass although the real cloud does. Each is run and
@@ -65,6 +69,27 @@ def local_store_factory(tmp_path: Path) -> Callable[[], ObjectStore]:
 @pytest.fixture
 def local_store(local_store_factory: Callable[[], ObjectStore]) -> ObjectStore:
     return local_store_factory()
+
+
+@pytest.fixture
+def memory_async_store() -> ObjectStore:
+    return SyncStore(AsyncMemoryStore())
+
+
+@pytest.fixture
+def memory_async_store_factory(memory_async_store: ObjectStore) -> Callable[[], ObjectStore]:
+    return lambda: memory_async_store
+
+
+@pytest.fixture
+def local_async_store_factory(tmp_path: Path) -> Callable[[], ObjectStore]:
+    root = tmp_path / "store"
+    return lambda: SyncStore(AsyncLocalStore(root))
+
+
+@pytest.fixture
+def local_async_store(local_async_store_factory: Callable[[], ObjectStore]) -> ObjectStore:
+    return local_async_store_factory()
 
 
 @pytest.fixture

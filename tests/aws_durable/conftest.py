@@ -51,5 +51,8 @@ def client(counted: CountingStore, clock: FakeClock) -> Any:
 
 
 def kinds(records: list[dict[str, Any]]) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Each record as (who, [(type, action), ...]): the shape of an execution's history."""
-    return [(r["by"], [(u["Type"], u["Action"]) for u in r["u"]]) for r in records]
+    """Each record as (who, [(type, action), ...]): the shape of an execution's history.
+
+    ``who`` is ``"end"`` for the service record that ends an invocation (``InvocationCompleted``).
+    """
+    return [("end" if "inv" in r else r["by"], [(u["Type"], u["Action"]) for u in r["u"]]) for r in records]

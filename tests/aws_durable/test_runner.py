@@ -46,9 +46,10 @@ def test_steps_and_wait_resume_after_the_service_timestamp(
         ("service", []),
         ("sdk", [("STEP", "START"), ("STEP", "SUCCEED")]),
         ("sdk", [("WAIT", "START")]),
+        ("end", []),  # the invocation ended (suspended at the wait)
         ("service", [("WAIT", "SUCCEED")]),
         ("sdk", [("STEP", "START"), ("STEP", "SUCCEED")]),
-        ("service", [("EXECUTION", "SUCCEED")]),
+        ("end", [("EXECUTION", "SUCCEED")]),  # the result, in the record that ends the invocation
     ]
 
 

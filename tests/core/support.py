@@ -18,8 +18,10 @@ REPO = Path(__file__).resolve().parents[2]
 LOCATION_BACKENDS = ["local", "s3", "gcs", "azure"]
 
 
-def child_env(location: StoreLocation) -> dict[str, str]:
-    return {**os.environ, **location.env}
+def child_env(location: StoreLocation, flavour: str = "sync") -> dict[str, str]:
+    """The environment of a workload process: the store's, and which executor flavour to run
+    (``async``: the workflows' ``async def`` twins, see tests/workloads/pipeline.py)."""
+    return {**os.environ, **location.env, "CAIRNFLOW_TEST_FLAVOUR": flavour}
 
 
 def workload(name: str, args: Sequence[str]) -> list[str]:

@@ -10,6 +10,10 @@ first writes all target the same checkpoint key and the store's create-only
 write decides. The winner runs to completion; every loser must exit with
 ``ConflictError`` (exit code 3, ``OUTCOME {"status": "conflict"}``).
 
+Every race runs in both executor flavours (``flavour``: the workload's plain
+workflows with ``run``/``resume``, or their ``async def`` twins with
+``arun``/``aresume``).
+
 Afterwards the stored history must be linear (consecutive sequence numbers,
 no gaps), the state must hold exactly one answer for the interrupt and each
 task position at most once, and the result must be that of the winner's answer.
@@ -155,7 +159,9 @@ def _prepare_interrupted(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", LOCATION_BACKENDS)
+@pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_racing_resumes_of_one_interrupt(
+    flavour: str,
     backend: str,
     request: pytest.FixtureRequest,
     use_env: Callable[[StoreLocation], StoreLocation],
@@ -165,7 +171,7 @@ def test_racing_resumes_of_one_interrupt(
     location: StoreLocation = request.getfixturevalue(f"{backend}_location")
     use_env(location)
     saver = open_saver(location.url)
-    env = child_env(location)
+    env = child_env(location, flavour)
     answers = [2, 3, 5]
     expected = _reference_results(location, env, tmp_path, answers)
 
@@ -223,7 +229,9 @@ def test_racing_resumes_of_one_interrupt(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", LOCATION_BACKENDS)
+@pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_racing_runs_of_a_crashed_thread(
+    flavour: str,
     backend: str,
     request: pytest.FixtureRequest,
     use_env: Callable[[StoreLocation], StoreLocation],
@@ -233,7 +241,7 @@ def test_racing_runs_of_a_crashed_thread(
     location: StoreLocation = request.getfixturevalue(f"{backend}_location")
     use_env(location)
     saver = open_saver(location.url)
-    env = child_env(location)
+    env = child_env(location, flavour)
 
     ref_ledger = tmp_path / "ref-ledger"
     ref = run_child(_args(location, f"ref-{uuid.uuid4().hex[:8]}", ref_ledger), env)
@@ -281,7 +289,9 @@ def test_racing_runs_of_a_crashed_thread(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", LOCATION_BACKENDS)
+@pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_racing_resumes_without_put_barrier(
+    flavour: str,
     backend: str,
     request: pytest.FixtureRequest,
     use_env: Callable[[StoreLocation], StoreLocation],
@@ -298,7 +308,7 @@ def test_racing_resumes_without_put_barrier(
     location: StoreLocation = request.getfixturevalue(f"{backend}_location")
     use_env(location)
     saver = open_saver(location.url)
-    env = child_env(location)
+    env = child_env(location, flavour)
     answers = [2, 3]
     expected = _reference_results(location, env, tmp_path, answers)
 
@@ -343,7 +353,9 @@ def test_racing_resumes_without_put_barrier(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("durability", ["sync", "async"])
+@pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_losing_resume_runs_no_task_with_its_rejected_answer(
+    flavour: str,
     durability: str,
     local_location: StoreLocation,
     reap: Reap,
@@ -364,7 +376,7 @@ def test_losing_resume_runs_no_task_with_its_rejected_answer(
     """
     location = local_location
     saver = open_saver(location.url)
-    env = child_env(location)
+    env = child_env(location, flavour)
     answers = [2, 3]
     for round_no in range(3):
         thread = f"fence-{durability}-{round_no}-{uuid.uuid4().hex[:8]}"

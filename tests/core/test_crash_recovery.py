@@ -92,11 +92,13 @@ def _pipeline_args(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("flavour", ["sync", "async"])
 @pytest.mark.parametrize("durability", ["sync", "async", "exit"])
 @pytest.mark.parametrize("backend", LOCATION_BACKENDS)
 def test_sigkill_at_random_moment_then_resume(
     backend: str,
     durability: str,
+    flavour: str,
     request: pytest.FixtureRequest,
     use_env: Callable[[StoreLocation], StoreLocation],
     reap: Callable[[subprocess.Popen[str]], subprocess.Popen[str]],
@@ -105,7 +107,7 @@ def test_sigkill_at_random_moment_then_resume(
     location: StoreLocation = request.getfixturevalue(f"{backend}_location")
     use_env(location)
     saver = open_saver(location.url)
-    env = child_env(location)
+    env = child_env(location, flavour)
     seed = int(os.environ.get("CAIRNFLOW_CRASH_SEED") or random.SystemRandom().randrange(2**32))
     rng = random.Random(seed)
     print(f"crash-recovery seed={seed} backend={backend} durability={durability}")

@@ -11,7 +11,7 @@ import datetime as dt
 import importlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -483,11 +483,11 @@ def test_misuse_raises_typed_errors_that_say_what_to_do(saver: CheckpointLog) ->
     assert isinstance(bad_saver.value, TypeError)
     with pytest.raises(MisuseError, match=r"\.run\("):
         flow()
-    with pytest.raises(MisuseError, match="async"):
+    with pytest.raises(MisuseError, match="async generator"):
 
         @task
-        async def later() -> int:
-            return 1
+        async def items() -> AsyncIterator[int]:  # a task returns one value, not a stream
+            yield 1
 
     with pytest.raises(MisuseError, match="outside a workflow"):
         interrupt("loose")

@@ -2,11 +2,14 @@
 
 Every test wraps a :class:`MemoryStore` in a :class:`CountingStore` and runs
 an :class:`CheckpointLog` on it, so the counts are those the saver would
-send to S3, GCS or Azure.
+send to S3, GCS or Azure. The executor's costs are checked in both flavours
+(``flows``: the sync executor, and the asyncio one with the ``async def`` twins
+on an async saver over the same counting store): the same requests per step.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
@@ -17,6 +20,7 @@ import pytest
 from cairnflow.core import CheckpointLog, interrupt, task, workflow
 from cairnflow.core.counting import CountingStore
 from cairnflow.savers.memory import MemoryStore
+from tests.core.asavers import Flavoured, on_store
 
 N = 10
 
@@ -74,6 +78,47 @@ def approval(n: int) -> int:
     return acc
 
 
+# The async twins: the same calls, awaited (the asyncio executor must cost the same).
+
+
+@workflow(name="sequential")
+async def asequential(n: int) -> int:
+    acc = 1
+    for i in range(n):
+        acc = await step(i, acc)
+    return acc
+
+
+@workflow(name="fan_out")
+async def afan_out(n: int) -> int:
+    return sum(await asyncio.gather(*[slow_square(i) for i in range(n)]))
+
+
+@workflow(name="mixed")
+async def amixed(n: int) -> int:
+    acc = await asequential.fn(n)
+    return acc + sum(await asyncio.gather(*[slow_square(i) for i in range(n)]))
+
+
+@workflow(name="approval")
+async def aapproval(n: int) -> int:
+    acc = 1
+    for i in range(n):
+        acc = await step(i, acc)
+    factor = interrupt("factor?")
+    for i in range(n, n + 3):
+        acc = await step(i, acc * factor)
+    return acc
+
+
+TWINS = {
+    "sequential": (sequential, asequential),
+    "fan_out": (fan_out, afan_out),
+    "mixed": (mixed, amixed),
+    "approval": (approval, aapproval),
+}
+
+
 def _expected_sequential(n: int, start: int = 1) -> int:
     acc = start
     for i in range(n):
@@ -92,6 +137,13 @@ def saver(counting: CountingStore) -> CheckpointLog:
     return CheckpointLog(counting)
 
 
+@pytest.fixture(params=["sync", "async"])
+def flows(request: pytest.FixtureRequest, counting: CountingStore, saver: CheckpointLog) -> Flavoured:
+    """The workflows above in either flavour, on the counting store."""
+    async_saver, _ = on_store(counting)
+    return Flavoured(request.param, TWINS, saver, async_saver)
+
+
 def _task_positions(saver: CheckpointLog, thread: str) -> list[int]:
     head = saver.latest(thread)
     assert head is not None
@@ -100,9 +152,9 @@ def _task_positions(saver: CheckpointLog, thread: str) -> list[int]:
 
 @pytest.mark.parametrize("n", [1, 3, N])
 def test_sync_sequential_run_costs_one_put_per_task_plus_end(
-    counting: CountingStore, saver: CheckpointLog, n: int
+    counting: CountingStore, saver: CheckpointLog, flows: Flavoured, n: int
 ) -> None:
-    run = sequential.run(n, thread_id="t", saver=saver, durability="sync")
+    run = flows.run("sequential", n, thread_id="t", durability="sync")
     assert run.result == _expected_sequential(n)
     # The start record (written before the first task runs, so that a run killed in it
     # can be resumed), one PUT per task, the end, and the end's status index entry
@@ -112,8 +164,8 @@ def test_sync_sequential_run_costs_one_put_per_task_plus_end(
     assert [info.seq for info in saver.history("t")] == list(range(n + 1, -1, -1))
 
 
-def test_replayed_tasks_cost_no_put(counting: CountingStore, saver: CheckpointLog) -> None:
-    first = approval.run(N, thread_id="t", saver=saver, durability="sync")
+def test_replayed_tasks_cost_no_put(counting: CountingStore, saver: CheckpointLog, flows: Flavoured) -> None:
+    first = flows.run("approval", N, thread_id="t", durability="sync")
     assert first.status == "interrupted"
     # the start, N task writes, the interrupt, the interrupt's status index entry
     assert counting.counts["PUT"] == 1 + N + 1 + 1
@@ -121,7 +173,7 @@ def test_replayed_tasks_cost_no_put(counting: CountingStore, saver: CheckpointLo
 
     counting.reset()
     calls.clear()
-    done = approval.resume(2, thread_id="t", saver=saver, durability="sync")
+    done = flows.resume("approval", 2, thread_id="t", durability="sync")
     assert done.status == "completed"
     acc = _expected_sequential(N)
     for i in range(N, N + 3):
@@ -136,23 +188,25 @@ def test_replayed_tasks_cost_no_put(counting: CountingStore, saver: CheckpointLo
 
     counting.reset()
     calls.clear()
-    again = approval.run(N, thread_id="t", saver=saver, durability="sync")
+    again = flows.run("approval", N, thread_id="t", durability="sync")
     assert again.result == acc
     assert counting.counts["PUT"] == 0
     assert not calls
 
 
-def test_exit_mode_makes_one_put_for_the_whole_run(counting: CountingStore, saver: CheckpointLog) -> None:
-    run = mixed.run(N, thread_id="t", saver=saver, durability="exit")
+def test_exit_mode_makes_one_put_for_the_whole_run(
+    counting: CountingStore, saver: CheckpointLog, flows: Flavoured
+) -> None:
+    run = flows.run("mixed", N, thread_id="t", durability="exit")
     assert run.result == _expected_sequential(N) + sum(i * i for i in range(N))
     assert counting.counts["PUT"] == 1 + 1  # the run, and its status index entry
     assert _task_positions(saver, "t") == list(range(2 * N))
 
 
 def test_async_mode_makes_at_most_one_put_per_task_plus_end(
-    counting: CountingStore, saver: CheckpointLog
+    counting: CountingStore, saver: CheckpointLog, flows: Flavoured
 ) -> None:
-    run = sequential.run(N, thread_id="t", saver=saver, durability="async")
+    run = flows.run("sequential", N, thread_id="t", durability="async")
     assert run.result == _expected_sequential(N)
     assert 1 + 1 <= counting.counts["PUT"] <= 1 + N + 1 + 1  # + the status index entry
     assert _task_positions(saver, "t") == list(range(N))
@@ -161,9 +215,9 @@ def test_async_mode_makes_at_most_one_put_per_task_plus_end(
 
 
 def test_sync_parallel_fan_out_makes_at_most_one_put_per_task_plus_end(
-    counting: CountingStore, saver: CheckpointLog
+    counting: CountingStore, saver: CheckpointLog, flows: Flavoured
 ) -> None:
-    run = fan_out.run(N, thread_id="t", saver=saver, durability="sync", max_workers=N)
+    run = flows.run("fan_out", N, thread_id="t", durability="sync", max_workers=N)
     assert run.result == sum(i * i for i in range(N))
     # the start, at most one per task, the end, the end's status index entry
     assert counting.counts["PUT"] <= 1 + N + 1 + 1

@@ -125,10 +125,14 @@ def test_workflows_are_found_in_modules_by_name() -> None:
         "always_fails",
         "child_waits",
         "dies_once",
+        "dispatches",
+        "fails_with_its_child",
         "fans_out_to_waiting_children",
         "five_steps",
         "naps",
         "sleeps_then_waits",
+        "squares",
+        "survives_a_failed_child",
     ]
 
 
@@ -179,3 +183,31 @@ def test_cairnflow_worker_without_workflows_is_a_usage_error(tmp_path: Path) -> 
     )
     assert proc.returncode == 2
     assert "no @workflow found" in proc.stderr
+
+
+def test_a_worker_waits_after_a_poll_whose_due_entries_other_workers_hold(saver: CheckpointLog) -> None:
+    worker = Worker(saver, [flows.five_steps])
+    other = Worker(saver, [flows.five_steps], worker_id="other")
+    suspend_at_start(worker.driver, "held")
+    (entry,) = other.index.due()
+    assert other.index.claim(entry)  # another worker is continuing it (for 900 s)
+    polls: list[int] = []
+    poll = worker.poll
+
+    def counted() -> object:
+        polls.append(1)
+        assert len(polls) < 3, "the worker polled again at once: it spins until the claim expires"
+        return poll()
+
+    class Stop(threading.Event):
+        waited: list[float | None] = []
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.waited.append(timeout)
+            self.set()
+            return True
+
+    worker.poll = counted  # type: ignore[method-assign]
+    stop = Stop()
+    worker.run(interval=0.5, stop=stop)
+    assert (len(polls), stop.waited) == (1, [0.5])

@@ -102,6 +102,21 @@ def _listens(log_path: Path, port: int) -> bool:
     return f"listens on http://127.0.0.1:{port}" in _log_tail(log_path) and _responds(port)
 
 
+def azurite_command(binary: Path, service: str, port: int) -> list[str]:
+    """The command line of one Azurite service (``blob`` or ``queue``): 127.0.0.1, in memory, quiet."""
+    return [
+        str(binary),
+        f"--{service}Host",
+        "127.0.0.1",
+        f"--{service}Port",
+        str(port),
+        "--inMemoryPersistence",
+        "--disableTelemetry",
+        "--skipApiVersionCheck",
+        "--silent",
+    ]
+
+
 def start_azurite() -> Azurite:
     """Start Azurite (blob only, in memory) on a free 127.0.0.1 port; return once it answers.
 
@@ -116,17 +131,7 @@ def start_azurite() -> Azurite:
         port = free_port()
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [
-                    str(AZURITE_BIN),
-                    "--blobHost",
-                    "127.0.0.1",
-                    "--blobPort",
-                    str(port),
-                    "--inMemoryPersistence",
-                    "--disableTelemetry",
-                    "--skipApiVersionCheck",
-                    "--silent",
-                ],
+                azurite_command(AZURITE_BIN, "blob", port),
                 cwd=workdir,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -163,6 +168,16 @@ def make_store(container: str, endpoint: str, **options: Any) -> ObjectStore:
 
     options.setdefault("client_options", FAST_RETRY)
     return AzureBlobStore(container, connection_string=connection_string(endpoint), **options)
+
+
+def make_async_store(container: str, endpoint: str, **options: Any) -> ObjectStore:
+    """As :func:`make_store`, an :class:`~cairnflow.savers.azure_async.AsyncAzureBlobStore`
+    seen through :class:`tests.support.async_bridge.SyncStore`."""
+    from cairnflow.savers.azure_async import AsyncAzureBlobStore
+    from tests.support.async_bridge import SyncStore
+
+    options.setdefault("client_options", FAST_RETRY)
+    return SyncStore(AsyncAzureBlobStore(container, connection_string=connection_string(endpoint), **options))
 
 
 @contextlib.contextmanager
@@ -221,6 +236,27 @@ def azure_store_factory(request: pytest.FixtureRequest) -> Iterator[Callable[[],
 @pytest.fixture
 def azure_store(azure_store_factory: Callable[[], ObjectStore]) -> ObjectStore:
     return azure_store_factory()
+
+
+@pytest.fixture
+def azure_async_store_factory(request: pytest.FixtureRequest) -> Iterator[Callable[[], ObjectStore]]:
+    """As ``azure_store_factory``, for the asyncio store (through the sync bridge)."""
+    server = azurite(request.config)
+    stores: list[ObjectStore] = []
+
+    def factory() -> ObjectStore:
+        stores.append(make_async_store(container, server.url, page_size=7))
+        return stores[-1]
+
+    with fresh_container(server) as container:
+        yield factory
+        for store in stores:
+            store.close()
+
+
+@pytest.fixture
+def azure_async_store(azure_async_store_factory: Callable[[], ObjectStore]) -> ObjectStore:
+    return azure_async_store_factory()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.emulators import SessionEmulator, free_port, stop_process, wait_until_ready
-from tests.emulators.azure import ACCOUNT, ACCOUNT_KEY, REPO
+from tests.emulators.azure import ACCOUNT, ACCOUNT_KEY, REPO, azurite_command
 
 AZURITE_QUEUE_BIN = REPO / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-queue"
 STARTUP_TIMEOUT = 30.0
@@ -53,17 +53,7 @@ def start_azurite_queue() -> AzuriteQueue:
     log_path = workdir / "azurite.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [
-                str(AZURITE_QUEUE_BIN),
-                "--queueHost",
-                "127.0.0.1",
-                "--queuePort",
-                str(port),
-                "--inMemoryPersistence",
-                "--disableTelemetry",
-                "--skipApiVersionCheck",
-                "--silent",
-            ],
+            azurite_command(AZURITE_QUEUE_BIN, "queue", port),
             cwd=workdir,
             stdin=subprocess.DEVNULL,
             stdout=log,

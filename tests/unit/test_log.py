@@ -37,7 +37,7 @@ GOLDEN = {
 def test_written_objects_are_byte_identical_to_the_previous_release(monkeypatch: pytest.MonkeyPatch) -> None:
     counter = itertools.count()
     monkeypatch.setattr("time.time", lambda: 1700000000.25)
-    monkeypatch.setattr("uuid.uuid4", lambda: uuid.UUID(int=next(counter)))
+    monkeypatch.setattr("secrets.token_hex", lambda n: uuid.UUID(int=next(counter)).hex)
     store = MemoryStore()
     log = CheckpointLog(store, prefix="plain", snapshot_every=2)
     seen: dict[str, str] = {}

@@ -15,11 +15,16 @@ tell from the checkpoint log which ledger lines were recorded.
 
 The process prints one machine-readable line ``OUTCOME {json}`` and exits with
 one of the codes below, so a parent can tell how it ended.
+
+With ``CAIRNFLOW_TEST_FLAVOUR=async`` in its environment (or ``--flavour async``) the
+process runs the ``async def`` twins (same names, same records: ``async def`` tasks
+awaited, the fan-out gathered) with ``await arun``/``aresume`` on an async saver.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -30,6 +35,7 @@ from typing import Any
 
 from cairnflow.core import ConflictError, ResumeError, interrupt, task, workflow
 from cairnflow.core.store import ObjectStore, PutMode
+from tests.core.asavers import async_twin
 from tests.support.forwarding import ForwardingStore
 
 EXIT_OK = 0
@@ -125,6 +131,65 @@ def approval_pipeline(seed: int) -> dict[str, Any]:
 
 
 WORKFLOWS = {"pipeline": pipeline, "approval_pipeline": approval_pipeline}
+
+
+# The async twins: the same tasks (names, arguments, ledger lines) and body, awaited.
+
+
+async def _aside_effect(name: str, index: int, arg: int) -> str:
+    if CONFIG.crash_at == index:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if CONFIG.task_ms:
+        await asyncio.sleep(CONFIG.task_ms / 1000)
+    line = f"{name}:{index},{arg}"
+    ledger_append(CONFIG.ledger, line)
+    return line
+
+
+@task(name="prepare")
+async def aprepare(index: int, acc: int) -> list[Any]:
+    return [await _aside_effect("prepare", index, acc), (acc * 31 + index * 7 + 1) % MOD]
+
+
+@task(name="fan")
+async def afan(index: int, base: int) -> list[Any]:
+    return [await _aside_effect("fan", index, base), (base * base + index) % MOD]
+
+
+@task(name="combine")
+async def acombine(index: int, acc: int) -> list[Any]:
+    return [await _aside_effect("combine", index, acc), (acc * 17 + index) % MOD]
+
+
+async def _abody(seed: int, with_interrupt: bool) -> dict[str, Any]:
+    values: list[int] = []
+    acc = seed
+    for i in range(SEQ1):
+        _, acc = await aprepare(i, acc)
+        values.append(acc)
+    fanned = [r[1] for r in await asyncio.gather(*[afan(SEQ1 + j, (acc + j) % MOD) for j in range(FAN)])]
+    values.extend(fanned)
+    factor = 1
+    if with_interrupt:
+        factor = int(interrupt({"question": "approve?", "acc": acc}))
+    acc = (sum(fanned) * factor) % MOD
+    for k in range(SEQ2):
+        _, acc = await acombine(SEQ1 + FAN + k, acc)
+        values.append(acc)
+    return {"checksum": sum(values) % MOD, "last": acc, "count": len(values)}
+
+
+@workflow(name="pipeline")
+async def apipeline(seed: int) -> dict[str, Any]:
+    return await _abody(seed, with_interrupt=False)
+
+
+@workflow(name="approval_pipeline")
+async def aapproval_pipeline(seed: int) -> dict[str, Any]:
+    return await _abody(seed, with_interrupt=True)
+
+
+AWORKFLOWS = {"pipeline": apipeline, "approval_pipeline": aapproval_pipeline}
 
 
 def ledger_line_of(record: dict[str, Any]) -> str:
@@ -223,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--peers", type=int, default=1)
     parser.add_argument(
+        "--flavour", choices=["sync", "async"], default=os.environ.get("CAIRNFLOW_TEST_FLAVOUR", "sync")
+    )
+    parser.add_argument(
         "--hold-first-put",
         type=float,
         nargs=2,
@@ -252,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.started:
         Path(args.started).touch()
 
+    if args.flavour == "async":
+        return asyncio.run(
+            _amain(args, AWORKFLOWS[args.workflow], async_twin(saver, args.url, bool(args.put_barrier)))
+        )
     op = args.op
     if op == "auto":
         op = "run" if saver.latest(args.thread) is None else "resume"
@@ -262,6 +334,29 @@ def main(argv: list[str] | None = None) -> int:
             run = wf.resume(args.answer, thread_id=args.thread, saver=saver, durability=args.durability)
         else:
             run = wf.resume(thread_id=args.thread, saver=saver, durability=args.durability)
+    except ConflictError as exc:
+        return _outcome({"status": "conflict", "error": str(exc)}, EXIT_CONFLICT)
+    except ResumeError as exc:
+        return _outcome({"status": "resume-error", "error": str(exc)}, EXIT_RESUME_ERROR)
+    return _outcome(
+        {"status": run.status, "result": run.result, "interrupt": run.interrupt, "op": op}, EXIT_OK
+    )
+
+
+async def _amain(args: argparse.Namespace, wf: Any, saver: Any) -> int:
+    """:func:`main`'s run or resume, with the async twin on an async saver."""
+    op = args.op
+    if op == "auto":
+        op = "run" if await saver.latest(args.thread) is None else "resume"
+    try:
+        if op == "run":
+            run = await wf.arun(args.seed, thread_id=args.thread, saver=saver, durability=args.durability)
+        elif args.answer is not None:
+            run = await wf.aresume(
+                args.answer, thread_id=args.thread, saver=saver, durability=args.durability
+            )
+        else:
+            run = await wf.aresume(thread_id=args.thread, saver=saver, durability=args.durability)
     except ConflictError as exc:
         return _outcome({"status": "conflict", "error": str(exc)}, EXIT_CONFLICT)
     except ResumeError as exc:

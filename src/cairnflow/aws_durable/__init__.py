@@ -27,6 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from .boto import Boto3Adapter, DurableServiceError
 from .client import CairnflowDurableClient
+from .lambda_api import LambdaApiError, LocalLambda
 from .runner import ExecutionResult, LocalLambdaContext, LocalRunner
 from .state import ExecutionView
 
@@ -36,6 +37,8 @@ __all__ = [
     "DurableServiceError",
     "ExecutionResult",
     "ExecutionView",
+    "LambdaApiError",
+    "LocalLambda",
     "LocalLambdaContext",
     "LocalRunner",
 ]

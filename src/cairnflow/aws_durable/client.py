@@ -65,9 +65,18 @@ from cairnflow.core.log import CheckpointLog
 if TYPE_CHECKING:
     from .boto import Boto3Adapter
 
-from .ids import decode_callback_id, encode_callback_id
+from .ids import encode_callback_id
+from .outside import OutsideCalls
 from .payloads import INLINE_LIMIT, PayloadLog
-from .state import ExecutionView, apply_record, due_updates, fold, next_due_ms, public
+from .state import (
+    ExecutionView,
+    apply_record,
+    due_updates,
+    fold,
+    next_due_ms,
+    only_invocation_ends,
+    public,
+)
 
 __all__ = ["CairnflowDurableClient"]
 
@@ -104,7 +113,7 @@ def _log_status(view: ExecutionView) -> Status:
     return "running"
 
 
-class CairnflowDurableClient:
+class CairnflowDurableClient(OutsideCalls):
     """The durable-execution service on a :class:`~cairnflow.core.log.CheckpointLog`'s store.
 
     ``saver`` supplies the store, prefix, serializer, cipher and retry policy;
@@ -209,8 +218,8 @@ class CairnflowDurableClient:
 
     def _state_at_token(
         self, arn: str, token: str, error: type[CheckpointError] | type[GetExecutionStateError]
-    ) -> tuple[int, Checkpoint, ExecutionView]:
-        """``(seq, head, state)`` a checkpoint token names, or the SDK's error of type ``error``.
+    ) -> tuple[Checkpoint, ExecutionView]:
+        """``(head, state)`` a checkpoint token names, or the SDK's error of type ``error``.
 
         A token that is not one of ``arn``'s is the retryable ``Invalid checkpoint
         token``; a well-formed token naming no record is, for ``checkpoint``, the same
@@ -234,7 +243,7 @@ class CairnflowDurableClient:
                 raise _api_error(error, code, message, 400, retryable=True) from None
             message = f"execution {arn!r} has no record {seq}"
             raise _api_error(error, "ResourceNotFoundException", message, 404, retryable=False) from None
-        return seq, head, view
+        return head, view
 
     def checkpoint(
         self,
@@ -245,7 +254,7 @@ class CairnflowDurableClient:
     ) -> CheckpointOutput:
         """Record one batch of operation updates, fenced by ``checkpoint_token`` (one PUT)."""
         arn = durable_execution_arn
-        seq, head, view = self._state_at_token(arn, checkpoint_token, CheckpointError)
+        head, view = self._state_at_token(arn, checkpoint_token, CheckpointError)
         record: dict[str, Any] = {
             "n": uuid.uuid4().hex,
             "t": self._now_ms(),
@@ -253,19 +262,40 @@ class CairnflowDurableClient:
             "ct": client_token,
             "u": [self._accept(arn, dict(u.to_dict())) for u in updates],
         }
-        after = view.copy()
+        while True:
+            after = view.copy()
+            try:
+                changed = apply_record(after, record, position=len(head.records))
+            except InvalidArgumentError as exc:
+                raise _api_error(
+                    CheckpointError, "InvalidParameterValueException", str(exc), 400, retryable=False
+                ) from None
+            try:
+                written = self.log.append(arn, head, [record], status=_log_status(after))
+            except ConflictError:
+                own = self._own(arn, head.seq + 1, client_token)
+                moved = None if own is not None else self._past_ends(arn, head)
+                if moved is None:
+                    return self._recognise(arn, head.seq + 1, own)
+                head, view = moved  # only stood-down invocations ended meanwhile: go on top
+                continue
+            self._remember(arn, written, after)
+            return self._output(arn, written.seq, after, changed)
+
+    def _own(self, arn: str, seq: int, client_token: str | None) -> Checkpoint | None:
+        """Record ``seq`` if it is this call's own (same client token), landed by an earlier try."""
+        if client_token is None:
+            return None
         try:
-            changed = apply_record(after, record, position=len(head.records))
-        except InvalidArgumentError as exc:
-            raise _api_error(
-                CheckpointError, "InvalidParameterValueException", str(exc), 400, retryable=False
-            ) from None
-        try:
-            written = self.log.append(arn, head, [record], status=_log_status(after))
-        except ConflictError:
-            return self._recognise(arn, seq + 1, client_token)
-        self._remember(arn, written, after)
-        return self._output(arn, written.seq, after, changed)
+            theirs = self.log.get(arn, seq)
+        except ThreadNotFoundError:
+            return None
+        return theirs if theirs.new and theirs.new[-1].get("ct") == client_token else None
+
+    def _past_ends(self, arn: str, head: Checkpoint) -> tuple[Checkpoint, ExecutionView] | None:
+        """The newest state, if all that came after ``head`` only ends invocations (see state.py)."""
+        latest, view = self._latest(arn)
+        return (latest, view) if only_invocation_ends(latest.records[len(head.records) :]) else None
 
     def _accept(self, arn: str, update: dict[str, Any]) -> dict[str, Any]:
         """An SDK update as recorded: with what the service assigns on acceptance."""
@@ -273,19 +303,14 @@ class CairnflowDurableClient:
             update["CallbackId"] = encode_callback_id(arn, str(update["Id"]))
         return update
 
-    def _recognise(self, arn: str, seq: int, client_token: str | None) -> CheckpointOutput:
-        """After a lost create: our own earlier call with the same client token, or a stale token."""
-        if client_token is not None:
-            try:
-                theirs = self.log.get(arn, seq)
-            except ThreadNotFoundError:
-                theirs = None
-            if theirs is not None and theirs.new and theirs.new[-1].get("ct") == client_token:
-                view = self._fold(arn, theirs.records)
-                self._remember(arn, theirs, view)
-                before = self._fold(arn, theirs.records[:-1])
-                changed = [op for op in view.operations if view.operations[op] != before.operations.get(op)]
-                return self._output(arn, seq, view, changed)
+    def _recognise(self, arn: str, seq: int, own: Checkpoint | None) -> CheckpointOutput:
+        """After a lost create: our own earlier call (``own``, same client token), else a stale token."""
+        if own is not None:
+            view = self._fold(arn, own.records)
+            self._remember(arn, own, view)
+            before = self._fold(arn, own.records[:-1])
+            changed = [op for op in view.operations if view.operations[op] != before.operations.get(op)]
+            return self._output(arn, seq, view, changed)
         raise _api_error(
             CheckpointError,
             "InvalidParameterValueException",
@@ -310,7 +335,7 @@ class CairnflowDurableClient:
         max_items: int = 1000,
     ) -> StateOutput:
         """One page of the operations as of ``checkpoint_token``; ``next_marker`` is an offset."""
-        _, _, view = self._state_at_token(durable_execution_arn, checkpoint_token, GetExecutionStateError)
+        _, view = self._state_at_token(durable_execution_arn, checkpoint_token, GetExecutionStateError)
         operations, marker = self.page(view, next_marker, max_items)
         return StateOutput(operations=operations, next_marker=marker)
 
@@ -360,7 +385,7 @@ class CairnflowDurableClient:
             update["Name"] = name
         if timeout is not None:
             update["ExecutionTimeout"] = max(1, math.ceil(timeout))
-        record = {"n": uuid.uuid4().hex, "t": self._now_ms(), "by": "service", "ct": None, "u": [update]}
+        record = self._record([update])
         view = ExecutionView(execution_id)
         apply_record(view, record, position=0, check=False)
         head = self.log.append(arn, None, [record], status="running")
@@ -368,7 +393,12 @@ class CairnflowDurableClient:
         return arn
 
     def service_update(
-        self, arn: str, make: Callable[[ExecutionView], list[dict[str, Any]] | None], *, always: bool = False
+        self,
+        arn: str,
+        make: Callable[[ExecutionView], list[dict[str, Any]] | None],
+        *,
+        always: bool = False,
+        inv: dict[str, Any] | None = None,
     ) -> tuple[str, ExecutionView] | None:
         """Append the updates ``make(latest state)`` returns, as the service, retrying lost races.
 
@@ -381,13 +411,7 @@ class CairnflowDurableClient:
             updates = make(view.copy())
             if updates is None and not always:
                 return None
-            record = {
-                "n": uuid.uuid4().hex,
-                "t": self._now_ms(),
-                "by": "service",
-                "ct": None,
-                "u": updates or [],
-            }
+            record = self._record(updates or [], inv=inv)
             after = view.copy()
             apply_record(after, record, position=len(head.records), check=False)
             try:
@@ -398,6 +422,13 @@ class CairnflowDurableClient:
             self._remember(arn, written, after)
             return self.token_for(arn, written.seq), after
         raise ConflictError(f"execution {arn!r} kept moving under the service; try again", thread_id=arn)
+
+    def _record(self, updates: list[dict[str, Any]], *, inv: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A service record of ``updates`` stamped now (``inv``: it also ends an invocation)."""
+        record = {"n": uuid.uuid4().hex, "t": self._now_ms(), "by": "service", "ct": None, "u": updates}
+        if inv is not None:
+            record["inv"] = inv
+        return record
 
     def _latest_or_cached(self, arn: str) -> tuple[Checkpoint, ExecutionView]:
         with self._lock:
@@ -419,109 +450,58 @@ class CairnflowDurableClient:
         assert begun is not None  # always=True writes
         return begun
 
-    def finish_invocation(self, arn: str, token: str, output: Mapping[str, Any]) -> bool:
-        """Record the handler's terminal output, fenced by the invocation's last token.
+    def end_invocation(
+        self,
+        arn: str,
+        token: str,
+        output: Mapping[str, Any],
+        *,
+        started_ms: int,
+        request_id: str,
+        begun: str | None = None,
+    ) -> bool:
+        """Record that an invocation ended (``InvocationCompleted``), with the handler's result.
 
-        Returns False (nothing written) if the token is stale: another
-        invocation moved on, and this one's output does not count.
+        A terminal output (``SUCCEEDED``/``FAILED``) is written fenced by the
+        invocation's last token, in the same record; if that token is stale
+        (another invocation moved on) the output does not count: False, and
+        only the invocation's end is recorded. Other outputs record the end alone.
+        ``begun`` is the token the invocation began with: the end names that record
+        (``from``), so what the service recorded meanwhile is known to be unseen.
         """
         status = output.get("Status")
-        if status not in ("SUCCEEDED", "FAILED"):
-            return False
+        inv: dict[str, Any] = {"s": started_ms, "rid": request_id}
+        first = None if begun is None else self._parse_token(arn, begun)
+        if first is not None:
+            inv["from"] = first
+        if status == "RETRY" and output.get("Error"):  # the handler itself failed
+            inv["err"] = dict(output["Error"])
         seq = self._parse_token(arn, token)
-        if seq is None:
-            return False
-        head, view = self._at(arn, seq)
-        if view.done:
-            return True  # the SDK checkpointed the result itself (a large one)
-        if status == "SUCCEEDED":
-            update = {
-                "Id": view.execution_id,
-                "Type": "EXECUTION",
-                "Action": "SUCCEED",
-                "Payload": output.get("Result"),
-            }
-        else:
-            update = {
-                "Id": view.execution_id,
-                "Type": "EXECUTION",
-                "Action": "FAIL",
-                "Error": dict(output.get("Error") or {}),
-            }
-        record = {"n": uuid.uuid4().hex, "t": self._now_ms(), "by": "service", "ct": None, "u": [update]}
-        after = view.copy()
-        apply_record(after, record, position=len(head.records), check=False)
-        try:
-            written = self.log.append(arn, head, [record], status=_log_status(after))
-        except ConflictError:
-            return False
-        self._remember(arn, written, after)
-        return True
-
-    def _callback(self, callback_id: str, make: Callable[[str], dict[str, Any] | None]) -> None:
-        arn, op_id = decode_callback_id(callback_id)
-
-        def deliver(view: ExecutionView) -> list[dict[str, Any]] | None:
-            if view.done:
-                raise InvalidArgumentError(
-                    f"callback {callback_id!r}: execution {arn!r} is already {view.status}"
-                )
-            op = view.operations.get(op_id)
-            if (
-                op is None
-                or op["Type"] != "CALLBACK"
-                or op.get("CallbackDetails", {}).get("CallbackId") != callback_id
-            ):
-                raise InvalidArgumentError(f"callback id {callback_id!r} names no callback of {arn!r}")
-            if op["Status"] != "STARTED":
-                raise InvalidArgumentError(
-                    f"callback {callback_id!r} is already {op['Status']}; it cannot be completed again"
-                )
-            update = make(op_id)
-            return None if update is None else [update]
-
-        try:
-            self.service_update(arn, deliver)
-        except ThreadNotFoundError:
-            raise InvalidArgumentError(f"callback id {callback_id!r}: execution {arn!r} not found") from None
-
-    def send_callback_success(self, callback_id: str, result: str | None = None) -> None:
-        """Complete a callback with ``result`` (the serialized payload, as the SDK reads it)."""
-        self._callback(
-            callback_id, lambda op: {"Id": op, "Type": "CALLBACK", "Action": "SUCCEED", "Payload": result}
-        )
-
-    def send_callback_failure(
-        self,
-        callback_id: str,
-        error_message: str | None = None,
-        error_type: str | None = None,
-        error_data: str | None = None,
-    ) -> None:
-        """Fail a callback; the handler's ``wait_for_callback`` raises with this error."""
-        error = {"ErrorMessage": error_message, "ErrorType": error_type, "ErrorData": error_data}
-        error = {k: v for k, v in error.items() if v is not None}
-        self._callback(
-            callback_id, lambda op: {"Id": op, "Type": "CALLBACK", "Action": "FAIL", "Error": error}
-        )
-
-    def send_callback_heartbeat(self, callback_id: str) -> None:
-        """Push a callback's heartbeat deadline forward."""
-        self._callback(callback_id, lambda op: {"Id": op, "Type": "CALLBACK", "Action": "HEARTBEAT"})
-
-    def stop_execution(self, arn: str, error: Mapping[str, Any] | None = None) -> ExecutionView:
-        """End execution ``arn`` as ``STOPPED`` (StopDurableExecution); a finished one is left as it is.
-
-        A running invocation's next checkpoint is then refused (its token is
-        stale) and nothing of it is recorded. Returns the state after.
-        """
-        stop = {"Id": "", "Type": "EXECUTION", "Action": "STOP", "Error": dict(error or {})}
-
-        def make(view: ExecutionView) -> list[dict[str, Any]] | None:
-            return None if view.done else [{**stop, "Id": view.execution_id}]
-
-        done = self.service_update(arn, make)
-        return self.describe(arn) if done is None else done[1].copy()
+        if status in ("SUCCEEDED", "FAILED") and seq is not None:
+            head, view = self._at(arn, seq)
+            updates: list[dict[str, Any]] = []
+            if not view.done:  # else the SDK checkpointed the result itself (a large one)
+                if status == "SUCCEEDED":
+                    update = {"Action": "SUCCEED", "Payload": output.get("Result")}
+                else:
+                    update = {"Action": "FAIL", "Error": dict(output.get("Error") or {})}
+                updates.append({"Id": view.execution_id, "Type": "EXECUTION", **update})
+            record = self._record(updates, inv=inv)
+            while True:
+                after = view.copy()
+                apply_record(after, record, position=len(head.records), check=False)
+                try:
+                    written = self.log.append(arn, head, [record], status=_log_status(after))
+                except ConflictError:
+                    moved = self._past_ends(arn, head)
+                    if moved is None:
+                        break  # stale: record the end alone, below
+                    head, view = moved  # only stood-down invocations ended meanwhile
+                    continue
+                self._remember(arn, written, after)
+                return True
+        self.service_update(arn, lambda _view: [], inv=inv)
+        return status not in ("SUCCEEDED", "FAILED")
 
     def known_seq(self, arn: str) -> int:
         """The newest record of ``arn`` this process knows of (reads the store if none)."""

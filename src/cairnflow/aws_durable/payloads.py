@@ -82,22 +82,22 @@ class PayloadLog(CheckpointLog):
         status: Status,
         workflow: str | None = None,
     ) -> Checkpoint:
-        stored = [self._out_of_line(thread_id, record) for record in records]
+        stored = [self._externalize(thread_id, record) for record in records]
         return super().append(thread_id, head, stored, status=status, workflow=workflow)
 
-    def _out_of_line(self, thread_id: str, value: Any) -> Any:
+    def _externalize(self, thread_id: str, value: Any) -> Any:
         if isinstance(value, str) and len(value) > self.inline_limit // 4:
             data = value.encode()
             if len(data) > self.inline_limit:
-                return self._put(thread_id, value, data)
+                return self._store_payload(thread_id, value, data)
             return value
         if isinstance(value, dict):
-            return {k: self._out_of_line(thread_id, v) for k, v in value.items()}
+            return {k: self._externalize(thread_id, v) for k, v in value.items()}
         if isinstance(value, list):
-            return [self._out_of_line(thread_id, v) for v in value]
+            return [self._externalize(thread_id, v) for v in value]
         return value
 
-    def _put(self, thread_id: str, value: str, data: bytes) -> dict[str, Any]:
+    def _store_payload(self, thread_id: str, value: str, data: bytes) -> dict[str, Any]:
         key = f"{keys.durable_payloads_prefix(self.prefix, thread_id)}{uuid.uuid4().hex}"
         header: dict[str, Any] = {"kind": _KIND, "key": key}
         if self.cipher is None:
@@ -114,7 +114,7 @@ class PayloadLog(CheckpointLog):
                 self.store.put(key, blob, CREATE)
 
         call_with_retry(create, self.store_retry)
-        self._remember(key, value)
+        self._cache_payload(key, value)
         return {REF: key, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
     # ------------------------------------------------------------------ reading
@@ -123,13 +123,13 @@ class PayloadLog(CheckpointLog):
         """``value`` (a record, a list of records...) with every payload reference replaced by its value."""
         if isinstance(value, dict):
             if REF in value:
-                return self._get(value)
+                return self._payload(value)
             return {k: self.resolve(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.resolve(v) for v in value]
         return value
 
-    def _get(self, ref: dict[str, Any]) -> str:
+    def _payload(self, ref: dict[str, Any]) -> str:
         key = str(ref[REF])
         with self._cache_lock:
             cached = self._cache.get(key)
@@ -155,10 +155,10 @@ class PayloadLog(CheckpointLog):
         if hashlib.sha256(data).hexdigest() != ref.get("sha256"):
             raise CorruptCheckpointError("payload object does not hold the value its record names", key=key)
         value = data.decode()
-        self._remember(key, value)
+        self._cache_payload(key, value)
         return value
 
-    def _remember(self, key: str, value: str) -> None:
+    def _cache_payload(self, key: str, value: str) -> None:
         size = len(value)
         if size > _CACHE_BYTES // 4:
             return

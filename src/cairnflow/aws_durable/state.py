@@ -28,7 +28,7 @@ from typing import Any
 
 from cairnflow.core.errors import InvalidArgumentError
 
-__all__ = ["TERMINAL", "ExecutionView", "apply_record", "due_updates", "fold"]
+__all__ = ["TERMINAL", "ExecutionView", "apply_record", "due_updates", "fold", "only_invocation_ends"]
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "STOPPED"})
 
@@ -160,6 +160,7 @@ def _apply(view: ExecutionView, update: dict[str, Any], t: int) -> str:
         if action == "START":
             seconds = int((update.get("WaitOptions") or {}).get("WaitSeconds", 1))
             op["WaitDetails"] = {"ScheduledEndTimestamp": t + seconds * 1000}
+            op["_wait"] = {"seconds": seconds}
     elif kind == "CALLBACK":
         _apply_callback(op, update, action, t)
     elif kind == "CONTEXT":
@@ -256,6 +257,19 @@ def _apply_callback(op: dict[str, Any], update: dict[str, Any], action: str, t: 
     if update.get("Error"):
         details["Error"] = update["Error"]
     op["CallbackDetails"] = details
+
+
+def only_invocation_ends(records: Any) -> bool:
+    """True if ``records`` (at least one) only note that invocations ended, changing no operation.
+
+    Such records (a stood-down invocation's ``InvocationCompleted``) are no reason
+    to refuse the live invocation's token: its batch can go on top of them. A
+    record that begins an invocation (no ``inv``) still fences the one before it.
+    """
+    records = list(records)
+    return bool(records) and all(
+        r.get("by") == "service" and r.get("inv") and not r.get("u") for r in records
+    )
 
 
 def due_updates(view: ExecutionView, now_ms: int) -> list[dict[str, Any]]:

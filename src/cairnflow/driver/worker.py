@@ -82,10 +82,12 @@ class Worker:
         return result
 
     def run(self, *, interval: float = 1.0, stop: threading.Event | None = None) -> None:
-        """Poll until ``stop`` is set; wait ``interval`` seconds after a poll that found nothing."""
+        """Poll until ``stop`` is set; wait ``interval`` seconds after a poll that handled nothing."""
         stop = stop or threading.Event()
         while not stop.is_set():
-            if self.poll().due == 0:
+            # Also after a poll whose entries all were claimed by other workers: polling again at
+            # once would spin (a LIST and a GET per entry) until those claims expire.
+            if self.poll().handled == 0:
                 stop.wait(interval)
 
 

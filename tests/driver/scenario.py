@@ -1,0 +1,339 @@
+"""Issue 17's end-to-end scenario: the workflow, and the processes that drive it.
+
+``journey`` sleeps, then waits for a callback completed from another process, then
+fans out 20 ``leaf`` children (inline); nothing but workers (or a cloud queue feeding the
+cloud entry points) continues it. Each process role is started by the tests as::
+
+    python -m tests.driver.scenario start URL THREAD FOLDER NAP PACE [options]
+    python -m tests.driver.scenario worker URL [options]
+    python -m tests.driver.scenario complete URL TOKEN_FILE VALUE [options]
+
+``worker`` serves the store's due index (``Worker``) or, with ``--via`` naming a cloud
+queue, that queue through the cloud's entry point (:func:`serve`).
+``--kill K --side before|after`` makes the process SIGKILL itself just before (or
+just after) its K-th write to the store (a PUT or a DELETE, counted from 1): a
+crash at a reproducible point, chosen by the tests from a seed. ``--lease``
+sets the driver's lease (and the worker's claim time): how soon a dead run is
+continued elsewhere. ``--via`` names what carries the wake-ups (see
+:func:`scheduler_from`); the default is the store's own due index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from cairnflow.core import callback, complete_callback, sleep, task, workflow
+from cairnflow.core.log import CheckpointLog
+from cairnflow.core.store import CREATE, ObjectInfo, ObjectStore, PutMode
+from cairnflow.core.wake import WakeScheduler
+from tests.support.forwarding import ForwardingStore
+
+#: How many children ``journey`` fans out to.
+CHILDREN = 20
+
+
+def leaf_value(n: int) -> int:
+    """What ``leaf(n)`` returns (the tests compare the records with it)."""
+    return (n * n + 7) * 3
+
+
+@task
+def square(n: int, pace: float) -> int:
+    if pace:
+        time.sleep(pace)  # the task's work: keeps a run busy past a short lease
+    return n * n + 7
+
+
+@task
+def triple(v: int) -> int:
+    return v * 3
+
+
+@workflow
+def leaf(job: dict[str, Any]) -> int:
+    """A child: two tasks."""
+    return triple(square(job["n"], job["pace"]).result()).result()
+
+
+@task
+def publish(path: str, token: str) -> None:
+    # Hands the callback token to "the outside world": a file the test's completer reads.
+    # Written whole, then renamed, so a reader never sees half a token.
+    tmp = f"{path}.{os.getpid()}.tmp"
+    Path(tmp).write_text(token)
+    os.replace(tmp, path)
+
+
+@workflow
+def journey(plan: dict[str, Any]) -> dict[str, Any]:
+    """Sleep ``plan["nap"]`` seconds, wait for a callback, then fan out ``CHILDREN`` children.
+
+    ``plan["pace"]``: seconds each child's first task works (0: none).
+    """
+    sleep(float(plan["nap"]))
+    cb = callback(timeout=3600)
+    publish(plan["token_file"], cb.token).result()
+    approval = cb.wait()
+    futures = [leaf.start({"n": n, "pace": plan["pace"]}) for n in range(CHILDREN)]
+    return {"approval": approval, "total": sum(f.result() for f in futures)}
+
+
+def expected_result(approval: object) -> dict[str, Any]:
+    return {"approval": approval, "total": sum(leaf_value(n) for n in range(CHILDREN))}
+
+
+# --------------------------------------------------------------------------- crashes
+
+
+class KillStore(ForwardingStore):
+    """SIGKILLs the process just before or after its ``kill_at``-th write (PUT or DELETE)."""
+
+    def __init__(self, inner: ObjectStore, kill_at: int | None, side: str) -> None:
+        super().__init__(inner)
+        self.kill_at = kill_at
+        self.side = side
+        self.writes = 0
+        self._lock = threading.Lock()
+
+    def _count(self) -> int:
+        with self._lock:
+            self.writes += 1
+            n = self.writes
+        if n == self.kill_at and self.side == "before":
+            self._die()
+        return n
+
+    def _after(self, n: int) -> None:
+        if n == self.kill_at and self.side == "after":
+            self._die()
+
+    @staticmethod
+    def _die() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
+        n = self._count()
+        etag = self.inner.put(key, data, mode)
+        self._after(n)
+        return etag
+
+    def delete(self, key: str) -> None:
+        n = self._count()
+        self.inner.delete(key)
+        self._after(n)
+
+    def list(
+        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
+    ) -> Iterator[ObjectInfo]:
+        return self.inner.list(prefix, start_after=start_after, limit=limit)
+
+
+def open_killable(url: str, kill_at: int | None, side: str) -> CheckpointLog:
+    from cairnflow.savers import open_store
+
+    store, prefix = open_store(url)
+    return CheckpointLog(KillStore(store, kill_at, side), prefix=prefix)
+
+
+# --------------------------------------------------------------------------- wake-ups
+
+
+def scheduler_from(via: str, saver: CheckpointLog) -> WakeScheduler:
+    """What carries wake-ups: ``due`` (the store's due index), or a cloud queue (see the tests)."""
+    from cairnflow.driver import DueIndex
+
+    kind, _, where = via.partition(":")
+    if kind == "due":
+        return DueIndex(saver)
+    if kind == "sqs":
+        import boto3
+
+        from cairnflow.driver.aws import SqsWakeScheduler
+
+        return SqsWakeScheduler(where, client=boto3.client("sqs", endpoint_url=os.environ["SQS_ENDPOINT"]))
+    if kind == "eventbridge":
+        import boto3
+
+        from cairnflow.driver.aws import EventBridgeWakeScheduler
+
+        client = boto3.client("scheduler", endpoint_url=os.environ["SQS_ENDPOINT"])
+        target, _, group = where.partition("|")
+        return EventBridgeWakeScheduler(target, os.environ["SCHEDULER_ROLE"], group=group, client=client)
+    if kind == "azq":
+        from azure.storage.queue import QueueClient
+
+        from cairnflow.driver.azure import StorageQueueWakeScheduler
+
+        conn = os.environ["AZURE_QUEUE_CONNECTION_STRING"]
+        return StorageQueueWakeScheduler(QueueClient.from_connection_string(conn, where))
+    if kind == "tasks":
+        import grpc
+        from google.cloud.tasks_v2 import CloudTasksClient
+        from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+        from cairnflow.driver.gcp import CloudTasksWakeScheduler
+
+        queue, _, service = where.partition("|")
+        channel = grpc.insecure_channel(os.environ["CLOUD_TASKS_EMULATOR"])
+        client = CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+        return CloudTasksWakeScheduler(queue, service, client=client)
+    raise SystemExit(f"unknown --via {via!r}")
+
+
+# --------------------------------------------------------------------------- cloud entry points
+
+
+class LambdaContext:
+    """What ``lambda_handler`` reads from Lambda's context: the invocation's remaining time."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def serve(via: str, driver: Any, *, lease: float, interval: float, stop: threading.Event) -> None:
+    """Deliver wake-ups from a cloud queue to the cloud entry point, as the cloud would.
+
+    ``sqs``: receive, call ``lambda_handler`` with the SQS batch, delete what it did not
+    report as failed (Lambda's event source mapping). ``eventbridge``: moto stores
+    schedules but never fires them; fire each due schedule's input at ``lambda_handler``,
+    then delete it (``ActionAfterCompletion=DELETE``). ``azq``: receive, call
+    ``handle_message`` (the Functions queue trigger), delete. A message in flight when
+    the process dies reappears after ``lease`` seconds (the queue's visibility timeout).
+    """
+    kind, _, where = via.partition(":")
+    visibility = max(1, math.ceil(lease))
+    if kind in ("sqs", "eventbridge"):
+        import boto3
+
+        from cairnflow.driver.aws import lambda_handler
+
+        handler = lambda_handler(driver)
+        if kind == "sqs":
+            sqs = boto3.client("sqs", endpoint_url=os.environ["SQS_ENDPOINT"])
+            while not stop.is_set():
+                got = sqs.receive_message(
+                    QueueUrl=where, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=visibility
+                ).get("Messages", [])
+                if not got:
+                    continue
+                event = {"Records": [{"messageId": m["MessageId"], "body": m["Body"]} for m in got]}
+                failed = {f["itemIdentifier"] for f in handler(event, LambdaContext())["batchItemFailures"]}
+                for m in got:
+                    if m["MessageId"] not in failed:
+                        sqs.delete_message(QueueUrl=where, ReceiptHandle=m["ReceiptHandle"])
+            return
+        scheduler = boto3.client("scheduler", endpoint_url=os.environ["SQS_ENDPOINT"])
+        group = where.partition("|")[2]
+        while not stop.is_set():
+            fired = 0
+            for entry in scheduler.list_schedules(GroupName=group)["Schedules"]:
+                try:
+                    got = scheduler.get_schedule(Name=entry["Name"], GroupName=group)
+                except scheduler.exceptions.ResourceNotFoundException:
+                    continue  # cancelled (a lease that ended cleanly), or fired by the other pump
+                at = dt.datetime.strptime(got["ScheduleExpression"], "at(%Y-%m-%dT%H:%M:%S)")
+                if at.replace(tzinfo=dt.timezone.utc).timestamp() > time.time():
+                    continue
+                handler(json.loads(got["Target"]["Input"]), LambdaContext())
+                with contextlib.suppress(scheduler.exceptions.ResourceNotFoundException):
+                    scheduler.delete_schedule(Name=entry["Name"], GroupName=group)
+                fired += 1
+            if not fired:
+                stop.wait(interval)
+        return
+    if kind == "azq":
+        from azure.storage.queue import QueueClient
+
+        from cairnflow.driver.azure import handle_message
+
+        queue = QueueClient.from_connection_string(os.environ["AZURE_QUEUE_CONNECTION_STRING"], where)
+        while not stop.is_set():
+            got = list(queue.receive_messages(max_messages=16, visibility_timeout=visibility))
+            for message in got:
+                handle_message(driver, message.content)
+                queue.delete_message(message)
+            if not got:
+                stop.wait(interval)
+        return
+    if kind == "tasks":
+        import wsgiref.simple_server
+
+        from cairnflow.driver.gcp import wsgi_app
+
+        class Quiet(wsgiref.simple_server.WSGIRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        port = int(where.rsplit(":", 1)[1].split("/", 1)[0])
+        server = wsgiref.simple_server.make_server("127.0.0.1", port, wsgi_app(driver), handler_class=Quiet)
+        server.timeout = interval
+        while not stop.is_set():
+            server.handle_request()
+        return
+    raise SystemExit(f"unknown --via {via!r}")
+
+
+# --------------------------------------------------------------------------- roles
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.driver.scenario")
+    parser.add_argument("role", choices=["start", "worker", "complete"])
+    parser.add_argument("url")
+    parser.add_argument("rest", nargs="*")
+    parser.add_argument("--kill", type=int, default=None)
+    parser.add_argument("--side", choices=["before", "after"], default="before")
+    parser.add_argument("--lease", type=float, default=5.0)
+    parser.add_argument("--interval", type=float, default=0.1)
+    parser.add_argument("--via", default="due")
+    parser.add_argument("--id", default=None)
+    args = parser.parse_args(argv)
+
+    from cairnflow.core.errors import ConflictError
+    from cairnflow.driver import Driver, Worker
+
+    saver = open_killable(args.url, args.kill, args.side)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.role == "worker" and args.via == "due":
+        worker = Worker(saver, [journey, leaf], lease=args.lease, worker_id=args.id)
+        worker.run(interval=args.interval, stop=stop)
+        return 0
+    driver = Driver(saver, scheduler_from(args.via, saver), [journey, leaf], lease=args.lease)
+    if args.role == "worker":
+        serve(args.via, driver, lease=args.lease, interval=args.interval, stop=stop)
+        return 0
+    if args.role == "start":
+        thread, folder, nap, pace = args.rest
+        plan = {"token_file": f"{folder}/{thread}.token", "nap": float(nap), "pace": float(pace)}
+        try:
+            run = driver.start(journey, plan, thread_id=thread)
+        except ConflictError:
+            # A retried start found a worker continuing the run (its first start died):
+            # the run is in hand; what the client does is nothing.
+            print("STARTED elsewhere", flush=True)
+            return 0
+        print("STARTED", run.status, flush=True)
+        return 0
+    token_file, value = args.rest
+    complete_callback(Path(token_file).read_text(), value, saver=saver, scheduler=driver.scheduler)
+    print("COMPLETED", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
