@@ -7,6 +7,7 @@ emulator backends are one more name once the async cloud stores land.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from cairnflow.core.checkpoint import (
 from cairnflow.core.log import AsyncCheckpointLog
 from cairnflow.core.store import ObjectStore
 from cairnflow.savers import open_async_saver, open_saver
+
+#: What the ``aio`` fixture gives a test: run a coroutine on the test's one event loop.
+Runner = Callable[[Awaitable[Any]], Any]
 
 #: The store URL scheme of each emulated cloud.
 CLOUD_SCHEMES = {"s3": "s3", "gcs": "gs", "azure": "az"}
