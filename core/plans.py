@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from cairnflow.core.children import parent_link
 from cairnflow.core.errors import (
     ConflictError,
     FlavourMismatchError,
@@ -88,8 +89,6 @@ def plan_start(
         }
         if wf.is_async:
             first["flavour"] = ASYNC
-        from cairnflow.core.children import parent_link
-
         parent = parent_link.get()
         if parent is not None:
             first["parent"] = parent

@@ -19,13 +19,19 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, TypeVar
 
 from cairnflow.core import observe
 from cairnflow.core.errors import InvalidArgumentError
 from cairnflow.core.store import CREATE, AsyncObjectStore, ObjectInfo, PutMode, StoredObject
-from cairnflow.savers._base import Op, _request, put_op
+from cairnflow.savers._base import CloudMapping, Op, _request, put_op
 
-__all__ = ["AsyncBackendStore"]
+if TYPE_CHECKING:
+    from cairnflow.savers._probe import AsyncConditionalWriteProbe
+
+__all__ = ["AsyncBackendStore", "AsyncCloudStore"]
+
+T = TypeVar("T")
 
 
 class AsyncBackendStore(AsyncObjectStore):
@@ -119,3 +125,35 @@ class AsyncBackendStore(AsyncObjectStore):
         self._check_key(key)
         with _request(Op.DELETE, self.url):
             await self._remove(key)
+
+
+class AsyncCloudStore(CloudMapping, AsyncBackendStore):
+    """A store behind an asyncio SDK: the sync cloud stores' status tables, mapping and probe.
+
+    Everything but the awaiting is :class:`~cairnflow.savers._base.CloudMapping`'s:
+    ``with self._mapping(op, key): await sdk_call()`` maps errors exactly as a sync
+    backend does (the attempts it collects live in a context variable, so concurrent
+    tasks never see each other's), and the conditional-write probe makes the same
+    decisions (:class:`~cairnflow.savers._probe.AsyncConditionalWriteProbe`) before
+    the first write.
+    """
+
+    _probe: AsyncConditionalWriteProbe  # type: ignore[assignment]
+
+    def _init_probe(self, prefix: str, *, enabled: bool) -> None:
+        from cairnflow.savers._probe import AsyncConditionalWriteProbe
+
+        self._probe = AsyncConditionalWriteProbe(prefix, enabled=enabled)
+
+    async def _before_write(self, op: Op) -> None:
+        await self._probe.ensure(self, op)
+
+    async def _pages(self, pages: AsyncIterator[AsyncIterator[T]], prefix: str) -> AsyncIterator[list[T]]:
+        """Fetch an SDK's async pager one page (request) at a time, mapping its errors as LIST errors."""
+        while True:
+            with self._mapping(Op.LIST, prefix):
+                page = await anext(pages, None)
+                items = [] if page is None else [item async for item in page]
+            if page is None:
+                return
+            yield items

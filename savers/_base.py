@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import contextvars
 import enum
-import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple, TypeVar
 
@@ -67,6 +67,7 @@ __all__ = [
     "Attempts",
     "BackendStore",
     "Classified",
+    "CloudMapping",
     "CloudStore",
     "Failure",
     "Op",
@@ -194,13 +195,14 @@ class Attempts:
             self.maybe_landed = True
 
 
-_current = threading.local()
+# A context variable, not a thread-local: an asyncio store runs many ``_mapping`` blocks
+# on one thread at once (one per task), and each task has its own context.
+_current: contextvars.ContextVar[Attempts | None] = contextvars.ContextVar("cairnflow_attempts", default=None)
 
 
 def current_attempts() -> Attempts | None:
-    """The :class:`Attempts` of the ``_mapping`` block running on this thread, if any."""
-    attempts: Attempts | None = getattr(_current, "attempts", None)
-    return attempts
+    """The :class:`Attempts` of the ``_mapping`` block running in this thread or task, if any."""
+    return _current.get()
 
 
 class BackendStore(ObjectStore):
@@ -313,8 +315,14 @@ def _request(op: Op, url: str, size: int | None = None) -> Iterator[observe.Span
             raise
 
 
-class CloudStore(BackendStore):
-    """A store behind an SDK: errors are mapped through the backend's status table."""
+class CloudMapping(abc.ABC):
+    """What a store behind an SDK adds, sync or async: its status table, the error mapping, the probe.
+
+    :class:`CloudStore` (sync) and :class:`~cairnflow.savers._abase.AsyncCloudStore`
+    combine it with their scaffold; a backend module's status table serves both.
+    """
+
+    url: str
 
     #: The exceptions ``_mapping`` maps (everything the SDK and its transport raise).
     _SDK_ERRORS: ClassVar[tuple[type[BaseException], ...]] = ()
@@ -337,13 +345,14 @@ class CloudStore(BackendStore):
 
         self._probe = ConditionalWriteProbe(prefix, enabled=enabled)
 
+    @abc.abstractmethod
+    def _write(self, key: str, data: bytes, op: Op, etag: str | None) -> Any:
+        """One write (a coroutine function in an async store): what the probe sends."""
+
     @property
     def probe_key(self) -> str:
         """The key of this store's conditional-write probe object (hidden from listings)."""
         return self._probe.key
-
-    def _before_write(self, op: Op) -> None:
-        self._probe.ensure(self, op)
 
     def _hidden_key(self) -> str | None:
         return self._probe.key
@@ -361,8 +370,7 @@ class CloudStore(BackendStore):
         collects what the SDK's own retries saw, where the backend can watch them.
         """
         attempts = Attempts()
-        previous = current_attempts()
-        _current.attempts = attempts
+        token = _current.set(attempts)
         try:
             yield attempts
         except self._SDK_ERRORS as exc:
@@ -370,7 +378,7 @@ class CloudStore(BackendStore):
             if error is not None:
                 raise error from exc
         finally:
-            _current.attempts = previous
+            _current.reset(token)
 
     def _error(
         self,
@@ -405,6 +413,13 @@ class CloudStore(BackendStore):
                 ambiguous=ambiguous,
             )
         return error_type(message, key=key, store=self.url)
+
+
+class CloudStore(CloudMapping, BackendStore):
+    """A store behind a sync SDK: errors are mapped through the backend's status table."""
+
+    def _before_write(self, op: Op) -> None:
+        self._probe.ensure(self, op)
 
     def _pages(self, pages: Iterator[P], prefix: str) -> Iterator[tuple[P, list[Any]]]:
         """Fetch an SDK pager's pages one request at a time, mapping its errors as LIST errors."""

@@ -44,7 +44,7 @@ import contextlib
 import secrets
 import urllib.parse
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import boto3
@@ -80,7 +80,7 @@ _TRACE_HANDLER_ID: Final = "cairnflow-s3-attempt-trace"
 _INVOCATION_HANDLER_ID: Final = "cairnflow-s3-invocation-id"
 
 
-def _invocation_id(params: dict[str, Any] | None = None, **_: Any) -> None:
+def invocation_id(params: dict[str, Any] | None = None, **_: Any) -> None:
     """botocore's ``before-call`` hook: draw the request's invocation id from ``secrets``.
 
     botocore would call ``uuid.uuid4()``, which callers (LangGraph's tests among them)
@@ -157,7 +157,7 @@ _CREDENTIAL_ERRORS: Final = (
 _NOT_SENT: Final = (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ProxyConnectionError)
 
 
-def _status_failure(status: int, code: str = "") -> Failure:
+def status_failure(status: int, code: str = "") -> Failure:
     return _CODES.get(code) or by_status(status, _STATUSES)
 
 
@@ -166,7 +166,7 @@ def _failure(exc: BaseException) -> Classified:
     if isinstance(exc, bx.ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        return Classified(_status_failure(status, code), status or None, code)
+        return Classified(status_failure(status, code), status or None, code)
     name = type(exc).__name__
     if isinstance(exc, _CREDENTIAL_ERRORS):
         return Classified(Failure.DENIED, None, f"{name}: no usable AWS credentials or region")
@@ -176,33 +176,62 @@ def _failure(exc: BaseException) -> Classified:
     return Classified(Failure.LOST, None, name)
 
 
-def _record_attempt(
-    exception: BaseException | None = None, response_dict: Mapping[str, Any] | None = None, **_: Any
-) -> None:
-    """botocore's ``response-received`` hook: note each attempt's outcome (on the caller's thread)."""
-    attempts = current_attempts()
-    if attempts is None:
-        return
-    status = response_dict.get("status_code") if response_dict else None
-    if exception is not None:
-        attempts.record(_failure(exception).kind)
-    elif not isinstance(status, int):
-        attempts.record(Failure.LOST)
-    else:
-        attempts.record(None if 200 <= status < 300 else _status_failure(status))
+def attempt_recorder(classify: Callable[[BaseException], Classified]) -> Callable[..., None]:
+    """A botocore ``response-received`` hook noting each attempt's outcome, read by ``classify``.
+
+    It runs where the request was made (the caller's thread, or its asyncio task), so
+    :func:`current_attempts` is that request's ``_mapping`` block.
+    """
+
+    def record(
+        exception: BaseException | None = None, response_dict: Mapping[str, Any] | None = None, **_: Any
+    ) -> None:
+        attempts = current_attempts()
+        if attempts is None:
+            return
+        status = response_dict.get("status_code") if response_dict else None
+        if exception is not None:
+            attempts.record(classify(exception).kind)
+        elif not isinstance(status, int):
+            attempts.record(Failure.LOST)
+        else:
+            attempts.record(None if 200 <= status < 300 else status_failure(status))
+
+    return record
+
+
+_record_attempt = attempt_recorder(_failure)
+
+#: The options of the botocore config of every client this module (and the asyncio one) builds.
+CLIENT_OPTIONS: Final[Mapping[str, Any]] = {
+    "max_pool_connections": 32,
+    "retries": {"mode": "standard", "total_max_attempts": 3},
+    "connect_timeout": 10,
+    "read_timeout": 60,
+}
+
+
+def check_sdk_supports_conditions(client: Any) -> None:
+    """Refuse a botocore too old to send S3's write conditions (it would drop them silently)."""
+    model = client.meta.service_model
+
+    def members(operation: str) -> set[str]:
+        shape = model.operation_model(operation).input_shape
+        return set(shape.members) if shape is not None else set()
+
+    if not {"IfNoneMatch", "IfMatch"} <= members("PutObject") & members("CompleteMultipartUpload"):
+        raise ImportError(
+            "this botocore is too old for S3 conditional writes (PutObject If-Match, "
+            "late 2024): upgrade boto3/botocore"
+        )
 
 
 def default_client_config() -> Config:
     """The botocore config of clients this module builds: pooled, standard retries."""
-    return Config(
-        max_pool_connections=32,
-        retries={"mode": "standard", "total_max_attempts": 3},
-        connect_timeout=10,
-        read_timeout=60,
-    )
+    return Config(**CLIENT_OPTIONS)
 
 
-def _safe_endpoint(url: str | None) -> str:
+def safe_endpoint(url: str | None) -> str:
     """An endpoint URL fit for messages: scheme, host and port only."""
     if not url:
         return "the default S3 endpoint"
@@ -210,7 +239,7 @@ def _safe_endpoint(url: str | None) -> str:
     return f"{parts.scheme}://{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}"
 
 
-def _condition(op: Op, etag: str | None) -> dict[str, Any]:
+def condition(op: Op, etag: str | None) -> dict[str, Any]:
     if op is Op.CREATE:
         return {"IfNoneMatch": "*"}
     if op is Op.UPDATE:
@@ -271,11 +300,11 @@ class S3Store(CloudStore):
                 "s3", endpoint_url=endpoint_url, region_name=region_name, config=default_client_config()
             )
         self._client: S3Client = client
-        self._check_sdk_supports_conditions()
+        check_sdk_supports_conditions(client)
         # One handler per client (the unique id makes re-registration a no-op).
         client.meta.events.register("response-received.s3.*", _record_attempt, unique_id=_TRACE_HANDLER_ID)
-        client.meta.events.register("before-call.s3.*", _invocation_id, unique_id=_INVOCATION_HANDLER_ID)
-        self.endpoint = _safe_endpoint(client.meta.endpoint_url)
+        client.meta.events.register("before-call.s3.*", invocation_id, unique_id=_INVOCATION_HANDLER_ID)
+        self.endpoint = safe_endpoint(client.meta.endpoint_url)
         self.where = f"bucket {bucket!r} (prefix {probe_prefix!r}) at {self.endpoint}"
         self._init_probe(probe_prefix, enabled=verify_conditional_writes)
 
@@ -291,19 +320,6 @@ class S3Store(CloudStore):
         if self._owns_client:
             self._client.close()
 
-    def _check_sdk_supports_conditions(self) -> None:
-        model = self._client.meta.service_model
-
-        def members(operation: str) -> set[str]:
-            shape = model.operation_model(operation).input_shape
-            return set(shape.members) if shape is not None else set()
-
-        if not {"IfNoneMatch", "IfMatch"} <= members("PutObject") & members("CompleteMultipartUpload"):
-            raise ImportError(
-                "this botocore is too old for S3 conditional writes (PutObject If-Match, "
-                "late 2024): upgrade boto3/botocore"
-            )
-
     _classify = staticmethod(_failure)  # its status table
 
     # ------------------------------------------------------------------ requests
@@ -312,7 +328,7 @@ class S3Store(CloudStore):
         if len(data) > self.multipart_threshold:
             return self._write_multipart(key, data, op, etag)
         with self._mapping(op, key):
-            resp = self._client.put_object(Bucket=self.bucket, Key=key, Body=data, **_condition(op, etag))
+            resp = self._client.put_object(Bucket=self.bucket, Key=key, Body=data, **condition(op, etag))
         return resp["ETag"]
 
     def _write_multipart(self, key: str, data: bytes, op: Op, etag: str | None) -> str:
@@ -345,7 +361,7 @@ class S3Store(CloudStore):
                     Key=key,
                     UploadId=upload_id,
                     MultipartUpload={"Parts": parts},
-                    **_condition(op, etag),
+                    **condition(op, etag),
                 )
             completed = True
             return done["ETag"]

@@ -339,3 +339,65 @@ def test_two_concurrent_resumes_one_conflict_nothing_recorded_twice(
     positions = [r["pos"] for r in head.records if r["op"] in ("task", "resume")]
     assert len(positions) == len(set(positions))
     assert [h.seq for h in view.history("race")] == list(range(head.seq, -1, -1))
+
+
+def test_a_cancelled_run_cancels_its_tasks_writes_nothing_more_and_can_be_resumed(
+    pair: tuple[AsyncCheckpointSaver, CheckpointSaver],
+) -> None:
+    asaver, view = pair
+    state: dict[str, Any] = {"block": True, "cancelled": 0}
+    started = asyncio.Event()
+
+    @task(name="stuck")
+    async def stuck() -> str:
+        if state["block"]:
+            started.set()
+            try:
+                await asyncio.Event().wait()  # never set: only the cancellation ends it
+            except asyncio.CancelledError:
+                state["cancelled"] += 1
+                raise
+        return "free"
+
+    @workflow(name="cancellable")
+    async def cancellable() -> str:
+        first = await double(4)
+        return f"{first}:{await stuck()}"
+
+    async def scenario() -> None:
+        running = asyncio.ensure_future(cancellable.arun(thread_id="c", saver=asaver))
+        await asyncio.wait_for(started.wait(), timeout=30)
+        head = view.latest("c")
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        assert view.latest("c") == head  # nothing written after the cancellation
+        assert state["cancelled"] == 1
+        state["block"] = False
+        done = await cancellable.aresume(thread_id="c", saver=asaver)
+        assert done.result == "8:free"
+
+    asyncio.run(scenario())
+    assert calls["double:4"] == 1
+
+
+def test_a_task_is_not_the_body_even_though_it_runs_in_the_bodys_context_copy(
+    pair: tuple[AsyncCheckpointSaver, CheckpointSaver],
+) -> None:
+    asaver, _ = pair
+
+    @task(name="sneaky")
+    async def sneaky() -> Any:
+        return interrupt("from a task")
+
+    @task(name="sneaky_thread")
+    def sneaky_thread() -> Any:
+        return double(1)  # a task calling a task, from the worker thread
+
+    @workflow(name="misuses")
+    async def misuses(which: str) -> Any:
+        return await (sneaky() if which == "async" else sneaky_thread())
+
+    for which in ("async", "thread"):
+        with pytest.raises(MisuseError, match="outside a workflow body"):
+            asyncio.run(misuses.arun(which, thread_id=f"mis-{which}", saver=asaver))

@@ -17,7 +17,19 @@ import pytest
 
 from tests.core.support import REPO
 
-FORBIDDEN = ["boto3", "botocore", "google", "azure", "langgraph", "langchain_core"]
+# The cloud SDKs, sync and asyncio (aiobotocore, gcloud-aio-*, azure's aio over aiohttp).
+FORBIDDEN = [
+    "boto3",
+    "botocore",
+    "aiobotocore",
+    "aiohttp",
+    "gcloud",
+    "google",
+    "azure",
+    "obstore",
+    "langgraph",
+    "langchain_core",
+]
 
 
 def _python(*args: str) -> subprocess.CompletedProcess[str]:
@@ -120,6 +132,39 @@ def test_savers_package_and_file_saver_import_no_sdk(tmp_path: Path) -> None:
     proc = _python("-c", code + _CHECK_FORBIDDEN)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "CLEAN"
+
+
+def test_async_openers_and_async_file_saver_import_no_sdk(tmp_path: Path) -> None:
+    """``open_async_store``/``open_async_saver`` know the cloud schemes but import no async SDK."""
+    code = textwrap.dedent(
+        f"""
+        import asyncio
+        from cairnflow.savers import _ASYNC_SCHEMES, open_async_store
+
+        assert {{"s3", "gs", "az"}} <= set(_ASYNC_SCHEMES), _ASYNC_SCHEMES
+
+        async def main():
+            store, _ = open_async_store({f"file://{tmp_path}/store"!r})
+            async with store:
+                await store.put("k", b"v")
+                assert (await store.get("k")).data == b"v"
+            memory, _ = open_async_store("memory://imports-async")
+            await memory.put("k", b"v")
+
+        asyncio.run(main())
+        """
+    )
+    proc = _python("-c", code + _CHECK_FORBIDDEN)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "CLEAN"
+
+
+@pytest.mark.parametrize("module", ["aiobotocore", "aiohttp"])
+def test_forbidden_module_check_sees_async_clients(module: str) -> None:
+    """The check sees the asyncio clients too (opening an async S3 store imports them)."""
+    proc = _python("-c", f"import {module}\n" + _CHECK_FORBIDDEN)
+    assert proc.returncode != 0
+    assert module in proc.stderr
 
 
 def test_forbidden_module_check_can_fail() -> None:

@@ -57,6 +57,8 @@ __all__ = [
     "MotoServer",
     "make_s3_client",
     "new_bucket",
+    "s3_async_store",
+    "s3_async_store_factory",
     "s3_location",
     "s3_server",
     "s3_server_url",
@@ -209,6 +211,38 @@ def s3_store_factory(request: pytest.FixtureRequest) -> Iterator[Callable[[], Ob
 @pytest.fixture
 def s3_store(s3_store_factory: Callable[[], ObjectStore]) -> ObjectStore:
     return s3_store_factory()
+
+
+@pytest.fixture
+def s3_async_store_factory(request: pytest.FixtureRequest) -> Iterator[Callable[[], ObjectStore]]:
+    """As ``s3_store_factory`` for :class:`~cairnflow.savers.s3_async.AsyncS3Store`, each seen
+    through :class:`tests.support.async_bridge.SyncStore` (its requests awaited on one loop)."""
+    server = s3_server(request.config)
+    from aiobotocore.session import AioSession
+
+    from cairnflow.savers.s3_async import AsyncS3Store
+    from tests.support.async_bridge import SyncStore
+
+    bucket = new_bucket(server.url)
+    session = AioSession()
+    session.set_credentials(ACCESS_KEY, SECRET_KEY)
+    stores: list[SyncStore] = []
+
+    def factory() -> ObjectStore:
+        inner = AsyncS3Store(
+            bucket, session=session, endpoint_url=server.url, region_name=REGION, page_size=PAGE_SIZE
+        )
+        stores.append(SyncStore(inner))
+        return stores[-1]
+
+    yield factory
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture
+def s3_async_store(s3_async_store_factory: Callable[[], ObjectStore]) -> ObjectStore:
+    return s3_async_store_factory()
 
 
 @pytest.fixture

@@ -226,6 +226,12 @@ class LocalLambda:
             raise LambdaApiError("InvalidParameterValueException", str(exc)) from None
         if wake:  # a heartbeat only moves a deadline: the runner recomputes it when it wakes
             self._signal(arn).set()
+            # The execution may be the target of another's context.invoke, driven by that
+            # caller's thread: wake them all (a driver with nothing unseen invokes nothing).
+            with self._lock:
+                signals = list(self._signals.values())
+            for signal in signals:
+                signal.set()
         return {"ResponseMetadata": {"HTTPStatusCode": 200}}
 
     def send_durable_execution_callback_success(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import functools
 from collections.abc import Callable, Mapping, Sequence
@@ -128,4 +127,4 @@ class DeltaHistory(Loader):
     async def aget_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
-        return await asyncio.to_thread(self.get_delta_channel_history, config=config, channels=channels)
+        return await self._call(self.get_delta_channel_history, config=config, channels=channels)

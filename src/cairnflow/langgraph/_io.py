@@ -7,23 +7,27 @@ and the worker pool that runs independent requests of one call concurrently.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import concurrent.futures
 import contextlib
 import functools
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from cairnflow.core.errors import AlreadyExistsError, NotFoundError
+from cairnflow.core.errors import AlreadyExistsError, InvalidURLError, MissingDependencyError, NotFoundError
 from cairnflow.core.retry import RetryPolicy, call_with_retry
 from cairnflow.core.store import CREATE, ObjectInfo, ObjectStore
+from cairnflow.langgraph._bridge import BridgedStore, bridged_sleep, gather, in_bridge, run_bridged
 
 __all__ = ["LRU", "StoreIO"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: Deletion order inside a namespace: index entries, then the log, writes, values.
 _KIND_ORDER = {"i": 0, "c": 1, "w": 2, "b": 3}
@@ -62,9 +66,15 @@ class LRU:
 
 
 class StoreIO:
-    """Store, prefix, serializer and the request helpers every part of the saver uses."""
+    """Store, prefix, serializer and the request helpers every part of the saver uses.
 
-    store: ObjectStore
+    The same code serves the sync methods (requests on ``sync_store``, independent
+    ones on a thread pool) and the async ones (inside a bridge greenlet, requests
+    awaited on the async store: :mod:`cairnflow.langgraph._bridge`).
+    """
+
+    sync_store: ObjectStore
+    bridged_store: BridgedStore | None
     prefix: str
     serde: SerializerProtocol
     store_retry: RetryPolicy
@@ -75,12 +85,16 @@ class StoreIO:
     def _init_io(self, store: ObjectStore, prefix: str, store_retry: RetryPolicy, max_workers: int) -> None:
         if prefix and not prefix.endswith("/"):
             prefix += "/"
-        self.store = store
+        self.sync_store = store
+        self.bridged_store = None
         self.prefix = prefix
         self.store_retry = store_retry
         self.max_workers = max(1, max_workers)
         self._pool = None
         self._pool_lock = threading.Lock()
+        # from_url's recipe for the async store, opened on the first a* call
+        self._async_recipe: tuple[str, dict[str, Any]] | None = None
+        self._async_lock = threading.Lock()
 
     def close(self) -> None:
         """Stop the worker threads (the store stays open: close it yourself if you own it)."""
@@ -89,7 +103,43 @@ class StoreIO:
         if pool is not None:
             pool.shutdown(wait=True)
 
+    @property
+    def store(self) -> ObjectStore:
+        """The store this call's requests go to: the async store's view inside an async call."""
+        if self.bridged_store is not None and in_bridge():
+            return self.bridged_store
+        return self.sync_store
+
+    def _async_ready(self) -> bool:
+        """Is there an async store for the a* methods? (opens from_url's on first use)."""
+        if self.bridged_store is not None:
+            return True
+        with self._async_lock:
+            recipe, self._async_recipe = self._async_recipe, None
+            if recipe is None:
+                return self.bridged_store is not None
+            from cairnflow.savers import open_async_store
+
+            url, options = recipe
+            try:
+                store, _prefix = open_async_store(url, **options)
+            except (MissingDependencyError, InvalidURLError) as exc:
+                # no async client for this store (extra not installed, or a scheme
+                # without one): the a* methods use a worker thread, as LangGraph's
+                # sync-only savers do
+                log.debug("LangGraphSaver(%s): async methods run in threads: %s", url, exc)
+                return False
+            self.bridged_store = BridgedStore(store)
+            return True
+
+    async def _call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        if self._async_ready():
+            return await run_bridged(fn, *args, **kwargs)
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
     def _retry(self, fn: Callable[[], T]) -> T:
+        if in_bridge():
+            return call_with_retry(fn, self.store_retry, sleep=bridged_sleep)
         return call_with_retry(fn, self.store_retry)
 
     def _get(self, key: str) -> bytes:
@@ -157,6 +207,8 @@ class StoreIO:
         """Run independent requests concurrently; never called from a worker thread."""
         if len(calls) <= 1:
             return [call() for call in calls]
+        if in_bridge():
+            return gather(calls)
         pool = self._executor()
         futures = [pool.submit(call) for call in calls]
         concurrent.futures.wait(futures)

@@ -27,6 +27,7 @@ from cairnflow.core import codec
 from cairnflow.core.errors import AlreadyExistsError, ConflictError
 from cairnflow.core.store import CREATE
 from cairnflow.langgraph import _layout as lay
+from cairnflow.langgraph._bridge import Flight
 from cairnflow.langgraph._entries import Entry, Typed, encode_entry_v2, encode_writes
 from cairnflow.langgraph._fence import Target, conflict
 from cairnflow.langgraph._io import LRU
@@ -49,7 +50,7 @@ class Writer(Loader):
 
     _chains: LRU  # (thread, ns, channel, version) -> Chain
     _loaded_lists: LRU  # (thread, ns, channel, version) -> (snapshot position, snapshot typed)
-    _inflight: dict[tuple[str, str, str], threading.Event]
+    _inflight: dict[tuple[str, str, str], Flight]
     _inflight_lock: threading.Lock
     _deferred: dict[tuple[str, str, str], builtins.list[_Deferred]]  # writes awaiting their put
 
@@ -101,7 +102,7 @@ class Writer(Loader):
         parent = conf.get("checkpoint_id") or None
         checkpoint_id = str(checkpoint["id"])
         flight = (thread_id, ns, checkpoint_id)
-        event = threading.Event()
+        event = Flight()
         with self._inflight_lock:
             self._inflight[flight] = event
             deferred = self._deferred.pop(flight, [])

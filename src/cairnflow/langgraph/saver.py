@@ -29,7 +29,6 @@ get_tuple, list, inventory, async forms).
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import random
 import threading
@@ -50,8 +49,9 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from cairnflow.core.errors import PruneRefusedError
 from cairnflow.core.log import DEFAULT_STORE_RETRY as CORE_STORE_RETRY
 from cairnflow.core.retry import RetryPolicy
-from cairnflow.core.store import ObjectStore
+from cairnflow.core.store import AsyncObjectStore, ObjectStore
 from cairnflow.langgraph import _layout as lay
+from cairnflow.langgraph._bridge import BridgedStore
 from cairnflow.langgraph._delta import DeltaHistory
 from cairnflow.langgraph._entries import Entry, Typed, metadata_matches
 from cairnflow.langgraph._fence import Fences
@@ -64,6 +64,7 @@ __all__ = ["LangGraphSaver", "PruneRefusedError"]
 #: Retries of store requests: the core's policy (transient errors only; a conditional
 #: write is retried only together with a read-back that recognises our own landed attempt).
 DEFAULT_STORE_RETRY = CORE_STORE_RETRY
+
 
 _CACHE_SIZE = 4096
 #: Log entries kept in memory (they are immutable; a value snapshot can be large).
@@ -80,7 +81,11 @@ class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]
     >>> graph = builder.compile(checkpointer=saver)                 # doctest: +SKIP
 
     ``store`` is any :class:`~cairnflow.core.store.ObjectStore`; ``prefix`` scopes
-    every key (one prefix per application or tenant). ``serde`` is LangGraph's
+    every key (one prefix per application or tenant). ``async_store``, an
+    :class:`~cairnflow.core.store.AsyncObjectStore` on the same bucket and prefix,
+    serves the ``a*`` methods (``ainvoke``, ``astream``) with no thread per request;
+    :meth:`from_url` opens it on first use. Without one, the ``a*`` methods run the
+    sync ones in a worker thread. ``serde`` is LangGraph's
     serializer protocol (default ``JsonPlusSerializer``; ``EncryptedSerializer``
     and strict msgpack allowlists work). ``max_workers`` bounds the parallel
     requests one call makes (channel values and writes are read in parallel).
@@ -90,6 +95,7 @@ class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]
         self,
         store: ObjectStore,
         *,
+        async_store: AsyncObjectStore | None = None,
         prefix: str = "",
         serde: SerializerProtocol | None = None,
         max_workers: int = 16,
@@ -105,6 +111,8 @@ class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]
         self._inflight = {}
         self._deferred = {}
         self._inflight_lock = threading.Lock()
+        if async_store is not None:
+            self.bridged_store = BridgedStore(async_store)
 
     @classmethod
     def from_url(
@@ -122,7 +130,9 @@ class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]
         from cairnflow.savers import open_store
 
         store, prefix = open_store(url, **store_options)
-        return cls(store, prefix=prefix, serde=serde, max_workers=max_workers)
+        saver = cls(store, prefix=prefix, serde=serde, max_workers=max_workers)
+        saver._async_recipe = (url, store_options)
+        return saver
 
     def __repr__(self) -> str:
         return f"LangGraphSaver({self.store.url!r}, prefix={self.prefix!r})"
@@ -340,7 +350,7 @@ class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]
     # ------------------------------------------------------------------ async
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await asyncio.to_thread(self.get_tuple, config)
+        return await self._call(self.get_tuple, config)
 
     async def alist(
         self,
@@ -352,7 +362,7 @@ class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]
     ) -> AsyncIterator[CheckpointTuple]:
         iterator = self.list(config, filter=filter, before=before, limit=limit)
         while True:
-            item = await asyncio.to_thread(next, iterator, None)
+            item = await self._call(next, iterator, None)
             if item is None:
                 return
             yield item
@@ -364,7 +374,7 @@ class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+        return await self._call(self.put, config, checkpoint, metadata, new_versions)
 
     async def aput_writes(
         self,
@@ -373,16 +383,28 @@ class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+        await self._call(self.put_writes, config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str, *, purge: bool = False) -> None:
-        await asyncio.to_thread(self.delete_thread, thread_id, purge=purge)
+        await self._call(self.delete_thread, thread_id, purge=purge)
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        await asyncio.to_thread(self.delete_for_runs, run_ids)
+        await self._call(self.delete_for_runs, run_ids)
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)
+        await self._call(self.copy_thread, source_thread_id, target_thread_id)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await asyncio.to_thread(self.prune, thread_ids, strategy=strategy)
+        await self._call(self.prune, thread_ids, strategy=strategy)
+
+    async def aclose(self) -> None:
+        """Close the async store this saver opened (``from_url``) and stop its worker threads."""
+        self.close()
+        if self.bridged_store is not None:
+            await self.bridged_store.inner.aclose()
+
+    async def __aenter__(self) -> LangGraphSaver:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

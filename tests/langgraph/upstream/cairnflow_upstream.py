@@ -226,6 +226,8 @@ async def async_checkpointer(request: pytest.FixtureRequest) -> AsyncIterator[An
     else:
         with _sync(request.param) as saver:
             yield saver
+            if request.param.startswith("cairnflow"):
+                await saver.aclose()  # the async store from_url opened for the a* methods
 
 
 # ---------------------------------------------------------------------- selection and results
