@@ -1,46 +1,65 @@
 """Child workflows: ``other.start(input)`` inside a workflow body.
 
 A child takes a position in the parent's sequence of calls. It runs on its
-own thread, ``{parent thread}~child-{position}``, inline (in the parent's
-process and Python thread, with the parent's deadline), and the two are
-linked both ways: the parent records ``child`` (position, workflow, thread,
-input digest), the child's ``start`` record names its ``parent`` (thread,
+own thread, ``{parent thread}~child-{position}``, and the two are linked both
+ways: the parent records ``child`` (position, workflow, thread, input
+digest), the child's ``start`` record names its ``parent`` (thread,
 workflow, position). Once the child has ended, its result (or failure) is
 recorded in the parent once (``child_done``); every replay of the parent
 returns that record without reading the child again.
 
-A child that stops before its end (waiting, suspended, interrupted) makes
-the parent's ``future.result()`` stop the parent too: ``"waiting"`` until the
-child's ``wake_at``, or ``"suspended"``. Resuming the parent continues the
-child first. A child continued on its own (its callback completed, its
-interrupt answered) that ends has :class:`cairnflow.driver.Driver` schedule
-a ``"child"`` wake-up for the parent.
+**Inline** (the default): the child runs at once, in the parent's process and
+Python thread, with the parent's deadline. A child that stops before its end
+(waiting, suspended, interrupted) makes the parent's ``future.result()`` stop
+the parent too: ``"waiting"`` until the child's ``wake_at``, or
+``"suspended"``. Resuming the parent continues the child first.
+
+**Dispatched** (``other.start(input, dispatch=True)`` in a run driven by
+:class:`cairnflow.driver.Driver` or a worker): the parent records ``child``
+(marked ``dispatch``), creates the child's thread (its ``start`` record,
+status ``suspended``, a conditional create) and asks the driver's
+:class:`~cairnflow.core.wake.WakeScheduler` to run it (a ``"child"``
+wake-up). ``future.result()`` reads the child's thread: ended, its outcome is
+recorded in the parent (staged: it goes out with the parent's next write);
+not ended, the parent stops as ``"waiting"`` with no ``wake_at``. A child
+that ends (completed or failed) under a driver schedules a ``"child"``
+wake-up for its parent. Without a driver, ``dispatch=True`` runs the child
+inline (so the same code runs in tests and scripts).
+
+A child started twice (the parent replayed after a crash) is one child: its
+thread id comes from the position, its creation is create-only, and a thread
+that exists is checked to be this child (workflow, input, parent).
 
 In an ``async def`` workflow the child must be ``async def`` too (it needs the
 parent's async saver): ``start()`` takes the position at once and runs the child
 as an asyncio task of the parent's run; ``await`` the future for its result
 (so ``asyncio.gather(a.start(1), b.start(2))`` runs children concurrently).
+Async children are not dispatched: ``dispatch=True`` is for sync workflows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
-from collections.abc import Generator
+import time
+from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cairnflow.core.errors import ConflictError, MisuseError, NondeterminismError, SerializationError
-from cairnflow.core.records import RecordedError, builtin_exception, error_record
+from cairnflow.core.records import RecordedError, builtin_exception, error_record, parse_records
 from cairnflow.core.timers import Waiting, current_context
+from cairnflow.core.wake import WakeScheduler, Wakeup
 
 if TYPE_CHECKING:
     import asyncio
 
     from cairnflow.core.acontext import AsyncRunContext
     from cairnflow.core.executor import Workflow
+    from cairnflow.core.replay import RunContext
     from cairnflow.core.runs import Run
 
-__all__ = ["CHILD_MARK", "ChildFuture", "parent_link", "parent_of", "start_child"]
+__all__ = ["CHILD_MARK", "ChildFuture", "dispatching", "parent_link", "parent_of", "start_child"]
 
 T = TypeVar("T")
 
@@ -51,6 +70,31 @@ CHILD_MARK = "~child-"
 parent_link: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "cairnflow_parent", default=None
 )
+
+#: Schedules a dispatched child's thread (thread id, workflow name); set by the driver.
+_dispatch: contextvars.ContextVar[Callable[[str, str], None] | None] = contextvars.ContextVar(
+    "cairnflow_dispatch", default=None
+)
+
+
+@contextlib.contextmanager
+def dispatching(
+    scheduler: WakeScheduler, *, store: str | None = None, clock: Callable[[], float] = time.time
+) -> Iterator[None]:
+    """Within this block, ``start(input, dispatch=True)`` hands children to ``scheduler``.
+
+    Used by :class:`cairnflow.driver.Driver` around the runs it drives; each
+    dispatched child becomes a ``"child"`` wake-up for now on its own thread.
+    """
+
+    def schedule(thread_id: str, workflow: str) -> None:
+        scheduler.schedule(Wakeup(thread_id, workflow, clock(), "child", store))
+
+    token = _dispatch.set(schedule)
+    try:
+        yield
+    finally:
+        _dispatch.reset(token)
 
 
 def parent_of(thread_id: str) -> str | None:
@@ -70,6 +114,7 @@ class ChildFuture(Generic[T]):
         error: BaseException | None = None,
         stopped: Run | None = None,
         pending: asyncio.Task[ChildFuture[T]] | None = None,
+        settle: Callable[[], ChildFuture[T]] | None = None,
     ) -> None:
         self.thread_id = thread_id
         self._value = value
@@ -77,10 +122,12 @@ class ChildFuture(Generic[T]):
         self._stopped = stopped
         #: An async child still running: ``await`` this future for its outcome.
         self._pending = pending
+        #: A dispatched child: its thread is read when the result is asked for.
+        self._settle = settle
 
     def done(self) -> bool:
-        """Whether the child has ended (completed or failed)."""
-        return self._stopped is None and self._pending is None
+        """Whether the child is known to have ended (a dispatched child: once ``result()`` found it)."""
+        return self._stopped is None and self._pending is None and self._settle is None
 
     def __await__(self) -> Generator[Any, None, T]:
         """In an async workflow: the child's result (``await child.start(input)``)."""
@@ -97,6 +144,9 @@ class ChildFuture(Generic[T]):
         """
         if self._pending is not None:
             raise MisuseError("in an async workflow, await a child's future instead of calling result()")
+        if self._settle is not None:
+            ended = self._settle()  # raises Waiting while the dispatched child runs elsewhere
+            self._settle, self._value, self._error = None, ended._value, ended._error
         if self._stopped is not None:
             from cairnflow.core.replay import Suspended
 
@@ -121,7 +171,7 @@ def _ended(thread_id: str, done: dict[str, Any], name: str) -> ChildFuture[Any]:
     return ChildFuture(thread_id, value=done.get("value"))
 
 
-def start_child(child: Workflow[T], input: Any) -> ChildFuture[T]:
+def start_child(child: Workflow[T], input: Any, *, dispatch: bool = False) -> ChildFuture[T]:
     """Start (or, on replay, find) ``child`` as a child of the running workflow body."""
     ctx = current_context(f"{child.name}.start()")
     pos = ctx.next_pos()
@@ -129,6 +179,9 @@ def start_child(child: Workflow[T], input: Any) -> ChildFuture[T]:
     thread_id = f"{parent_id}{CHILD_MARK}{pos}"
     digest = _digest(ctx.dumps, input)
     recorded = ctx.replay.steps.get(pos)
+    link = {"thread_id": parent_id, "workflow": ctx.workflow, "pos": pos}
+    # Dispatching is the sync driver's: an async child always runs inline.
+    schedule = None if child.is_async else _dispatch.get()
     if recorded is not None:
         if recorded.op != "child" or recorded.name != child.name:
             raise ctx._mismatch(pos, f"{child.name}.start()", recorded.describe())
@@ -145,18 +198,38 @@ def start_child(child: Workflow[T], input: Any) -> ChildFuture[T]:
             f"child workflow {child.name!r} must be {kind} like its parent {ctx.workflow!r}: "
             f"{parent} child needs the other flavour's saver; make both the same flavour"
         )
-    if recorded is None:
+    if recorded is not None:
+        # The record decides, not today's argument.
+        dispatched = bool(recorded.raw.get("dispatch")) and not child.is_async
+        head = ctx.committer.start_head
+        if dispatched and schedule is not None and head is not None and head.status == "running":
+            # The parent's last execution did not stop cleanly (a crash, maybe between this
+            # record and the dispatch): dispatch again; the create-only thread makes it one child.
+            _dispatch_child(ctx, child, input, thread_id, link, schedule)
+    else:
+        dispatched = dispatch and schedule is not None
         ctx.ensure_fence()
         ctx.before_task()  # the parent's start is stored before the child's thread exists
-        ctx.committer.stage(
-            [{"op": "child", "pos": pos, "name": child.name, "args": digest, "thread": thread_id}]
-        )
-    link = {"thread_id": parent_id, "workflow": ctx.workflow, "pos": pos}
+        record = {"op": "child", "pos": pos, "name": child.name, "args": digest, "thread": thread_id}
+        if dispatched:
+            assert schedule is not None
+            ctx.committer.commit([{**record, "dispatch": True}])  # recorded, then dispatched
+            _dispatch_child(ctx, child, input, thread_id, link, schedule)
+        else:
+            ctx.committer.stage([record])
+    if dispatched:
+        return ChildFuture(thread_id, settle=lambda: _settle(ctx, child, input, pos, thread_id, link))
     if child.is_async:
         from cairnflow.core.acontext import AsyncRunContext
 
         assert isinstance(ctx, AsyncRunContext)
         return ChildFuture(thread_id, pending=ctx.spawn(_arun_child(ctx, child, input, pos, thread_id, link)))
+    return _run_inline(ctx, child, input, pos, thread_id, link)
+
+
+def _run_inline(
+    ctx: RunContext, child: Workflow[T], input: Any, pos: int, thread_id: str, link: dict[str, Any]
+) -> ChildFuture[T]:
     token = parent_link.set(link)
     run: Run | Exception
     try:
@@ -215,3 +288,71 @@ def _outcome(
         return ChildFuture(thread_id, stopped=run), None
     done = {"op": "child_done", "pos": pos, "value": run.result}
     return ChildFuture(thread_id, value=run.result), done
+
+
+def _dispatch_child(
+    ctx: RunContext,
+    child: Workflow[Any],
+    input: Any,
+    thread_id: str,
+    link: dict[str, Any],
+    schedule: Callable[[str, str], None],
+) -> None:
+    """Create the child's thread (create-only) and schedule it; a twin of an earlier attempt is one."""
+    from cairnflow.core.runs import digest
+
+    start = {
+        "op": "start",
+        "workflow": child.name,
+        "input": input,
+        "input_digest": digest(ctx.saver, input),
+        "parent": link,
+    }
+    try:
+        head = ctx.saver.append(thread_id, None, [start], status="suspended", workflow=child.name)
+    except ConflictError:
+        existing = ctx.saver.latest(thread_id)
+        found = parse_records(existing.records).start if existing is not None else None
+        if found is None or any(found.get(k) != start[k] for k in ("workflow", "input_digest", "parent")):
+            raise ConflictError(
+                f"thread {thread_id!r} exists but is not child {link['pos']} ({child.name}) of thread "
+                f"{link['thread_id']!r}: delete it, or start the parent on a new thread id",
+                thread_id=thread_id,
+            ) from None
+        if existing is not None and existing.status in ("completed", "failed"):
+            return  # it has ended: the parent's next result() reads it, nothing to run
+    else:
+        ctx.saver.index_stop(head, None)  # listed as suspended until a worker picks it up
+    schedule(thread_id, child.name)
+
+
+def _settle(
+    ctx: RunContext, child: Workflow[T], input: Any, pos: int, thread_id: str, link: dict[str, Any]
+) -> ChildFuture[T]:
+    """A dispatched child's outcome, recorded in the parent once; Waiting while it runs elsewhere."""
+    done = ctx.replay.children.get(pos)
+    if done is not None:
+        return _ended(thread_id, done, child.name)
+    schedule = _dispatch.get()
+    if schedule is None:
+        # No driver here (the parent was resumed by hand): continue the child in this process.
+        inline = _run_inline(ctx, child, input, pos, thread_id, link)
+        if not inline.done():
+            inline.result()  # raises: stops the parent as the child stopped
+        return inline
+    head = ctx.saver.latest(thread_id)
+    if head is None or head.info.kind == "tombstone":
+        _dispatch_child(ctx, child, input, thread_id, link, schedule)  # never created (a crash)
+        raise Waiting(None)
+    if head.status not in ("completed", "failed"):
+        raise Waiting(None)  # its end schedules a "child" wake-up for this parent
+    end = parse_records(head.records).end or {}
+    if head.status == "completed":
+        done = {"op": "child_done", "pos": pos, "value": end.get("value")}
+    else:
+        done = {"op": "child_done", "pos": pos, "error": end.get("error")}
+    # Staged: it goes out with the parent's next write. A crash before then reads the
+    # child again on replay, which has ended and so says the same.
+    ctx.committer.stage([done])
+    ctx.replay.children[pos] = done
+    return _ended(thread_id, done, child.name)

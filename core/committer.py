@@ -63,6 +63,11 @@ class CommitterBase:
         self._error: BaseException | None = None
 
     @property
+    def start_head(self) -> Checkpoint | None:
+        """The head this run started from (None for a new thread)."""
+        return self._start
+
+    @property
     def error(self) -> BaseException | None:
         return self._error
 

@@ -87,14 +87,17 @@ class Workflow(Generic[T]):
 
     # ---------------------------------------------------------------- public API
 
-    def start(self, input: Any = None) -> ChildFuture[T]:
+    def start(self, input: Any = None, *, dispatch: bool = False) -> ChildFuture[T]:
         """Inside another workflow's body: run this workflow as its child; returns a future.
 
-        The child gets its own thread (``{parent}~child-{position}``), runs inline
-        now, and its result is recorded in the parent once; see
+        The child gets its own thread (``{parent}~child-{position}``) and its result
+        is recorded in the parent once. It runs inline now, unless ``dispatch`` is
+        true and the parent is driven by :class:`cairnflow.driver.Driver` (or a
+        worker): then another invocation runs it, and the parent's ``result()``
+        stops the parent as ``"waiting"`` until the child has ended; see
         :mod:`cairnflow.core.children`.
         """
-        return start_child(self, input)
+        return start_child(self, input, dispatch=dispatch)
 
     def run(
         self,

@@ -23,7 +23,8 @@ A thread's state is a list of small dicts, appended in order:
                 or by the run when its timeout passed); the first one counts
 ``child``       ``{op, pos, name, args, thread}``: ``name.start(input)`` at ``pos`` started a
                 child workflow on thread ``thread`` (``args``: the input's digest); the
-                child's ``start`` record names its ``parent`` (thread_id, workflow, pos)
+                child's ``start`` record names its ``parent`` (thread_id, workflow, pos);
+                ``dispatch: true`` when another invocation runs it (the parent created its thread)
 ``child_done``  ``{op, pos, value}`` or ``{op, pos, error}``: how that child ended (recorded once)
 ``wait``        ``{op, wake_at}``: the run stopped with status ``waiting`` until ``wake_at``
                 (None: until a callback is completed)

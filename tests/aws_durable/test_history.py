@@ -114,3 +114,66 @@ def test_local_lambda_answers_the_boto3_calls(client: CairnflowDurableClient) ->
     assert done.status == "SUCCEEDED" and done.value == '"yes"'  # callback results are passed through raw
     page = LocalLambda(client, {}).get_durable_execution_history(DurableExecutionArn=arn, MaxItems=2)
     assert [e["EventId"] for e in page["Events"]] == [1, 2] and page["NextMarker"] == "2"
+
+
+def _until(condition: Any, timeout: float = 20.0) -> None:
+    """Poll ``condition()`` until true (the background driver's progress), or fail after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def test_driving_a_waiting_execution_again_costs_no_invocation(
+    client: CairnflowDurableClient, clock: FakeClock
+) -> None:
+    @durable_execution
+    def approve(event: Any, context: DurableContext) -> Any:
+        return context.wait_for_callback(lambda _cid, _ctx: None, name="approval")
+
+    runner = LocalRunner(approve, client, sleep=clock.sleep)
+    waiting = runner.run("go")
+    assert waiting.status == "STARTED" and waiting.invocations == 1
+    before = client.records(waiting.arn)
+    again = runner.drive(waiting.arn)  # nothing happened since: nothing to invoke
+    assert again.invocations == 0 and client.records(waiting.arn) == before
+    runner.send_callback_success(runner.callback_ids(waiting.arn)[0], '"yes"')
+    done = runner.drive(waiting.arn)
+    assert done.invocations == 1 and done.status == "SUCCEEDED"
+
+
+def test_a_callback_to_an_invoked_function_wakes_its_caller(client: CairnflowDurableClient) -> None:
+    @durable_execution
+    def approver(event: Any, context: DurableContext) -> Any:
+        return context.wait_for_callback(lambda _cid, _ctx: None, name="approve")
+
+    @durable_execution
+    def caller(event: Any, context: DurableContext) -> Any:
+        return {"answer": context.invoke("approver", event, name="ask")}
+
+    with LocalLambda(client, {"approver": approver, "caller": caller}) as lam:
+        arn = lam.invoke(FunctionName="caller", InvocationType="Event", Payload=b'"q"')["DurableExecutionArn"]
+
+        def started(of: str, kind: str) -> list[dict[str, Any]]:
+            found = lam.get_durable_execution_history(DurableExecutionArn=of)["Events"]
+            return [e for e in found if e["EventType"] == kind]
+
+        _until(lambda: started(arn, "ChainedInvokeStarted") and started(arn, "InvocationCompleted"))
+        child = started(arn, "ChainedInvokeStarted")[0]["ChainedInvokeStartedDetails"]["DurableExecutionArn"]
+        _until(lambda: bool(started(child, "InvocationCompleted")))
+        callback_id = started(child, "CallbackStarted")[0]["CallbackStartedDetails"]["CallbackId"]
+        lam.send_durable_execution_callback_success(CallbackId=callback_id, Result=b'"ok"')
+        _until(lambda: lam.get_durable_execution(DurableExecutionArn=arn)["Status"] == "SUCCEEDED")
+        assert json.loads(lam.get_durable_execution(DurableExecutionArn=arn)["Result"]) == {"answer": '"ok"'}
+        history = lam.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
+    # The caller was invoked twice: once to start the invoke, once after it finished.
+    assert [e["EventType"] for e in history] == [
+        "ExecutionStarted",
+        "ChainedInvokeStarted",
+        "InvocationCompleted",
+        "ChainedInvokeSucceeded",
+        "InvocationCompleted",
+        "ExecutionSucceeded",
+    ]

@@ -89,3 +89,32 @@ def fans_out_to_waiting_children(folder: str) -> list[object]:
     """Three children, each waiting for its own callback."""
     futures = [child_waits.start(f"{folder}/token-{n}") for n in range(3)]
     return [f.result() for f in futures]
+
+
+@workflow
+def squares(tagged: list[object]) -> int:
+    """A dispatched child: one step, its square."""
+    tag, n = str(tagged[0]), int(str(tagged[1]))
+    return step(tag, n).result()
+
+
+@workflow
+def dispatches(count: int) -> int:
+    """Fans out ``count`` children to other invocations, then adds up their results."""
+    futures = [squares.start([f"d{n}", n], dispatch=True) for n in range(count)]
+    return sum(f.result() for f in futures)
+
+
+@workflow
+def survives_a_failed_child(thread: str) -> str:
+    """A dispatched child that fails; the parent sees its exception."""
+    try:
+        return str(always_fails.start(thread, dispatch=True).result())
+    except ValueError as exc:
+        return f"caught {exc}"
+
+
+@workflow
+def fails_with_its_child(thread: str) -> int:
+    """A dispatched child that fails; the parent does not catch it, so it fails the same way."""
+    return always_fails.start(thread, dispatch=True).result()

@@ -125,10 +125,14 @@ def test_workflows_are_found_in_modules_by_name() -> None:
         "always_fails",
         "child_waits",
         "dies_once",
+        "dispatches",
+        "fails_with_its_child",
         "fans_out_to_waiting_children",
         "five_steps",
         "naps",
         "sleeps_then_waits",
+        "squares",
+        "survives_a_failed_child",
     ]
 
 

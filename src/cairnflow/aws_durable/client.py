@@ -426,7 +426,14 @@ class CairnflowDurableClient:
         return begun
 
     def end_invocation(
-        self, arn: str, token: str, output: Mapping[str, Any], *, started_ms: int, request_id: str
+        self,
+        arn: str,
+        token: str,
+        output: Mapping[str, Any],
+        *,
+        started_ms: int,
+        request_id: str,
+        begun: str | None = None,
     ) -> bool:
         """Record that an invocation ended (``InvocationCompleted``), with the handler's result.
 
@@ -434,9 +441,14 @@ class CairnflowDurableClient:
         invocation's last token, in the same record; if that token is stale
         (another invocation moved on) the output does not count: False, and
         only the invocation's end is recorded. Other outputs record the end alone.
+        ``begun`` is the token the invocation began with: the end names that record
+        (``from``), so what the service recorded meanwhile is known to be unseen.
         """
         status = output.get("Status")
         inv: dict[str, Any] = {"s": started_ms, "rid": request_id}
+        first = None if begun is None else self._parse_token(arn, begun)
+        if first is not None:
+            inv["from"] = first
         if status == "RETRY" and output.get("Error"):  # the handler itself failed
             inv["err"] = dict(output["Error"])
         seq = self._parse_token(arn, token)

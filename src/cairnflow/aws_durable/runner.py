@@ -43,7 +43,7 @@ from cairnflow.driver.due import DueIndex
 
 from .client import CairnflowDurableClient
 from .ids import decode_callback_id
-from .state import ExecutionView, public
+from .state import ExecutionView, fold, public
 
 __all__ = ["ExecutionResult", "LocalLambdaContext", "LocalRunner"]
 
@@ -228,49 +228,58 @@ class LocalRunner:
             service.token = self.client.token_for(arn, self.client.known_seq(arn))
         ended = {"Status": "PENDING"} if service.ended else output  # the SDK recorded the end itself
         counted = self.client.end_invocation(
-            arn, service.token, ended, started_ms=started_ms, request_id=context.aws_request_id
+            arn, service.token, ended, started_ms=started_ms, request_id=context.aws_request_id, begun=token
         )
         if output.get("Status") in ("SUCCEEDED", "FAILED") and not service.ended and not counted:
             return {"Status": "PENDING"}  # a stale invocation: its output does not count
         return output
 
     def drive(self, arn: str) -> ExecutionResult:
-        """Invoke ``arn`` until it ends or waits for something only the outside can deliver."""
+        """Invoke ``arn`` until it ends or waits for something only the outside can deliver.
+
+        An invocation happens only when there is something the handler has not
+        seen (a callback delivered, a chained invoke finished, a timer or retry
+        due, an invocation that died) or the execution was never invoked: driving
+        an execution that waits for a callback nobody sent costs no invocation.
+        """
         invocations = 0
         while True:
-            view = self.client.describe(arn)
-            if view.done:
+            records = self.client.records(arn)
+            if fold(arn.rsplit("/", 1)[-1], records).done:
                 break
+            if not (unseen(records) or self._due_now(arn)):
+                if self._run_invokes(arn):
+                    continue  # a chained invoke finished: its caller can go on at once
+                if not self._pause_until_due(arn):
+                    break  # waiting on a callback (or an invoke) nobody has delivered yet
+                continue
             if invocations >= self.max_invocations:
                 raise RuntimeError(f"execution {arn!r} still running after {invocations} invocations")
-            output = self.invoke(arn)
+            self.invoke(arn)
             invocations += 1
-            if output.get("Status") in ("SUCCEEDED", "FAILED", "RETRY"):
-                continue
-            if self._run_invokes(arn):
-                continue  # a chained invoke finished: its caller can go on at once
-            if not self._pause_until_due(arn):
-                break  # waiting on a callback (or an invoke) nobody has delivered yet
         return self.result(arn, invocations=invocations)
+
+    def _due_now(self, arn: str) -> bool:
+        due = self.client.next_due(arn)
+        return due is not None and due <= self.client.clock()
 
     def _pause_until_due(self, arn: str) -> bool:
         """Sleep until the service has something due for ``arn``; False if nothing is scheduled.
 
-        With ``wait`` (``wait(arn, seconds) -> woken``) a delivery (a callback)
-        ends the pause early; a heartbeat that moved a deadline does not cause
-        an invocation, since the due time is computed again.
+        With ``wait`` (``wait(arn, seconds)``) a delivery (a callback) ends the
+        pause early; :meth:`drive` then looks again at what is unseen or due, so
+        a heartbeat that moved a deadline causes no invocation.
         """
-        while True:
-            due = self.client.next_due(arn)
-            if due is None:
-                return False
-            delay = due - self.client.clock()
-            if delay <= 0:
-                return True
+        due = self.client.next_due(arn)
+        if due is None:
+            return False
+        delay = due - self.client.clock()
+        if delay > 0:
             if self.wait is None:
                 self.sleep(delay)
-            elif self.wait(arn, delay):
-                return True  # something was delivered: invoke now
+            else:
+                self.wait(arn, delay)
+        return True
 
     @property
     def workflow(self) -> str:
@@ -432,3 +441,40 @@ def _if_started(
     if undispatched and (op.get("_invoke") or {}).get("child"):
         return None
     return [update]
+
+
+#: Actions that change nothing a handler can observe (no invocation needed for them).
+_BOOKKEEPING = frozenset({"DISPATCH", "HEARTBEAT"})
+
+
+def _observable(record: Mapping[str, Any]) -> bool:
+    return any(u.get("Action") not in _BOOKKEEPING for u in record["u"])
+
+
+def unseen(records: Sequence[Mapping[str, Any]]) -> bool:
+    """True if the execution holds something no invocation has seen (so one is due).
+
+    That is: no invocation ever ended, or the last one failed; or after its end
+    there is an SDK record or an empty service record (an invocation that
+    began, and perhaps checkpointed, then died) or an observable service
+    update (a callback delivered, a chained invoke finished); or the
+    service recorded such an update while that last invocation ran (after
+    the record it began with, ``inv.from``), which it could not see.
+    """
+    for index in range(len(records) - 1, -1, -1):
+        inv = records[index].get("inv")
+        if inv is None:
+            continue
+        if inv.get("err"):
+            return True  # the last invocation failed (crashed): it is retried
+        for after in records[index + 1 :]:
+            if after.get("by") == "sdk" or not after["u"] or _observable(after):
+                return True
+        first = inv.get("from")
+        if first is None:
+            return False
+        return any(
+            r.get("by") == "service" and "inv" not in r and _observable(r)
+            for r in records[int(first) + 1 : index]
+        )
+    return True

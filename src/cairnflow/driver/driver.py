@@ -26,10 +26,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from cairnflow.core.checkpoint import CheckpointSaver
-from cairnflow.core.children import parent_of
+from cairnflow.core.children import dispatching, parent_of
 from cairnflow.core.errors import ConflictError, InvalidArgumentError, ResumeError, StoreError
 from cairnflow.core.executor import Run, Workflow
 from cairnflow.core.records import parse_records
@@ -41,6 +42,9 @@ _log = logging.getLogger("cairnflow.driver")
 
 #: The statuses a wake-up continues; any other means the run needs nothing (or a person).
 CONTINUABLE = frozenset({"running", "suspended", "waiting"})
+
+#: The statuses of a run that has ended: a child in one of them wakes its parent.
+ENDED = frozenset({"completed", "failed"})
 
 #: A wake-up earlier than its time by less than this is handled now (clock skew, queue jitter).
 EARLY_TOLERANCE = 1.0
@@ -103,6 +107,10 @@ class Driver:
         # run is retried by its owner's explicit resume(), never by a stray wake-up.
         standing = workflow.get_run(thread_id=wakeup.thread_id, saver=self.saver)
         if standing is None or standing.status not in CONTINUABLE:
+            if standing is not None and standing.status in ENDED:
+                # A child whose process died between its end and waking its parent (its lease
+                # fired), or a redelivered wake-up: wake the parent again (at least once).
+                self._wake_parent(wakeup.thread_id)
             return standing
         try:
             return self._drive(
@@ -111,6 +119,11 @@ class Driver:
                 lambda: workflow.resume(thread_id=wakeup.thread_id, saver=self.saver, **options),
             )
         except ConflictError:
+            if wakeup.reason == "child":
+                # A parent woken by its child lost the race to another execution of itself
+                # (one still running, which may have read the child before it ended): try
+                # again shortly, or this child's outcome would never be read.
+                self.scheduler.schedule(replace(wakeup, at=max(self.clock(), wakeup.at + 0.01)))
             return None  # another invocation continued the run first; it owns the next step
         except ResumeError:
             return None  # the run waits for an answer (interrupt): only its answer continues it
@@ -137,10 +150,19 @@ class Driver:
         # If execute() raises (the body failed, the store is unreachable, another invocation
         # won a race), the lease stays: when it fires, handle() continues the run only if
         # its log still says "running", so a stranded run is picked up and a failed one is not.
-        run = execute()
-        for follow_up in (self._follow_up(workflow, run), self._parent_wakeup(run)):
-            if follow_up is not None:
-                self.scheduler.schedule(follow_up)
+        try:
+            with dispatching(self.scheduler, store=self.store_url, clock=self.clock):
+                run = execute()
+        except (ConflictError, StoreError):
+            raise  # nothing of ours ended: another writer has the run, or the store failed
+        except Exception:
+            self._wake_parent(thread_id)  # a child that failed (recorded) wakes its parent too
+            raise
+        follow_up = self._follow_up(workflow, run)
+        if follow_up is not None:
+            self.scheduler.schedule(follow_up)
+        if run.status == "completed":
+            self._wake_parent(thread_id)
         self._cancel(lease)
         return run
 
@@ -149,16 +171,20 @@ class Driver:
         if cancel is not None:
             cancel(lease)
 
-    def _parent_wakeup(self, run: Run) -> Wakeup | None:
-        """A child workflow continued on its own that completed wakes its parent (one GET)."""
-        if run.status != "completed" or parent_of(run.thread_id) is None:
-            return None
-        head = self.saver.latest(run.thread_id)
-        start = parse_records(head.records).start if head is not None else None
+    def _wake_parent(self, thread_id: str) -> None:
+        """A child workflow that ended (completed or failed) wakes its parent (one read)."""
+        if parent_of(thread_id) is None:
+            return
+        head = self.saver.latest(thread_id)
+        if head is None or head.status not in ENDED:
+            return
+        start = parse_records(head.records).start
         link = start.get("parent") if start is not None else None
         if not isinstance(link, dict) or not link.get("thread_id") or not link.get("workflow"):
-            return None
-        return Wakeup(str(link["thread_id"]), str(link["workflow"]), self.clock(), "child", self.store_url)
+            return
+        self.scheduler.schedule(
+            Wakeup(str(link["thread_id"]), str(link["workflow"]), self.clock(), "child", self.store_url)
+        )
 
     def _follow_up(self, workflow: Workflow[Any], run: Run) -> Wakeup | None:
         if run.status == "suspended":
