@@ -65,6 +65,8 @@ _SCHEMES: dict[str, tuple[str, str | None]] = {
 # A cloud backend adds its line here; its module defines async_store_from_url(bucket, prefix, **options).
 _ASYNC_SCHEMES: dict[str, tuple[str, str | None]] = {
     "s3": ("cairnflow.savers.s3_async", "s3"),
+    "gs": ("cairnflow.savers.gcs_async", "gcs"),
+    "az": ("cairnflow.savers.azure_async", "azure"),
 }
 
 _memory_stores: dict[str, MemoryStore] = {}

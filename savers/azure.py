@@ -184,7 +184,29 @@ def _failure(exc: BaseException) -> Classified:
     return Classified(by_status(status, _STATUSES), status, code or "")
 
 
-def _quoted(etag: str) -> str:
+def check_sources(
+    container_client: Any, service_client: Any, connection_string: Any, account_url: Any
+) -> None:
+    """Refuse anything but exactly one way to reach the account (sync and asyncio stores alike)."""
+    sources = [
+        name
+        for name, value in (
+            ("container_client", container_client),
+            ("service_client", service_client),
+            ("connection_string", connection_string),
+            ("account_url", account_url),
+        )
+        if value is not None
+    ]
+    if len(sources) != 1:
+        raise ValueError(
+            "pass exactly one of container_client, service_client, connection_string, "
+            f"account_url (got {', '.join(sources) or 'none'})"
+        )
+
+
+def quoted(etag: str) -> str:
+    """An ETag as the service sends it in headers (listings give it without quotes)."""
     return etag if etag.startswith('"') else f'"{etag}"'
 
 
@@ -221,21 +243,7 @@ class AzureBlobStore(CloudStore):
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
-        sources = [
-            name
-            for name, value in (
-                ("container_client", container_client),
-                ("service_client", service_client),
-                ("connection_string", connection_string),
-                ("account_url", account_url),
-            )
-            if value is not None
-        ]
-        if len(sources) != 1:
-            raise ValueError(
-                "pass exactly one of container_client, service_client, connection_string, "
-                f"account_url (got {', '.join(sources) or 'none'})"
-            )
+        check_sources(container_client, service_client, connection_string, account_url)
         options: dict[str, Any] = {"retry_total": retry_total, **(client_options or {})}
         self._owned: BlobServiceClient | ContainerClient | None = None
         if container_client is not None:
@@ -280,13 +288,13 @@ class AzureBlobStore(CloudStore):
             result = self._container.get_blob_client(key).upload_blob(
                 data, length=len(data), overwrite=True, **condition
             )
-        return _quoted(str(result["etag"]))
+        return quoted(str(result["etag"]))
 
     def _read(self, key: str) -> StoredObject:
         with self._mapping(Op.GET, key):
             downloader = self._container.get_blob_client(key).download_blob()
             data = downloader.readall()
-        return StoredObject(bytes(data), _quoted(str(downloader.properties.etag)))
+        return StoredObject(bytes(data), quoted(str(downloader.properties.etag)))
 
     def _list(self, prefix: str, start_after: str | None, limit: int | None) -> Iterator[ObjectInfo]:
         if start_after is not None:
@@ -302,7 +310,7 @@ class AzureBlobStore(CloudStore):
         ).by_page()
         for _, blobs in self._pages(pages, prefix):  # list() skips names up to start_after
             for blob in blobs:
-                yield ObjectInfo(blob.name, int(blob.size or 0), _quoted(blob.etag) if blob.etag else None)
+                yield ObjectInfo(blob.name, int(blob.size or 0), quoted(blob.etag) if blob.etag else None)
 
     def list_prefixes(self, prefix: str) -> Iterator[str]:
         """Blob prefixes under ``prefix`` with delimiter ``/``: one request per page."""
@@ -340,6 +348,17 @@ def store_from_url(bucket: str, prefix: str, **options: Any) -> AzureBlobStore:
 
     ``prefix`` keeps the conditional-write probe beside the keys, which arrive already prefixed.
     """
+    options = account_from_env(bucket, options, "azure.identity")
+    options.setdefault("probe_prefix", prefix)
+    return AzureBlobStore(bucket, **options)
+
+
+def account_from_env(bucket: str, options: dict[str, Any], identity: str) -> dict[str, Any]:
+    """``options``, completed from the environment where they name no client, string or URL.
+
+    ``identity`` is the module whose ``DefaultAzureCredential`` authenticates an account
+    URL: ``azure.identity``, or ``azure.identity.aio`` for the asyncio store.
+    """
     options = dict(options)
     if not any(
         options.get(name) is not None
@@ -353,21 +372,20 @@ def store_from_url(bucket: str, prefix: str, **options: Any) -> AzureBlobStore:
         elif account_url or account:
             options["account_url"] = account_url or f"https://{account}.blob.core.windows.net"
             if options.get("credential") is None:
-                options["credential"] = _default_credential()
+                options["credential"] = _default_credential(identity)
         else:
             raise StoreAccessError(
                 "no Azure storage account configured: set AZURE_STORAGE_CONNECTION_STRING, "
                 "AZURE_STORAGE_ACCOUNT_URL or AZURE_STORAGE_ACCOUNT, or pass service_client=",
                 store=f"az://{bucket}",
             )
-    options.setdefault("probe_prefix", prefix)
-    return AzureBlobStore(bucket, **options)
+    return options
 
 
-def _default_credential() -> Any:
+def _default_credential(module: str) -> Any:
     try:
         # Imported by name: azure-identity is optional and may lack type information.
-        identity = importlib.import_module("azure.identity")
+        identity = importlib.import_module(module)
     except ImportError as exc:
         from cairnflow.savers import MissingDependencyError
 

@@ -41,6 +41,7 @@ smaller.
 
 Error mapping
 -------------
+GCS's status table itself is shared with the asyncio backend (:mod:`cairnflow.savers._gcs_rules`).
 What every backend shares (put-mode dispatch, key checks, the error and
 ambiguity tables, the conditional-write probe and its hiding from listings) is
 in :mod:`cairnflow.savers._base`; this module holds its requests and GCS's
@@ -96,7 +97,7 @@ from __future__ import annotations
 import http.client
 import os
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar
 
 import requests
 import urllib3
@@ -113,27 +114,21 @@ from google.cloud.storage.retry import DEFAULT_RETRY  # type: ignore[import-unty
 
 from cairnflow.core.errors import PreconditionFailedError, StoreAccessError, StoreError
 from cairnflow.core.store import ObjectInfo, StoredObject
-from cairnflow.savers._base import Attempts, Classified, CloudStore, Failure, Op, by_status
+from cairnflow.savers._base import Attempts, Classified, CloudStore, Failure, Op
+from cairnflow.savers._gcs_rules import (
+    EMULATOR_DEFAULT_PROJECT,
+    LIST_FIELDS,
+    MAX_PAGE_SIZE,
+    PREFIX_FIELDS,
+    GCSRules,
+    generation,
+    status_failure,
+)
 
 __all__ = ["EMULATOR_DEFAULT_PROJECT", "GCSStore", "store_from_url"]
 
-#: Project used with ``STORAGE_EMULATOR_HOST`` when none is given.
-EMULATOR_DEFAULT_PROJECT = "cairnflow-local"
-#: The most objects one GCS list request returns.
-MAX_PAGE_SIZE = 1000
 _DEFAULT_TIMEOUT = 60.0
-_LIST_FIELDS = "items(name,size,generation),nextPageToken"
 _CONTENT_TYPE = "application/octet-stream"
-
-_STATUSES: Final[dict[int, Failure]] = {
-    401: Failure.DENIED,
-    403: Failure.DENIED,
-    404: Failure.MISSING,
-    408: Failure.LOST,  # the request timed out on the server: it may have been applied
-    412: Failure.CONDITION,
-    429: Failure.BUSY,
-    503: Failure.BUSY,
-}
 
 
 def _status(exc: BaseException) -> int | None:
@@ -159,9 +154,7 @@ def _failure(exc: BaseException) -> Classified:
         return Classified(
             Failure.NOT_SENT if isinstance(final, requests.ConnectTimeout) else Failure.LOST, None, name
         )
-    if status == 404 and "bucket does not exist" in str(final).lower():  # real GCS says so
-        return Classified(Failure.NO_BUCKET, status, name)
-    return Classified(by_status(status, _STATUSES), status, name)
+    return status_failure(status, str(final), name)
 
 
 def _watched(base: Retry | None, attempts: Attempts) -> Retry | None:
@@ -181,11 +174,6 @@ def _watched(base: Retry | None, attempts: Attempts) -> Retry | None:
         return retried
 
     return base.with_predicate(predicate)
-
-
-def _generation(etag: str | None) -> int | None:
-    """A store etag as a GCS generation; ``None`` if it cannot be one."""
-    return int(etag) if etag is not None and etag.isdigit() else None
 
 
 def _make_client(
@@ -228,7 +216,7 @@ def _make_client(
     return client
 
 
-class GCSStore(CloudStore):
+class GCSStore(GCSRules, CloudStore):
     """One GCS bucket seen through the store seam.
 
     ``client`` is the user's own ``google.cloud.storage.Client`` (never closed
@@ -254,16 +242,6 @@ class GCSStore(CloudStore):
         ConnectionError,
         TimeoutError,
     )
-    _CONDITIONS: ClassVar[dict[Op, str]] = {
-        Op.CREATE: "ifGenerationMatch=0",
-        Op.UPDATE: "ifGenerationMatch=<generation>",
-    }
-    # An upload of a missing object is refused with 412, so a 404 means the bucket is missing.
-    _REINTERPRET: ClassVar[dict[tuple[Op, Failure], Failure]] = {
-        (Op.UPDATE, Failure.MISSING): Failure.NO_BUCKET
-    }
-    # A generation no object has (generations are microsecond timestamps).
-    _NEVER_MATCHING_ETAG: ClassVar[str] = "999999999999999999"
 
     def __init__(
         self,
@@ -301,8 +279,8 @@ class GCSStore(CloudStore):
     _classify = staticmethod(_failure)  # its status table
 
     def _write(self, key: str, data: bytes, op: Op, etag: str | None) -> str:
-        generation = _generation(etag)
-        if op is Op.UPDATE and generation is None:
+        wanted = generation(etag)
+        if op is Op.UPDATE and wanted is None:
             # No object version of this store has that etag.
             raise PreconditionFailedError(f"not a GCS generation: {etag!r}", key=key, store=self.url)
         blob = self._bucket.blob(key)  # chunk_size=None: single request up to 8 MiB
@@ -310,7 +288,7 @@ class GCSStore(CloudStore):
             blob.upload_from_string(
                 data,
                 content_type=_CONTENT_TYPE,
-                if_generation_match={Op.CREATE: 0, Op.UPDATE: generation}.get(op),
+                if_generation_match={Op.CREATE: 0, Op.UPDATE: wanted}.get(op),
                 retry=_watched(self._retry, attempts),
                 timeout=self._timeout,
             )
@@ -343,7 +321,7 @@ class GCSStore(CloudStore):
             start_offset=start_offset,
             max_results=max_results,
             page_size=page_size,
-            fields=_LIST_FIELDS,
+            fields=LIST_FIELDS,
             retry=self._retry,
             timeout=self._timeout,
         )
@@ -361,7 +339,7 @@ class GCSStore(CloudStore):
             prefix=prefix or None,
             delimiter="/",
             page_size=self.page_size,
-            fields="prefixes,nextPageToken",
+            fields=PREFIX_FIELDS,
             retry=self._retry,
             timeout=self._timeout,
         )

@@ -31,7 +31,7 @@ pytest_plugins = ["tests.emulators.plugin"]
 BACKENDS = ["memory", "local", "s3", "gcs", "azure"]
 #: The asyncio backends the contract suites run against (through the sync bridges of
 #: tests/support/async_bridge.py). A fixture ``<name>_store`` returns a bridged store.
-ASYNC_BACKENDS = ["memory_async", "local_async", "s3_async"]
+ASYNC_BACKENDS = ["memory_async", "local_async", "s3_async", "gcs_async", "azure_async"]
 
 
 #: Contract tests that an emulator cannot pass although the real cloud does. Each is run and

@@ -141,7 +141,7 @@ def test_async_openers_and_async_file_saver_import_no_sdk(tmp_path: Path) -> Non
         import asyncio
         from cairnflow.savers import _ASYNC_SCHEMES, open_async_store
 
-        assert {{"s3"}} <= set(_ASYNC_SCHEMES), _ASYNC_SCHEMES
+        assert {{"s3", "gs", "az"}} <= set(_ASYNC_SCHEMES), _ASYNC_SCHEMES
 
         async def main():
             store, _ = open_async_store({f"file://{tmp_path}/store"!r})

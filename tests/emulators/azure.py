@@ -170,6 +170,16 @@ def make_store(container: str, endpoint: str, **options: Any) -> ObjectStore:
     return AzureBlobStore(container, connection_string=connection_string(endpoint), **options)
 
 
+def make_async_store(container: str, endpoint: str, **options: Any) -> ObjectStore:
+    """As :func:`make_store`, an :class:`~cairnflow.savers.azure_async.AsyncAzureBlobStore`
+    seen through :class:`tests.support.async_bridge.SyncStore`."""
+    from cairnflow.savers.azure_async import AsyncAzureBlobStore
+    from tests.support.async_bridge import SyncStore
+
+    options.setdefault("client_options", FAST_RETRY)
+    return SyncStore(AsyncAzureBlobStore(container, connection_string=connection_string(endpoint), **options))
+
+
 @contextlib.contextmanager
 def fresh_container(server: Azurite) -> Iterator[str]:
     """Create a uniquely named container; delete it afterwards."""
@@ -226,6 +236,27 @@ def azure_store_factory(request: pytest.FixtureRequest) -> Iterator[Callable[[],
 @pytest.fixture
 def azure_store(azure_store_factory: Callable[[], ObjectStore]) -> ObjectStore:
     return azure_store_factory()
+
+
+@pytest.fixture
+def azure_async_store_factory(request: pytest.FixtureRequest) -> Iterator[Callable[[], ObjectStore]]:
+    """As ``azure_store_factory``, for the asyncio store (through the sync bridge)."""
+    server = azurite(request.config)
+    stores: list[ObjectStore] = []
+
+    def factory() -> ObjectStore:
+        stores.append(make_async_store(container, server.url, page_size=7))
+        return stores[-1]
+
+    with fresh_container(server) as container:
+        yield factory
+        for store in stores:
+            store.close()
+
+
+@pytest.fixture
+def azure_async_store(azure_async_store_factory: Callable[[], ObjectStore]) -> ObjectStore:
+    return azure_async_store_factory()
 
 
 @pytest.fixture

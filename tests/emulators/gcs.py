@@ -217,6 +217,34 @@ def gcs_store(gcs_store_factory: GCSStoreFactory) -> ObjectStore:
     return gcs_store_factory()
 
 
+class AsyncGCSStoreFactory(GCSStoreFactory):
+    """As :class:`GCSStoreFactory`, for :class:`~cairnflow.savers.gcs_async.AsyncGCSStore`
+    seen through :class:`tests.support.async_bridge.SyncStore`; ``endpoint=`` as there."""
+
+    def __call__(self, *, endpoint: str | None = None, **options: Any) -> ObjectStore:
+        from cairnflow.savers.gcs_async import AsyncGCSStore
+        from tests.support.async_bridge import SyncStore
+
+        options.setdefault("page_size", self.page_size)
+        store = SyncStore(AsyncGCSStore(self.bucket, api_root=endpoint or self.server_url, **options))
+        self._stores.append(store)
+        return store
+
+
+@pytest.fixture
+def gcs_async_store_factory(request: pytest.FixtureRequest) -> Iterator[GCSStoreFactory]:
+    """Async stores on a fresh bucket (page size 7), each through the sync bridge."""
+    server_url = _server_url(request.config)
+    factory = AsyncGCSStoreFactory(server_url, new_bucket(server_url))
+    yield factory
+    factory.close()
+
+
+@pytest.fixture
+def gcs_async_store(gcs_async_store_factory: GCSStoreFactory) -> ObjectStore:
+    return gcs_async_store_factory()
+
+
 @pytest.fixture
 def gcs_location(gcs_store_factory: GCSStoreFactory) -> StoreLocation:
     """``gs://<fresh bucket>/wf`` plus the environment a child process needs to open it.

@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from cairnflow.core.checkpoint import CheckpointSaver
 from cairnflow.core.children import dispatching, parent_of
@@ -43,7 +43,7 @@ from cairnflow.core.records import parse_records
 from cairnflow.core.runs import standing
 from cairnflow.core.wake import WakeScheduler, Wakeup
 
-__all__ = ["CONTINUABLE", "Driver"]
+__all__ = ["CONTINUABLE", "Driver", "WakeHandler"]
 
 _log = logging.getLogger("cairnflow.driver")
 
@@ -55,6 +55,19 @@ ENDED = frozenset({"completed", "failed"})
 
 #: A wake-up earlier than its time by less than this is handled now (clock skew, queue jitter).
 EARLY_TOLERANCE = 1.0
+
+
+class WakeHandler(Protocol):
+    """What the cloud entry points (``lambda_handler``, ``wsgi_app``, ``handle_message``) call.
+
+    :class:`Driver` for workflows; ``cairnflow.aws_durable.DurableDriver`` for
+    AWS durable-function executions. ``handle`` returns what now stands (with
+    a ``status``) or None; ``deliver`` is False when the wake-up must come again.
+    """
+
+    def handle(self, wakeup: Wakeup, **options: Any) -> Any: ...
+
+    def deliver(self, wakeup: Wakeup, **options: Any) -> bool: ...
 
 
 class Driver:

@@ -7,7 +7,10 @@ input, expected result). ``event`` is the requirement's ``Input``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from aws_durable_execution_sdk_python import ChildContextError, DurableContext, durable_execution
@@ -152,8 +155,15 @@ def child_large_payload(event: Any, context: DurableContext) -> Any:
     return {"length": len(large), "prefix": large[: len(event)]}
 
 
-#: Executions whose first invocation already crashed (3-12): the crash happens once per execution.
-_CRASHED: set[str] = set()
+def crash_mark(arn: str) -> Path:
+    """The file that says an invocation of ``arn`` crashed (3-12 crashes once per execution).
+
+    A file, not process memory: a crashed Lambda process comes back empty, and a service
+    restarted after being killed must see the same handler behaviour.
+    """
+    mark = Path(tempfile.gettempdir(), "cairnflow-conformance", hashlib.sha256(arn.encode()).hexdigest())
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    return mark
 
 
 @requirement("3-12")
@@ -162,9 +172,10 @@ def child_interrupted(event: Any, context: DurableContext) -> Any:
     arn = context.state.durable_execution_arn
 
     def crash_once(_: Any) -> Any:
-        if arn not in _CRASHED:
-            _CRASHED.add(arn)
+        mark = crash_mark(arn)
+        if not mark.exists():
             context.state.create_checkpoint()  # ContextStarted and StepStarted are durable first
+            mark.touch()
             sys.exit(1)  # the Lambda process dies mid-step (Runtime.ExitError)
         return event
 

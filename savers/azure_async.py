@@ -1,0 +1,171 @@
+"""Azure Blob Storage for asyncio, on the SDK's own aio client (``azure.storage.blob.aio``).
+
+The aio client is the same SDK as :mod:`cairnflow.savers.azure`'s (same request
+building, same ``azure.core`` exceptions, same retry policy, over aiohttp), so
+everything Azure-specific is shared rather than written again: the status table
+(:func:`cairnflow.savers.azure._failure`: 409 ``BlobAlreadyExists`` and 412 a
+failed condition, ``InvalidBlockList`` busy...), the quoting of listed ETags, the
+check that exactly one way to the account is given, and the account from the
+environment. What every backend shares (put-mode dispatch, key checks, the error
+and ambiguity tables, the conditional-write probe and its hiding from listings)
+is in :mod:`cairnflow.savers._base` and :mod:`cairnflow.savers._abase`.
+
+Requests and guarantees are those of the sync backend: ``overwrite=True`` with an
+explicit ``If-None-Match: *`` / ``If-Match`` (never ``overwrite=False``, which
+relabels any 412), one ranged GET whose ETag belongs to the body, listings in
+byte order paged from the prefix's start (List Blobs has no exclusive start key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError
+from azure.storage.blob.aio import BlobPrefix, BlobServiceClient, ContainerClient  # aio's own BlobPrefix
+
+from cairnflow.core.store import ObjectInfo, StoredObject
+from cairnflow.savers._abase import AsyncCloudStore
+from cairnflow.savers._base import Op
+from cairnflow.savers.azure import (
+    DEFAULT_RETRY_TOTAL,
+    MAX_PAGE_SIZE,
+    _failure,
+    account_from_env,
+    check_sources,
+    quoted,
+)
+
+__all__ = ["AsyncAzureBlobStore", "async_store_from_url"]
+
+
+class AsyncAzureBlobStore(AsyncCloudStore):
+    """Objects as block blobs in one container, through the asyncio store seam.
+
+    Arguments as :class:`cairnflow.savers.azure.AzureBlobStore`, with the aio
+    clients (``azure.storage.blob.aio.ContainerClient`` / ``BlobServiceClient``)
+    and an aio credential (``azure.identity.aio``). Clients built here are closed
+    by :meth:`aclose`; a client passed in never is.
+    """
+
+    _SDK_ERRORS: ClassVar[tuple[type[BaseException], ...]] = (AzureError,)
+    _BUCKET: ClassVar[str] = "container"
+
+    def __init__(
+        self,
+        container: str,
+        *,
+        container_client: ContainerClient | None = None,
+        service_client: BlobServiceClient | None = None,
+        connection_string: str | None = None,
+        account_url: str | None = None,
+        credential: Any = None,
+        page_size: int = 1000,
+        retry_total: int = DEFAULT_RETRY_TOTAL,
+        client_options: Mapping[str, Any] | None = None,
+        verify_conditional_writes: bool = True,
+        probe_prefix: str = "",
+    ) -> None:
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
+        check_sources(container_client, service_client, connection_string, account_url)
+        options: dict[str, Any] = {"retry_total": retry_total, **(client_options or {})}
+        self._owned: BlobServiceClient | None = None
+        if container_client is not None:
+            if container and container_client.container_name != container:
+                raise ValueError(
+                    f"container {container!r} does not match the client's "
+                    f"container {container_client.container_name!r}"
+                )
+            client = container_client
+        else:
+            if service_client is None:
+                if connection_string is not None:
+                    service_client = BlobServiceClient.from_connection_string(
+                        connection_string, credential=credential, **options
+                    )
+                else:
+                    assert account_url is not None
+                    service_client = BlobServiceClient(account_url, credential=credential, **options)
+                self._owned = service_client
+            client = service_client.get_container_client(container)
+        self._container = client
+        self.container = client.container_name
+        self.account: str | None = client.account_name
+        self.page_size = page_size
+        self.url = f"az://{self.container}"
+        self.where = f"container {self.container!r}" + (
+            f" in storage account {self.account!r}" if self.account else ""
+        )
+        self._init_probe(probe_prefix, enabled=verify_conditional_writes)
+
+    _classify = staticmethod(_failure)  # Azure's status table
+
+    async def _write(self, key: str, data: bytes, op: Op, etag: str | None) -> str:
+        # Always overwrite=True, the condition sent explicitly: as the sync store, and why.
+        conditions: dict[Op, dict[str, Any]] = {
+            Op.CREATE: {"match_condition": MatchConditions.IfMissing},
+            Op.UPDATE: {"etag": etag, "match_condition": MatchConditions.IfNotModified},
+        }
+        with self._mapping(op, key):
+            result = await self._container.get_blob_client(key).upload_blob(
+                data, length=len(data), overwrite=True, **conditions.get(op, {})
+            )
+        return quoted(str(result["etag"]))
+
+    async def _read(self, key: str) -> StoredObject:
+        with self._mapping(Op.GET, key):
+            downloader = await self._container.get_blob_client(key).download_blob()
+            data = await downloader.readall()
+        return StoredObject(bytes(data), quoted(str(downloader.properties.etag)))
+
+    async def _list(
+        self, prefix: str, start_after: str | None, limit: int | None
+    ) -> AsyncIterator[ObjectInfo]:
+        if start_after is not None:
+            if start_after < prefix:
+                start_after = None  # every name with the prefix sorts after it
+            elif not start_after.startswith(prefix):
+                return  # it sorts after every name with the prefix
+        per_page = self.page_size
+        if limit is not None and start_after is None:
+            per_page = min(per_page, limit)
+        pages = self._container.list_blobs(
+            name_starts_with=prefix or None, results_per_page=per_page
+        ).by_page()
+        async for blobs in self._pages(pages, prefix):  # list() skips names up to start_after
+            for blob in blobs:
+                yield ObjectInfo(blob.name, int(blob.size or 0), quoted(blob.etag) if blob.etag else None)
+
+    async def list_prefixes(self, prefix: str) -> AsyncIterator[str]:
+        """Blob prefixes under ``prefix`` with delimiter ``/``: one request per page."""
+        pages = self._container.walk_blobs(
+            name_starts_with=prefix or None, delimiter="/", results_per_page=self.page_size
+        ).by_page()
+        async for items in self._pages(pages, prefix):
+            for item in items:
+                if isinstance(item, BlobPrefix):
+                    yield str(item.name)
+
+    async def _remove(self, key: str) -> None:
+        with self._mapping(Op.DELETE, key):
+            await self._container.get_blob_client(key).delete_blob()
+
+    async def aclose(self) -> None:
+        if self._owned is not None:
+            await self._owned.close()
+
+    def __repr__(self) -> str:
+        return f"AsyncAzureBlobStore({self.container!r}, account={self.account!r})"
+
+
+def async_store_from_url(bucket: str, prefix: str, **options: Any) -> AsyncAzureBlobStore:
+    """``az://container/prefix`` for asyncio: as :func:`cairnflow.savers.azure.store_from_url`.
+
+    The account comes from the same options or environment variables; an account
+    URL without a credential authenticates with ``azure.identity.aio.DefaultAzureCredential``.
+    """
+    options = account_from_env(bucket, options, "azure.identity.aio")
+    options.setdefault("probe_prefix", prefix)
+    return AsyncAzureBlobStore(bucket, **options)
