@@ -11,8 +11,10 @@ Each task waits ``--task-ms`` (default 10 ms: the LLM or HTTP call a real task
 makes) and returns about 150 bytes. Each flavour runs in a NEW process
 (:mod:`benchmarks.async_child`), on its own key prefix:
 
-* **sync** -- ``wf.run`` for each workflow on a thread pool of ``--sync-workers``
-  threads (default 64), the usual way to run many sync workflows in one process;
+* **sync** -- ``wf.run`` for each workflow on a thread pool, once per pool size in
+  ``--sync-workers`` (default ``64,1000``: a bounded pool, the usual way to run many
+  sync workflows in one process, which holds only 64 at a time; and one thread per
+  workflow, all 1,000 at once as the asyncio run has them);
 * **async** -- ``asyncio.gather`` of ``await wf.arun`` for all W workflows on one
   event loop, ``async def`` tasks, the store from ``open_async_store``.
 
@@ -21,12 +23,18 @@ makes) and returns about 150 bytes. Each flavour runs in a NEW process
 retries) per workflow and per step, which must be the same in both flavours;
 the process's peak thread count (``Threads`` in ``/proc/self/status``: Python
 threads and native ones); ``ru_maxrss`` and the RSS before the workload (after
-imports); the ``tracemalloc`` peak from a second run of each flavour with
-allocation tracing on (``--no-tracemalloc`` skips it); wall time (a loaded
+imports); with ``--tracemalloc``, the ``tracemalloc`` peak from a second run of
+each flavour with allocation tracing on (slow: minutes for the sync one); wall time (a loaded
 2-core machine: indicative only). Results go to
 ``benchmarks/results/async.json`` and between this module's markers in
 ``docs/benchmarks.md``; with ``--no-doc`` to ``benchmarks/results/quick/async.json`` only.
 ``--store local`` or ``memory`` runs the same without moto.
+
+**LangGraph** (``--langgraph 100``, ``--turns 3``; ``--langgraph 0`` skips it): the
+same comparison for :class:`~cairnflow.langgraph.LangGraphSaver` on the same store:
+100 chat threads of 3 turns (one ``invoke`` per turn), ``graph.invoke`` on the
+thread pool against ``asyncio.gather`` of ``await graph.ainvoke``, whose ``a*``
+checkpointer methods go to the saver's async store (no thread per request).
 """
 
 from __future__ import annotations
@@ -104,39 +112,50 @@ def _location(store: str) -> Iterator[tuple[str, dict[str, str]]]:
         server.stop()
 
 
+def _flavours(
+    base: dict[str, Any], workers: list[int], url: str, env: dict[str, str], tracemalloc: bool, log: Any
+) -> dict[str, Any]:
+    """The sync flavour on each pool size, then the async one, each in a new process (again
+    with tracemalloc); the results by column name, and whether every column sent the same requests."""
+    columns: dict[str, Any] = {}
+    tag = base.get("workload", "executor")
+    for name, flavour, n in [*((f"sync-{n}", "sync", n) for n in workers), ("async", "async", 0)]:
+        # Each run under its own prefix: a thread belongs to the flavour that started it.
+        spec = {**base, "workers": n, "flavour": flavour, "url": f"{url}/{tag}-{name}", "tracemalloc": False}
+        result = _child(spec, env)
+        result["workers"] = n
+        log(f"async_bench: {tag} {name}: {_line(result, base)}")
+        if tracemalloc:
+            traced = _child({**spec, "url": f"{url}/{tag}-{name}-traced", "tracemalloc": True}, env)
+            result["tracemalloc_peak_mib"] = traced["tracemalloc_peak_mib"]
+            result["traced_counts"] = traced["counts"]
+            log(f"async_bench: {tag} {name}: tracemalloc peak {traced['tracemalloc_peak_mib']:.1f} MiB")
+        columns[name] = result
+    counts = [c["counts"] for c in columns.values()]
+    return {"params": {**base}, "columns": columns, "same_counts": all(c == counts[0] for c in counts)}
+
+
 def measure(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
-    """Run each flavour in a new process (again with tracemalloc); return the results."""
-    base = {
-        "workflows": args.workflows,
-        "tasks": args.tasks,
-        "task_ms": args.task_ms,
-        "shape": args.shape,
-        "workers": args.sync_workers,
-    }
-    flavours: dict[str, Any] = {}
+    """Run the executor workload (and the LangGraph one) in both flavours; return the results."""
+    base = {"workflows": args.workflows, "tasks": args.tasks, "task_ms": args.task_ms, "shape": args.shape}
     with _location(args.store) as (url, env):
-        for flavour in ("sync", "async"):
-            # Each flavour under its own prefix: a thread belongs to the flavour that started it.
-            spec = {**base, "flavour": flavour, "url": f"{url}/{flavour}", "tracemalloc": False}
-            result = _child(spec, env)
-            log(f"async_bench: {flavour}: {_line(result, args)}")
-            if args.tracemalloc:
-                traced = _child({**spec, "url": f"{url}/{flavour}-traced", "tracemalloc": True}, env)
-                result["tracemalloc_peak_mib"] = traced["tracemalloc_peak_mib"]
-                result["traced_counts"] = traced["counts"]
-                log(f"async_bench: {flavour}: tracemalloc peak {traced['tracemalloc_peak_mib']:.1f} MiB")
-            flavours[flavour] = result
+        executor = _flavours(base, args.sync_workers, url, env, args.tracemalloc, log)
+        lg = None
+        if args.langgraph:
+            lg_base = {**base, "workload": "langgraph", "workflows": args.langgraph, "tasks": args.turns}
+            lg = _flavours(lg_base, args.lg_sync_workers, url, env, args.tracemalloc, log)
     return {
-        "params": {**base, "store": args.store, "sync_workers": args.sync_workers, "durability": "sync"},
+        "store": args.store,
+        "durability": "sync",
         "command": _command(args),
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
-        "flavours": flavours,
-        "same_counts": flavours["sync"]["counts"] == flavours["async"]["counts"],
+        "executor": executor,
+        "langgraph": lg,
     }
 
 
-def _line(r: dict[str, Any], args: argparse.Namespace) -> str:
-    steps = args.workflows * args.tasks
+def _line(r: dict[str, Any], base: dict[str, Any]) -> str:
+    steps = base["workflows"] * base["tasks"]
     return (
         f"{sum(r['counts'].values()) / steps:.2f} requests/step {r['counts']}, "
         f"peak threads {r['peak_threads']}, maxrss {r['maxrss_mib']:.0f} MiB, "
@@ -144,85 +163,117 @@ def _line(r: dict[str, Any], args: argparse.Namespace) -> str:
     )
 
 
+DEFAULTS: dict[str, Any] = {
+    "store": "s3",
+    "workflows": 1000,
+    "tasks": 10,
+    "task_ms": 10.0,
+    "shape": "seq",
+    "sync_workers": [64, 1000],
+    "langgraph": 100,
+    "turns": 3,
+    "lg_sync_workers": [16, 100],
+}
+
+
 def _command(args: argparse.Namespace) -> str:
     extra = []
-    defaults = {
-        "store": "s3",
-        "workflows": 1000,
-        "tasks": 10,
-        "task_ms": 10.0,
-        "shape": "seq",
-        "sync_workers": 64,
-    }
-    for key, default in defaults.items():
-        if getattr(args, key) != default:
-            extra.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
+    for key, default in DEFAULTS.items():
+        value = getattr(args, key)
+        if value != default:
+            shown = ",".join(map(str, value)) if isinstance(value, list) else value
+            extra.append(f"--{key.replace('_', '-')} {shown}")
+    if args.tracemalloc:
+        extra.append("--tracemalloc")
     return " ".join([COMMAND, *extra])
 
 
 # ----------------------------------------------------------------- the doc
 
 
-def render(results: dict[str, Any]) -> str:
-    """The Markdown between the markers: one table, the command, the parameters."""
-    p = results["params"]
-    w, t = p["workflows"], p["tasks"]
-    steps = w * t
-    sync, asy = results["flavours"]["sync"], results["flavours"]["async"]
+def _table(part: dict[str, Any], how: dict[str, str], unit: str, step: str) -> list[str]:
+    """One comparison table, a column per run: requests per step and per unit, threads, memory, time."""
+    p, cols = part["params"], list(part["columns"].values())
+    units, steps = p["workflows"], p["workflows"] * p["tasks"]
 
-    def per(r: dict[str, Any], kind: str | None, by: int) -> str:
-        n = sum(r["counts"].values()) if kind is None else r["counts"].get(kind, 0)
-        return f"{n / by:.2f}"
-
-    rows = [
-        (
-            "how the workflows run",
-            f"`wf.run` on {p['sync_workers']} threads",
-            "`asyncio.gather` of `await wf.arun`",
-        ),
-        ("store", f"`{sync['store']}`", f"`{asy['store']}`"),
-        ("requests per step (task)", per(sync, None, steps), per(asy, None, steps)),
-        *[
-            (f"{k} per workflow", per(sync, k, w), per(asy, k, w))
-            for k in KINDS
-            if k in sync["counts"] or k in asy["counts"]
-        ],
-        ("requests in all", str(sum(sync["counts"].values())), str(sum(asy["counts"].values()))),
-        ("peak threads in the process", str(sync["peak_threads"]), str(asy["peak_threads"])),
-        ("threads before the workload", str(sync["threads_before"]), str(asy["threads_before"])),
-        ("peak RSS (`ru_maxrss`), MiB", f"{sync['maxrss_mib']:.0f}", f"{asy['maxrss_mib']:.0f}"),
-        ("RSS before the workload, MiB", f"{sync['rss_before_mib']:.0f}", f"{asy['rss_before_mib']:.0f}"),
-    ]
-    if "tracemalloc_peak_mib" in sync and "tracemalloc_peak_mib" in asy:
-        rows.append(
-            (
-                "Python heap peak (`tracemalloc`), MiB",
-                f"{sync['tracemalloc_peak_mib']:.1f}",
-                f"{asy['tracemalloc_peak_mib']:.1f}",
-            )
-        )
-    rows.append(("wall time, s (indicative)", f"{sync['wall_s']:.1f}", f"{asy['wall_s']:.1f}"))
-    table = ["| | sync executor | asyncio executor |", "|---|---:|---:|"]
-    table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    same = "the same" if results["same_counts"] else "NOT the same"
-    return "\n".join(
-        [
-            BEGIN,
-            "",
-            f"{w:,} workflows of {t} tasks ({p['shape']}: "
-            + ("one after another" if p["shape"] == "seq" else "all started at once")
-            + f", each waiting {p['task_ms']:g} ms) on {WHERE[p.get('store', 's3')]}, "
-            f"durability `{p['durability']}`, "
-            f"{results['machine']['cores']} cores, Python {results['machine']['python']}. "
-            f"Requests by kind are {same} in both flavours.",
-            "",
-            f"    {results['command']}",
-            "",
-            *table,
-            "",
-            END,
+    def per(kind: str | None, by: int) -> list[str]:
+        return [
+            f"{(sum(c['counts'].values()) if kind is None else c['counts'].get(kind, 0)) / by:.2f}"
+            for c in cols
         ]
-    )
+
+    kinds = [k for k in KINDS if any(k in c["counts"] for c in cols)]
+    rows: list[list[str]] = [
+        ["store", *(f"`{c['store']}`" for c in cols)],
+        [f"requests per {step}", *per(None, steps)],
+        *([f"{k} per {unit}", *per(k, units)] for k in kinds),
+        ["requests in all", *(f"{sum(c['counts'].values()):,}" for c in cols)],
+        ["**peak threads in the process**", *(f"**{c['peak_threads']:,}**" for c in cols)],
+        ["threads before the workload", *(str(c["threads_before"]) for c in cols)],
+        ["**peak RSS (`ru_maxrss`), MiB**", *(f"**{c['maxrss_mib']:.0f}**" for c in cols)],
+        ["RSS before the workload, MiB", *(f"{c['rss_before_mib']:.0f}" for c in cols)],
+    ]
+    if all("tracemalloc_peak_mib" in c for c in cols):
+        rows.append(
+            ["Python heap peak (`tracemalloc`), MiB", *(f"{c['tracemalloc_peak_mib']:.1f}" for c in cols)]
+        )
+    rows.append(["wall time, s (indicative)", *(f"{c['wall_s']:.1f}" for c in cols)])
+    header = [
+        "",
+        *(
+            how["async"] if name == "async" else how["sync"].format(n=c["workers"])
+            for name, c in part["columns"].items()
+        ),
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * len(cols) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def render(results: dict[str, Any]) -> str:
+    """The Markdown between the markers: the command, the parameters, a table per workload."""
+    where = WHERE[results["store"]]
+    machine = f"{results['machine']['cores']} cores, Python {results['machine']['python']}"
+    ex = results["executor"]
+    p = ex["params"]
+    same = "the same" if ex["same_counts"] else "NOT the same"
+    lines = [
+        BEGIN,
+        "",
+        f"    {results['command']}",
+        "",
+        f"**Executor** ({machine}). {p['workflows']:,} workflows of {p['tasks']} tasks ("
+        + ("one after another" if p["shape"] == "seq" else "all started at once")
+        + f", each waiting {p['task_ms']:g} ms) on {where}, durability `{results['durability']}`. "
+        f"Requests by kind are {same} in every column.",
+        "",
+        *_table(
+            ex,
+            {"sync": "sync: `wf.run` on {n:,} threads", "async": "asyncio: `gather` of `await wf.arun`"},
+            "workflow",
+            "step (task)",
+        ),
+    ]
+    lg = results.get("langgraph")
+    if lg:
+        q = lg["params"]
+        lsame = "the same" if lg["same_counts"] else "NOT the same"
+        lines += [
+            "",
+            f"**LangGraph.** {q['workflows']:,} chat threads of {q['tasks']} turns (one `invoke` per turn, "
+            f"`LangGraphSaver` on {where}): each thread's turns one after another, the threads at once. "
+            f"Requests by kind are {lsame} in every column.",
+            "",
+            *_table(
+                lg,
+                {
+                    "sync": "sync: `graph.invoke` on {n:,} threads",
+                    "async": "asyncio: `gather` of `await graph.ainvoke`",
+                },
+                "thread",
+                "turn",
+            ),
+        ]
+    return "\n".join([*lines, "", END])
 
 
 def write_doc(results: dict[str, Any]) -> None:
@@ -244,15 +295,35 @@ def write_doc(results: dict[str, Any]) -> None:
     DOC.write_text(text)
 
 
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--store", choices=["s3", "local", "memory"], default="s3")
-    parser.add_argument("--workflows", type=int, default=1000)
-    parser.add_argument("--tasks", type=int, default=10)
-    parser.add_argument("--task-ms", type=float, default=10.0)
-    parser.add_argument("--shape", choices=["seq", "gather"], default="seq")
-    parser.add_argument("--sync-workers", type=int, default=64)
-    parser.add_argument("--no-tracemalloc", dest="tracemalloc", action="store_false")
+    d = DEFAULTS
+    parser.add_argument("--store", choices=["s3", "local", "memory"], default=d["store"])
+    parser.add_argument("--workflows", type=int, default=d["workflows"])
+    parser.add_argument("--tasks", type=int, default=d["tasks"])
+    parser.add_argument("--task-ms", type=float, default=d["task_ms"])
+    parser.add_argument("--shape", choices=["seq", "gather"], default=d["shape"])
+    parser.add_argument(
+        "--sync-workers",
+        type=_ints,
+        default=d["sync_workers"],
+        help="pool sizes of the sync runs, e.g. 64,1000",
+    )
+    parser.add_argument(
+        "--langgraph",
+        type=int,
+        default=d["langgraph"],
+        help="LangGraph chat threads at once (0: skip that part)",
+    )
+    parser.add_argument("--turns", type=int, default=d["turns"], help="turns per LangGraph chat thread")
+    parser.add_argument("--lg-sync-workers", type=_ints, default=d["lg_sync_workers"])
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="run each flavour again with allocation tracing (slow)"
+    )
     parser.add_argument("--no-doc", dest="doc", action="store_false", help="leave docs/benchmarks.md alone")
     parser.add_argument(
         "--render", action="store_true", help="only re-render the doc from benchmarks/results/async.json"
@@ -268,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     print(render(results))
     if args.doc:
         write_doc(results)
-    if not results["same_counts"]:
+    if not all(part["same_counts"] for part in (results["executor"], results.get("langgraph")) if part):
         print("async_bench: the flavours sent different requests", file=sys.stderr)
         return 1
     return 0

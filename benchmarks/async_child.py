@@ -7,7 +7,11 @@ endpoint and credentials come from the environment), ``workflows`` (W),
 ``tasks`` (T), ``task_ms`` (what each task waits, standing in for an LLM or
 HTTP call), ``shape`` (``seq``: the tasks one after another; ``gather``: all
 started at once, then awaited), ``workers`` (sync only: the thread pool that
-runs ``wf.run``), ``tracemalloc`` (trace Python allocations; slows the run).
+runs ``wf.run``), ``tracemalloc`` (trace Python allocations; slows the run),
+``workload`` (``executor``, the default, or ``langgraph``: W chat threads of T
+turns through :class:`~cairnflow.langgraph.LangGraphSaver`, ``graph.invoke`` on
+the pool or ``await graph.ainvoke`` gathered on the loop, the saver's ``a*``
+methods on its async store).
 
 The sync flavour runs ``wf.run`` for every workflow on a ``ThreadPoolExecutor``
 of ``workers`` threads over a :class:`~cairnflow.core.counting.CountingStore`;
@@ -32,6 +36,7 @@ import sys
 import threading
 import time
 import tracemalloc
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +202,117 @@ async def _async_main(spec: dict[str, Any], measure: Any) -> tuple[Any, str]:
     return counting, name
 
 
+# ----------------------------------------------------------------- LangGraph: chat threads
+
+FILLER = "lorem ipsum dolor sit amet " * 7
+
+
+def _chat_graph(checkpointer: Any) -> Any:
+    """benchmarks/lg_contenders.py's chat graph: each turn appends the user's message and a reply."""
+    import operator
+    from typing import Annotated
+
+    from langgraph.graph import END, START, StateGraph
+    from typing_extensions import TypedDict
+
+    Chat = TypedDict("Chat", {"messages": Annotated[list[dict[str, str]], operator.add]})  # noqa: UP013
+
+    def bot(state: Any) -> dict[str, Any]:
+        return {"messages": [{"role": "assistant", "content": f"reply {len(state['messages'])}: {FILLER}"}]}
+
+    builder = StateGraph(Chat)
+    builder.add_node("bot", bot)
+    builder.add_edge(START, "bot")
+    builder.add_edge("bot", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def _turn(i: int) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": f"turn {i}: {FILLER}"}]}
+
+
+def _lg_check(states: list[Any], spec: dict[str, Any]) -> None:
+    bad = [s for s in states if len(s["messages"]) != 2 * spec["tasks"]]
+    if bad:
+        raise RuntimeError(f"{len(bad)} of {len(states)} chat threads did not end with every turn")
+
+
+def _lg_saver(spec: dict[str, Any], with_async: bool) -> tuple[Any, list[Any], str]:
+    from cairnflow.core.counting import AsyncCountingStore, CountingStore
+    from cairnflow.langgraph import LangGraphSaver
+    from cairnflow.savers import open_store
+
+    store, prefix = open_store(spec["url"])
+    counting: list[Any] = [CountingStore(store)]
+    name = type(store).__name__
+    async_store = None
+    if with_async:
+        astore, _, name = _open_async(spec["url"])
+        async_store = AsyncCountingStore(astore)
+        counting.append(async_store)
+    saver = LangGraphSaver(counting[0], async_store=async_store, prefix=prefix)
+    return saver, counting, name
+
+
+def _lg_sync(spec: dict[str, Any], measure: Any) -> tuple[list[Any], str]:
+    saver, counting, name = _lg_saver(spec, with_async=False)
+    graph = _chat_graph(saver)
+
+    def chat(thread: str) -> Any:
+        config = {"configurable": {"thread_id": thread}}
+        for i in range(spec["tasks"]):
+            state = graph.invoke(_turn(i), config)
+        return state
+
+    _lg_check([chat("warmup")], spec)
+    for c in counting:
+        c.reset()
+    with (
+        measure(),
+        concurrent.futures.ThreadPoolExecutor(spec["workers"], thread_name_prefix="bench") as pool,
+    ):
+        states = list(pool.map(chat, [f"chat-{i:05d}" for i in range(spec["workflows"])]))
+    _lg_check(states, spec)
+    return counting, name
+
+
+async def _lg_async(spec: dict[str, Any], measure: Any) -> tuple[list[Any], str]:
+    saver, counting, name = _lg_saver(spec, with_async=True)
+    graph = _chat_graph(saver)
+
+    async def chat(thread: str) -> Any:
+        config = {"configurable": {"thread_id": thread}}
+        for i in range(spec["tasks"]):
+            state = await graph.ainvoke(_turn(i), config)
+        return state
+
+    _lg_check([await chat("warmup")], spec)
+    for c in counting:
+        c.reset()
+    with measure():
+        states = await asyncio.gather(*[chat(f"chat-{i:05d}") for i in range(spec["workflows"])])
+    _lg_check(list(states), spec)
+    await counting[-1].aclose()
+    return counting, name
+
+
+def _preload(spec: dict[str, Any]) -> None:
+    """Import what the run will (the store's backends, LangGraph), so the RSS before is after imports."""
+    import importlib
+
+    from cairnflow.savers import _ASYNC_SCHEMES, _SCHEMES
+
+    scheme = spec["url"].partition("://")[0]
+    for table in (_SCHEMES, _ASYNC_SCHEMES):
+        if scheme in table:
+            importlib.import_module(table[scheme][0])
+    if spec.get("workload") == "langgraph":
+        importlib.import_module("cairnflow.langgraph")
+        importlib.import_module("langgraph.graph")
+
+
 def main(spec: dict[str, Any]) -> dict[str, Any]:
+    _preload(spec)
     rss_before = _rss_mib()
     threads_before = _proc_threads()
     out: dict[str, Any] = {}
@@ -217,17 +332,29 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
                 out["tracemalloc_peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
                 tracemalloc.stop()
 
-    if spec["flavour"] == "sync":
+    counters: list[Any]
+    if spec.get("workload", "executor") == "langgraph":
+        if spec["flavour"] == "sync":
+            counters, store = _lg_sync(spec, _Measure)
+        else:
+            counters, store = asyncio.run(_lg_async(spec, _Measure))
+    elif spec["flavour"] == "sync":
         counting, store = _sync(spec, _Measure)
+        counters = [counting]
     else:
         counting, store = asyncio.run(_async_main(spec, _Measure))
+        counters = [counting]
+    counts: Counter[str] = Counter()
+    for c in counters:
+        counts.update(c.counts)
     return {
         **out,
         "flavour": spec["flavour"],
+        "workload": spec.get("workload", "executor"),
         "store": store,
-        "counts": dict(counting.counts),
-        "bytes_written": counting.bytes_written,
-        "bytes_read": counting.bytes_read,
+        "counts": dict(counts),
+        "bytes_written": sum(c.bytes_written for c in counters),
+        "bytes_read": sum(c.bytes_read for c in counters),
         "threads_before": threads_before,
         "peak_threads": peak.peak_os,
         "peak_python_threads": peak.peak_python,

@@ -7,6 +7,7 @@ emulator backends are one more name once the async cloud stores land.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from cairnflow.core.checkpoint import (
 from cairnflow.core.log import AsyncCheckpointLog
 from cairnflow.core.store import ObjectStore
 from cairnflow.savers import open_async_saver, open_saver
+
+#: What the ``aio`` fixture gives a test: run a coroutine on the test's one event loop.
+Runner = Callable[[Awaitable[Any]], Any]
 
 #: The store URL scheme of each emulated cloud.
 CLOUD_SCHEMES = {"s3": "s3", "gcs": "gs", "azure": "az"}
@@ -93,7 +97,8 @@ class Flavoured:
 
     ``twins`` maps a name to ``(plain def workflow, async def twin)``; :meth:`run` and
     :meth:`resume` call ``run``/``resume`` on the sync saver, or ``await arun``/``aresume``
-    on the async saver (each in a fresh event loop).
+    on the async saver through ``runner`` (default ``asyncio.run``: each in a fresh event
+    loop; a saver on an asyncio cloud client needs one loop for all, e.g. ``aio``'s).
     """
 
     def __init__(
@@ -101,9 +106,11 @@ class Flavoured:
         flavour: str,
         twins: dict[str, tuple[Any, Any]],
         sync_saver: CheckpointSaver,
-        async_saver: AsyncCheckpointSaver,
+        async_saver: AsyncCheckpointSaver | None,
+        runner: Callable[[Awaitable[Any]], Any] | None = None,
     ) -> None:
         self.flavour = flavour
+        self.runner: Callable[[Awaitable[Any]], Any] = runner or asyncio.run  # type: ignore[assignment]
         self.twins = twins
         self.saver = sync_saver
         self.async_saver = async_saver
@@ -112,10 +119,10 @@ class Flavoured:
         plain, twin = self.twins[name]
         if self.flavour == "sync":
             return plain.run(*args, saver=self.saver, **kwargs)
-        return asyncio.run(twin.arun(*args, saver=self.async_saver, **kwargs))
+        return self.runner(twin.arun(*args, saver=self.async_saver, **kwargs))
 
     def resume(self, name: str, *args: Any, **kwargs: Any) -> Any:
         plain, twin = self.twins[name]
         if self.flavour == "sync":
             return plain.resume(*args, saver=self.saver, **kwargs)
-        return asyncio.run(twin.aresume(*args, saver=self.async_saver, **kwargs))
+        return self.runner(twin.aresume(*args, saver=self.async_saver, **kwargs))

@@ -57,8 +57,8 @@ def test_a_run_that_does_not_complete_fails_the_benchmark(tmp_path: Path) -> Non
         async_child._check([type("Run", (), {"status": "failed", "result": None})()], spec)
 
 
-def test_the_table_shows_both_flavours_and_flags_different_counts() -> None:
-    flavour = {
+def test_the_table_shows_every_column_and_flags_different_counts() -> None:
+    column = {
         "store": "S3Store",
         "counts": {"PUT": 130, "LIST": 10},
         "peak_threads": 40,
@@ -66,26 +66,29 @@ def test_the_table_shows_both_flavours_and_flags_different_counts() -> None:
         "maxrss_mib": 60.0,
         "rss_before_mib": 20.0,
         "wall_s": 1.0,
+        "workers": 8,
     }
-    results = {
-        "params": {
-            "workflows": 10,
-            "tasks": 10,
-            "task_ms": 10,
-            "shape": "seq",
-            "sync_workers": 8,
-            "durability": "sync",
-        },
-        "command": "cmd",
-        "machine": {"cores": 2, "python": "3.11"},
-        "flavours": {
-            "sync": flavour,
-            "async": {**flavour, "peak_threads": 1, "counts": {"PUT": 131, "LIST": 10}},
+    executor = {
+        "params": {"workflows": 10, "tasks": 10, "task_ms": 10, "shape": "seq"},
+        "columns": {
+            "sync-8": column,
+            "sync-1000": {**column, "workers": 1000, "peak_threads": 1001},
+            "async": {**column, "workers": 0, "peak_threads": 1, "counts": {"PUT": 131, "LIST": 10}},
         },
         "same_counts": False,
     }
+    results = {
+        "store": "s3",
+        "durability": "sync",
+        "command": "cmd",
+        "machine": {"cores": 2, "python": "3.11"},
+        "executor": executor,
+        "langgraph": None,
+    }
     text = async_bench.render(results)
-    assert "| requests per step (task) | 1.40 | 1.41 |" in text
-    assert "| peak threads in the process | 40 | 1 |" in text
-    assert "NOT the same" in text
+    assert "| requests per step (task) | 1.40 | 1.40 | 1.41 |" in text
+    assert "| **peak threads in the process** | **40** | **1,001** | **1** |" in text
+    assert "sync: `wf.run` on 1,000 threads" in text
+    assert "NOT the same" in text and "LangGraph" not in text
     assert text.startswith(async_bench.BEGIN) and text.endswith(async_bench.END)
+    assert async_bench._ints("64,1000") == [64, 1000]

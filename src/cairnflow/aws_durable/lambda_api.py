@@ -26,7 +26,7 @@ from cairnflow.core.errors import InvalidArgumentError, ThreadNotFoundError
 from .client import CairnflowDurableClient
 from .history import events, execution_summary
 from .ids import decode_callback_id
-from .runner import Handler, LocalRunner
+from .runner import ExecutionResult, Handler, LocalRunner
 
 __all__ = ["LambdaApiError", "LocalLambda"]
 
@@ -110,6 +110,10 @@ class LocalLambda:
             raise _Closed  # stop driving; the execution stays as it is in the store
         return woken
 
+    def _drive(self, function: str, arn: str) -> ExecutionResult:
+        """Drive execution ``arn`` of ``function`` as far as it goes now (see :meth:`LocalRunner.drive`)."""
+        return self._runner(function).drive(arn)
+
     def _runner(self, function: str) -> LocalRunner:
         return LocalRunner(
             self.functions[function],
@@ -134,15 +138,14 @@ class LocalLambda:
         function = self._function(FunctionName)
         raw = Payload.decode() if isinstance(Payload, bytes) else Payload
         payload = raw if raw else None
-        runner = self._runner(function)
         arn = self.client.start_execution(payload, function=function)
         if InvocationType == "Event":
-            thread = threading.Thread(target=self._drive_in_background, args=(runner, arn), daemon=True)
+            thread = threading.Thread(target=self._drive_in_background, args=(function, arn), daemon=True)
             with self._lock:
                 self._threads.append(thread)
             thread.start()
             return {"StatusCode": 202, "Payload": io.BytesIO(b""), "DurableExecutionArn": arn}
-        outcome = runner.drive(arn)
+        outcome = self._drive(function, arn)
         response: dict[str, Any] = {
             "StatusCode": 200,
             "DurableExecutionArn": arn,
@@ -155,12 +158,12 @@ class LocalLambda:
             response["Payload"] = io.BytesIO(json.dumps(outcome.error or {"Status": outcome.status}).encode())
         return response
 
-    def _drive_in_background(self, runner: LocalRunner, arn: str) -> None:
+    def _drive_in_background(self, function: str, arn: str) -> None:
         signal = self._signal(arn)
         try:
             while not self._closed.is_set():
                 signal.clear()
-                if runner.drive(arn).status not in ("STARTED", "RUNNING"):
+                if self._drive(function, arn).status not in ("STARTED", "RUNNING"):
                     return
                 signal.wait()  # only a callback can move it on now
         except _Closed:

@@ -26,6 +26,7 @@ import datetime as dt
 import io
 import json
 import logging
+import random
 import re
 import sys
 import tempfile
@@ -182,6 +183,72 @@ class FakeCloudFormation:
         return {"StackResourceDetail": {"PhysicalResourceId": LogicalResourceId}}
 
 
+# ---------------------------------------------------------------------- killing the runner
+
+
+class Killed(BaseException):
+    """The runner "died" here (a BaseException: nothing in the runner or SDK catches it)."""
+
+
+class _Chaos:
+    """Where the runners die: a seeded coin, tossed at each runner-side service call."""
+
+    def __init__(self, rate: float, seed: int) -> None:
+        self.rate, self.random = rate, random.Random(seed)
+        self.lock = threading.Lock()
+        self.kills: list[str] = []
+
+    def toss(self, where: str, arn: str) -> None:
+        with self.lock:
+            if self.random.random() >= self.rate:
+                return
+            self.kills.append(f"{where} {arn.rsplit('/', 1)[-1][:8]}")
+        raise Killed(where)
+
+
+class _MortalClient(CairnflowDurableClient):
+    """The service as one runner process sees it: the process may die around its own calls.
+
+    Only the runner's calls die (beginning and ending an invocation, before or after
+    the write lands); the SDK's checkpoints and the validator's reads and callbacks
+    do not. A restarted runner gets a new instance: a cold process with no cache.
+    """
+
+    def __init__(self, saver: CheckpointLog, chaos: _Chaos) -> None:
+        super().__init__(saver)
+        self.chaos = chaos
+
+    def begin_invocation(self, arn: str) -> Any:
+        self.chaos.toss("before begin", arn)
+        out = super().begin_invocation(arn)
+        self.chaos.toss("after begin", arn)
+        return out
+
+    def end_invocation(self, arn: str, token: str, output: Any, **kwargs: Any) -> bool:
+        self.chaos.toss("before end", arn)
+        out = super().end_invocation(arn, token, output, **kwargs)
+        self.chaos.toss("after end", arn)
+        return out
+
+
+class _MortalLambda(LocalLambda):
+    """LocalLambda whose runner dies at random points and is restarted (a fresh process)."""
+
+    def __init__(self, saver: CheckpointLog, functions: dict[str, Any], chaos: _Chaos, **kw: Any) -> None:
+        super().__init__(CairnflowDurableClient(saver), functions, **kw)
+        self.saver, self.chaos = saver, chaos
+
+    def _drive(self, function: str, arn: str) -> Any:
+        for _ in range(50):
+            runner = self._runner(function)
+            runner.client = _MortalClient(self.saver, self.chaos)  # this "process" dies, the next is new
+            try:
+                return runner.drive(arn)
+            except Killed:
+                continue
+        raise RuntimeError(f"{arn}: the runner died 50 times in a row")
+
+
 # ---------------------------------------------------------------------- running
 
 
@@ -192,6 +259,7 @@ class Outcome:
     results: dict[str, DescriptionResult]
     suites: dict[str, str]
     background_errors: list[str]
+    kills: list[str]
 
     def passed(self) -> list[str]:
         return [rid for rid, r in self.results.items() if r.passed]
@@ -223,8 +291,15 @@ def run(
     workers: int = 8,
     history_dir: str | None = None,
     quiet: bool = True,
+    kill_rate: float = 0.0,
+    seed: int = 0,
 ) -> Outcome:
-    """Validate the selected requirements (ids or suite names; None: all) on ``saver``'s store."""
+    """Validate the selected requirements (ids or suite names; None: all) on ``saver``'s store.
+
+    With ``kill_rate`` the runner dies (and is restarted) at each of its service calls
+    with that probability (seeded by ``seed``): the executions must still complete
+    with histories the package validates. ``Outcome.kills`` lists where it died.
+    """
     load_all()
     cases = requirements(selection)
     descriptions = [
@@ -239,8 +314,16 @@ def run(
     functions.update(registry.FUNCTIONS)
     capture = _Capture()
     errors: list[str] = []
-    client = CairnflowDurableClient(saver)
-    lam = LocalLambda(client, functions, on_error=lambda arn, exc: errors.append(f"{arn}: {exc!r}"))
+    chaos = _Chaos(kill_rate, seed)
+
+    def report(arn: str, exc: BaseException) -> None:
+        errors.append(f"{arn}: {exc!r}")
+
+    lam: LocalLambda
+    if kill_rate > 0:
+        lam = _MortalLambda(saver, functions, chaos, on_error=report)
+    else:
+        lam = LocalLambda(CairnflowDurableClient(saver), functions, on_error=report)
     clients = {
         "lambda": lam,
         "cloudformation": FakeCloudFormation(list(functions)),
@@ -278,6 +361,7 @@ def run(
         results={rid: by_id[rid] for rid in sorted(by_id, key=_order)},
         suites={rid: c.suite.name for rid, c in cases.items()},
         background_errors=errors,
+        kills=chaos.kills,
     )
 
 

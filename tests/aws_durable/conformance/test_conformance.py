@@ -76,3 +76,27 @@ def test_the_pipeline_fails_a_wrong_handler(tmp_path: Path, monkeypatch: pytest.
     errors = outcome.failed()
     assert list(errors) == ["1-1"]  # 1-19 (its own handler) still passes
     assert any("EventId=4" in e and "InvocationCompleted" in e for e in errors["1-1"]), errors
+
+
+@pytest.mark.slow
+def test_requirements_still_validate_when_the_runner_dies_at_random_points(tmp_path: Path) -> None:
+    """Each runner-side service call (begin or end an invocation, before or after its write
+    lands) kills the runner with chance 0.1; a fresh runner (a cold process) carries on.
+
+    Executions must complete and their histories validate: a dead runner's unfinished
+    invocation is simply invoked again, and the SDK's replay adds nothing. What cannot
+    survive is what only the dead runner knew: if it dies right after its handler crashed
+    (1-17, 1-18: ``Runtime.ExitError``), that crash is never recorded; and a handler run
+    twice logs twice (ExpectedLogs counts). So the bar is the same 150, not 155.
+    """
+    outcome = run(CheckpointLog(LocalStore(tmp_path)), kill_rate=0.1, seed=20)
+    text = report(outcome, f"local, the runner killed {len(outcome.kills)} times")
+    print(text)
+    assert len(outcome.kills) >= 50, text  # the runner really died, many times
+    assert {k.split(" ", 2)[0] + " " + k.split(" ", 2)[1] for k in outcome.kills} == {
+        "before begin",
+        "after begin",
+        "before end",
+        "after end",
+    }, text
+    assert len(outcome.passed()) >= MIN_PASSING, text
