@@ -44,7 +44,10 @@ LAMBDA_DIR = ROOT / "examples" / "aws_lambda"
 HANDLER_FILES = ("handler.py", "approval_flow.py")
 MARK = "@@cairnflow-coldstart-mark"
 #: What handler.py imports, without running its module body (which builds the client).
-HANDLER_IMPORTS = "import boto3, botocore.config, approval_flow, cairnflow.savers, cairnflow.savers.s3"
+HANDLER_IMPORTS = (
+    "import boto3, botocore.config, approval_flow, cairnflow.savers, cairnflow.savers.s3, "
+    "cairnflow.driver, cairnflow.driver.aws"
+)
 HANDLER_ENV = {
     "CAIRNFLOW_URL": "s3://coldstart-bench/approvals",
     "AWS_REGION": "us-east-1",

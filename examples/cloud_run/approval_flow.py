@@ -8,35 +8,51 @@ identical. Edit one, then copy it over the other two.
 
 The workflow
 ------------
-``extract`` -> ``check_policy`` -> ``summarize`` -> approval (an interrupt) ->
-``publish`` (approved only) -> ``notify``. Each task result is recorded in the
-bucket; a later invocation, in any process or region, replays recorded results
-and runs only what is missing.
+``extract`` -> ``check_policy`` -> ``summarize`` -> ``request_approval`` (mails the
+approver a link carrying a callback token) -> wait for the answer -> ``publish``
+(approved only) -> ``notify``. Each task result is recorded in the bucket; a later
+invocation, in any process or region, replays recorded results and runs only what is
+missing.
+
+The wait is a callback with a timeout (``remind_after``, default one day): when it
+passes with no answer, ``send_reminder`` mails a fresh link and the run waits again;
+after ``MAX_REMINDERS`` reminders the document is rejected as unanswered. A link whose
+wait has timed out is refused (409): answer the newest one.
+
+Nobody has to continue a run: a :class:`cairnflow.driver.Driver` schedules a wake-up on
+the platform's own queue whenever a run stops before its end (``"suspended"`` near the
+deadline: continue now; ``"waiting"``: continue at ``wake_at``, the reminder time), and
+a lease in case the invocation dies. The queue invokes the same function, whose entry
+point hands the wake-up to the driver. Without a queue configured the wake-ups go to
+the store's own due index, served by ``cairnflow worker URL --import approval_flow``.
 
 Requests (a JSON object; the same for every platform)
 -----------------------------------------------------
-* ``{"action": "start", "document": {"id", "title", "author", "body"}}``
-  (optional ``"thread_id"``; default ``approval-<document id>``, so a retried
-  start event is harmless: it returns the thread's current state);
-* ``{"action": "answer", "thread_id", "interrupt_id", "answer"}`` with
-  ``"approve"``/``"reject"`` or ``{"decision": ..., "by": ..., "comment": ...}``;
-* ``{"action": "continue", "thread_id"}`` after a ``"suspended"`` response;
+* ``{"action": "start", "document": {"id", "title", "author", "body"}}`` (optional
+  ``"approver"`` e-mail, ``"remind_after"`` seconds, ``"thread_id"``; default
+  ``approval-<document id>``, so a retried start event is harmless: it returns the
+  thread's current state);
+* ``{"action": "answer", "thread_id", "token", "answer"}``: what the approver's link
+  sends (``"approve"``/``"reject"`` or ``{"decision": ..., "by": ..., "comment": ...}``);
+  the run continues in the same invocation;
+* ``{"action": "continue", "thread_id"}`` nudges a run (the driver does this by itself);
 * ``{"action": "status", "thread_id"}`` looks without running anything.
 
-Every response has ``thread_id``, ``status`` (``interrupted``, ``suspended``
-or ``completed``), ``checkpoint_id``, ``question``, ``interrupt_id``,
-``review`` (what the approver needs to decide), ``result`` and, when
-suspended, ``next_event``: the request to send next.
+Every response has ``thread_id``, ``status`` (``waiting``, ``suspended`` or
+``completed``), ``checkpoint_id``, ``wake_at`` (when a waiting run continues by itself:
+the next reminder) and ``result``.
 
 Deadline and durability
 -----------------------
 Each platform passes the invocation's deadline (epoch seconds). No task starts
 when less than ``CAIRNFLOW_RESERVE_SECONDS`` (default 5) remain: the run stops
-with status ``"suspended"``, everything recorded, and ``next_event`` continues
-it. The reserve must cover the longest task plus one checkpoint write.
-``CAIRNFLOW_DURABILITY`` is ``sync`` by default (see docs/serverless.md for
+with status ``"suspended"``, everything recorded, and the driver continues it in
+another invocation. The reserve must cover the longest task plus one checkpoint
+write. ``CAIRNFLOW_DURABILITY`` is ``sync`` by default (see docs/serverless.md for
 why); ``async`` is safe too, as ``run()``/``resume()`` return only after every
-write is acknowledged.
+write is acknowledged. ``CAIRNFLOW_LEASE_SECONDS`` (default 900) is how long a run
+may go silent before it is presumed dead and continued elsewhere: make it longer
+than the function's timeout.
 """
 
 from __future__ import annotations
@@ -45,23 +61,30 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from cairnflow.core import (
+    CallbackCompletedError,
+    CallbackTimeoutError,
     CheckpointSaver,
     ConflictError,
     Durability,
+    InvalidCallbackTokenError,
     NondeterminismError,
     ResumeError,
     RetryPolicy,
     Run,
     ThreadNotFoundError,
-    interrupt,
+    callback,
+    complete_callback,
     task,
     workflow,
 )
+from cairnflow.core.wake import Wakeup
+from cairnflow.driver import Driver, WakeScheduler
 
 __all__ = [
     "BadRequest",
@@ -69,12 +92,18 @@ __all__ = [
     "document_approval",
     "handle",
     "handle_http",
+    "make_driver",
+    "on_mail",
     "on_task_run",
 ]
 
 log = logging.getLogger("approval")
 
 MAX_BODY_CHARS = 200_000
+#: How long the approver has before a reminder, unless the start request says otherwise.
+DEFAULT_REMIND_AFTER = 24 * 3600.0
+#: Reminders sent before the document is rejected as unanswered.
+MAX_REMINDERS = 3
 POLICY_TERMS = ("confidential", "salary", "password", "merger", "lawsuit")
 _DURABILITIES: tuple[Durability, ...] = ("sync", "async", "exit")
 
@@ -91,6 +120,7 @@ class Settings:
     reserve: float
     durability: Durability
     time_budget: float | None
+    lease: float
 
     @classmethod
     def from_env(cls, *, default_budget: float | None = None) -> Settings:
@@ -106,6 +136,7 @@ class Settings:
             reserve=float(os.environ.get("CAIRNFLOW_RESERVE_SECONDS", "5")),
             durability=durability,
             time_budget=float(budget) if budget else default_budget,
+            lease=float(os.environ.get("CAIRNFLOW_LEASE_SECONDS", "900")),
         )
 
 
@@ -152,6 +183,48 @@ def summarize(meta: dict[str, Any], body: str, policy: dict[str, Any]) -> str:
     return summary
 
 
+def _log_mail(mail: dict[str, Any]) -> None:
+    log.info("mail to %s: %s; answer with %s", mail["to"], mail["subject"], json.dumps(mail["answer_with"]))
+
+
+#: Sends a mail (a stand-in: the examples log it; tests collect it). ``mail["answer_with"]``
+#: is the request the approver's "approve" link sends.
+on_mail: Callable[[dict[str, Any]], None] = _log_mail
+
+
+def _mail(kind: str, envelope: dict[str, Any], review: dict[str, Any], token: str, reminder: int) -> str:
+    meta = envelope["document"]
+    on_task_run(kind, meta["id"])
+    subject = f"Approve {meta['title']!r} by {meta['author']} for publication?"
+    on_mail(
+        {
+            "to": envelope["to"],
+            "subject": subject if not reminder else f"Reminder {reminder}: {subject}",
+            "reminder": reminder,
+            "review": review,
+            "answer_with": {
+                "action": "answer",
+                "thread_id": envelope["thread_id"],
+                "token": token,
+                "answer": "approve",
+            },
+        }
+    )
+    return f"mail-{hashlib.sha256(token.encode()).hexdigest()[:16]}"
+
+
+@task(retry=RetryPolicy(max_attempts=3, initial_interval=0.5))
+def request_approval(envelope: dict[str, Any], review: dict[str, Any], token: str) -> str:
+    """Mail the approver the review and a link that answers the callback ``token``."""
+    return _mail("request_approval", envelope, review, token, 0)
+
+
+@task(retry=RetryPolicy(max_attempts=3, initial_interval=0.5))
+def send_reminder(envelope: dict[str, Any], review: dict[str, Any], token: str, reminder: int) -> str:
+    """The approver did not answer in time: mail again, with a fresh link."""
+    return _mail("send_reminder", envelope, review, token, reminder)
+
+
 @task(retry=RetryPolicy(max_attempts=3, initial_interval=0.5))
 def publish(meta: dict[str, Any], approver: str | None) -> dict[str, Any]:
     """Stand-in for the call to a document store; idempotent by (document, content hash)."""
@@ -169,20 +242,30 @@ def notify(meta: dict[str, Any], decision: str, url: str | None) -> str:
 
 
 @workflow(name="document-approval")
-def document_approval(document: dict[str, Any]) -> dict[str, Any]:
+def document_approval(request: dict[str, Any]) -> dict[str, Any]:
+    document = request["document"]
     meta = extract(document).result()
     policy = check_policy(meta, document["body"]).result()
     summary = summarize(meta, document["body"], policy).result()
-    answer = interrupt(
-        {
-            "question": f"Approve {meta['title']!r} by {meta['author']} for publication?",
-            "summary": summary,
-            "risk": policy["risk"],
-            "flags": policy["flags"],
-            "words": meta["words"],
-            "options": ["approve", "reject"],
-        }
-    )
+    review = {"summary": summary, "risk": policy["risk"], "flags": policy["flags"], "words": meta["words"]}
+    envelope = {"to": request["approver"], "thread_id": request["thread_id"], "document": meta}
+    reminders = 0
+    while True:
+        # A sleep racing the answer: the callback's timeout is when to remind.
+        approval = callback(timeout=request["remind_after"])
+        if reminders == 0:
+            request_approval(envelope, review, approval.token).result()
+        else:
+            send_reminder(envelope, review, approval.token, reminders).result()
+        try:
+            answer = approval.wait()
+            break
+        except CallbackTimeoutError:
+            if reminders == MAX_REMINDERS:
+                unanswered = f"no answer after {reminders} reminders"
+                answer = {"decision": "reject", "by": None, "comment": unanswered}
+                break
+            reminders += 1
     approved = answer["decision"] == "approve"
     publication = publish(meta, answer.get("by")).result() if approved else None
     message = notify(meta, answer["decision"], publication["url"] if publication else None).result()
@@ -191,9 +274,15 @@ def document_approval(document: dict[str, Any]) -> dict[str, Any]:
         "decision": "approved" if approved else "rejected",
         "comment": answer.get("comment", ""),
         "risk": policy["risk"],
+        "reminders": reminders,
         "publication": publication,
         "notification": message,
     }
+
+
+def make_driver(saver: CheckpointSaver, scheduler: WakeScheduler, settings: Settings) -> Driver:
+    """The driver that keeps approvals moving through ``scheduler`` (the platform's queue)."""
+    return Driver(saver, scheduler, [document_approval], lease=settings.lease)
 
 
 # --------------------------------------------------------------------------- requests
@@ -233,37 +322,44 @@ def _answer(value: Any) -> dict[str, Any]:
     return {"decision": decision, "by": by, "comment": comment}
 
 
+def _remind_after(value: Any) -> float:
+    if value is None:
+        return DEFAULT_REMIND_AFTER
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 30 * 86400:
+        raise BadRequest("remind_after must be a number of seconds, more than 0 and at most 30 days")
+    return float(value)
+
+
 def describe(run: Run) -> dict[str, Any]:
     """The JSON response for a run's outcome."""
-    question = review = next_event = None
-    if run.status == "interrupted" and isinstance(run.interrupt, dict):
-        review = {k: v for k, v in run.interrupt.items() if k != "question"}
-        question = run.interrupt.get("question")
-    if run.status == "suspended":
-        next_event = {"action": "continue", "thread_id": run.thread_id}
     return {
         "thread_id": run.thread_id,
         "status": run.status,
         "checkpoint_id": run.checkpoint_id,
-        "question": question,
-        "interrupt_id": run.interrupt_id,
-        "review": review,
+        "wake_at": run.wake_at,
         "result": run.result if run.status == "completed" else None,
-        "next_event": next_event,
     }
+
+
+def _standing(driver: Driver, thread_id: str) -> dict[str, Any]:
+    run = document_approval.get_run(thread_id=thread_id, saver=driver.saver)
+    if run is None:
+        raise ThreadNotFoundError(f"no thread {thread_id!r}")
+    return describe(run)
 
 
 def handle(
     request: Mapping[str, Any],
     *,
-    saver: CheckpointSaver,
+    driver: Driver,
     deadline: float | None,
     settings: Settings,
 ) -> dict[str, Any]:
-    """Run one request to its next stop (interrupted, suspended or completed).
+    """Run one request to its next stop (waiting, suspended or completed).
 
     Raises :class:`BadRequest` for a malformed request, ``ThreadNotFoundError``,
-    ``ResumeError`` (the answer does not fit the thread's state),
+    ``InvalidCallbackTokenError`` (a link that is not this thread's),
+    ``CallbackCompletedError`` (a link already answered otherwise, or timed out),
     ``NondeterminismError`` (a thread id reused for another document) and
     ``ConflictError`` (another invocation advanced the thread meanwhile).
     """
@@ -271,44 +367,44 @@ def handle(
         raise BadRequest("the request must be a JSON object")
     action = request.get("action")
     options: dict[str, Any] = {
-        "saver": saver,
         "durability": settings.durability,
         "deadline": deadline,
         "reserve": settings.reserve,
     }
     if action == "start":
         document = _document(request.get("document"))
-        thread_id = request.get("thread_id") or f"approval-{document['id']}"
-        return describe(document_approval.run(document, thread_id=_text(thread_id, "thread_id"), **options))
+        thread_id = _text(request.get("thread_id") or f"approval-{document['id']}", "thread_id")
+        approver = _text(request.get("approver") or "approver@example.com", "approver")
+        flow_input = {
+            "document": document,
+            "thread_id": thread_id,
+            "approver": approver,
+            "remind_after": _remind_after(request.get("remind_after")),
+        }
+        return describe(driver.start(document_approval, flow_input, thread_id=thread_id, **options))
     thread_id = _text(request.get("thread_id"), "thread_id")
     if action == "answer":
         answer = _answer(request.get("answer"))
-        interrupt_id = request.get("interrupt_id")
-        if interrupt_id is not None and not isinstance(interrupt_id, str):
-            raise BadRequest("interrupt_id must be a string")
-        return describe(
-            document_approval.resume(answer, thread_id=thread_id, interrupt_id=interrupt_id, **options)
-        )
+        token = _text(request.get("token"), "token", limit=1000)
+        complete_callback(token, answer, saver=driver.saver, scheduler=driver.scheduler)
+        action = "continue"  # the approver waits for the outcome: continue here, not later
     if action == "continue":
-        try:
-            return describe(document_approval.resume(thread_id=thread_id, **options))
-        except ResumeError:  # waiting for an answer: a repeated "continue" just reports that
-            pass
-    if action in ("continue", "status"):
-        run = document_approval.get_run(thread_id=thread_id, saver=saver)
-        if run is None:
-            raise ThreadNotFoundError(f"no thread {thread_id!r}")
-        return describe(run)
+        reason = "callback" if "token" in request else "suspended"
+        driver.handle(Wakeup(thread_id, document_approval.name, time.time(), reason), **options)
+        return _standing(driver, thread_id)
+    if action == "status":
+        return _standing(driver, thread_id)
     raise BadRequest('action must be "start", "answer", "continue" or "status"')
 
 
 def handle_http(
-    body: bytes, *, saver: CheckpointSaver, deadline: float | None, settings: Settings
+    body: bytes, *, driver: Driver, deadline: float | None, settings: Settings
 ) -> tuple[int, dict[str, Any]]:
     """:func:`handle` for an HTTP request body: (status code, JSON response).
 
-    400 malformed request, 404 unknown thread, 409 the request does not fit the
-    thread's state (answered already, another document, lost a race); any other
+    400 malformed request (or a link that is not a callback token), 404 unknown
+    thread, 409 the request does not fit the thread's state (a link already
+    answered otherwise or timed out, another document, lost a race); any other
     error propagates (the platform answers 500 and logs it).
     """
     try:
@@ -316,10 +412,10 @@ def handle_http(
     except (ValueError, UnicodeDecodeError):
         return 400, {"error": "the body must be JSON"}
     try:
-        return 200, handle(request, saver=saver, deadline=deadline, settings=settings)
-    except BadRequest as exc:
-        return 400, {"error": str(exc)}
+        return 200, handle(request, driver=driver, deadline=deadline, settings=settings)
+    except (BadRequest, InvalidCallbackTokenError) as exc:
+        return 400, {"error": str(exc), "type": type(exc).__name__}
     except ThreadNotFoundError as exc:
         return 404, {"error": str(exc)}
-    except (ResumeError, NondeterminismError, ConflictError) as exc:
+    except (CallbackCompletedError, ResumeError, NondeterminismError, ConflictError) as exc:
         return 409, {"error": str(exc), "type": type(exc).__name__}

@@ -3,7 +3,13 @@
 A WSGI app on the standard library only (``wsgiref``, threaded), no web framework:
 
     POST /approvals   body: a request of approval_flow.py, e.g. {"action": "start", ...}
+    POST /wake        a wake-up from Cloud Tasks: continues a suspended or waiting run
     GET  /healthz     200 {"ok": true}
+
+The driver creates a Cloud Tasks task (``CAIRNFLOW_TASKS_QUEUE``) that POSTs to
+``CAIRNFLOW_WAKE_URL`` (this service's ``/wake``) whenever a run stops before its
+end, so no client ever continues a run. Without a queue configured the wake-ups go
+to the store's due index, for ``cairnflow worker URL --import approval_flow``.
 
 The GCS client and the saver are built once per instance, at import. Cloud Run
 does not tell a request how long it has left, so the deadline is the request's
@@ -13,7 +19,11 @@ arrival plus ``CAIRNFLOW_TIME_BUDGET_SECONDS``: set it to the service's
 ``"suspended"`` and carries the ``next_event`` to send.
 
 Environment: ``CAIRNFLOW_URL`` (``gs://bucket/prefix``), ``PORT`` (set by Cloud Run),
-optional ``CAIRNFLOW_TIME_BUDGET_SECONDS``, ``CAIRNFLOW_RESERVE_SECONDS``, ``CAIRNFLOW_DURABILITY``.
+``CAIRNFLOW_TASKS_QUEUE`` (``projects/P/locations/L/queues/Q``), ``CAIRNFLOW_WAKE_URL``,
+``CAIRNFLOW_TASKS_SERVICE_ACCOUNT`` (the OIDC identity tasks call with), optional
+``CAIRNFLOW_TIME_BUDGET_SECONDS``, ``CAIRNFLOW_RESERVE_SECONDS``, ``CAIRNFLOW_DURABILITY``,
+``CAIRNFLOW_LEASE_SECONDS``; ``CLOUD_TASKS_EMULATOR_HOST`` points the Cloud Tasks client
+at gcloud-tasks-emulator (local tests).
 """
 
 from __future__ import annotations
@@ -30,6 +40,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import approval_flow
 
+from cairnflow.core import CheckpointLog
+from cairnflow.driver import DueIndex, WakeScheduler
+from cairnflow.driver.gcp import CloudTasksWakeScheduler, wsgi_app
 from cairnflow.savers import open_saver
 
 log = logging.getLogger("approval.http")
@@ -38,8 +51,27 @@ log = logging.getLogger("approval.http")
 DEFAULT_TIME_BUDGET = 300.0
 MAX_REQUEST_BYTES = 1 << 20
 
+
+def _wake_scheduler(saver: CheckpointLog) -> WakeScheduler:
+    queue, url = os.environ.get("CAIRNFLOW_TASKS_QUEUE"), os.environ.get("CAIRNFLOW_WAKE_URL")
+    if not (queue and url):
+        return DueIndex(saver)  # `cairnflow worker URL --import approval_flow` serves these
+    client = None
+    emulator = os.environ.get("CLOUD_TASKS_EMULATOR_HOST")
+    if emulator:
+        import grpc  # type: ignore[import-untyped]
+        from google.cloud.tasks_v2 import CloudTasksClient
+        from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+        client = CloudTasksClient(transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(emulator)))
+    account = os.environ.get("CAIRNFLOW_TASKS_SERVICE_ACCOUNT")
+    return CloudTasksWakeScheduler(queue, url, client=client, oidc_service_account=account)
+
+
 SETTINGS = approval_flow.Settings.from_env(default_budget=DEFAULT_TIME_BUDGET)
 SAVER = open_saver(SETTINGS.url)
+DRIVER = approval_flow.make_driver(SAVER, _wake_scheduler(SAVER), SETTINGS)
+WAKE = wsgi_app(DRIVER)
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -57,6 +89,8 @@ def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byte
     method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
     if path == "/healthz":
         return _reply(start_response, 200, {"ok": True})
+    if path == "/wake":  # Cloud Tasks: 200 handled, 500 retry (the store failed), 400 not a wake-up
+        return WAKE(environ, start_response)
     if path not in ("/", "/approvals"):
         return _reply(start_response, 404, {"error": f"no route {path}"})
     if method != "POST":
@@ -70,7 +104,7 @@ def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byte
     body = environ["wsgi.input"].read(length)
     deadline = arrived + SETTINGS.time_budget if SETTINGS.time_budget else None
     try:
-        status, payload = approval_flow.handle_http(body, saver=SAVER, deadline=deadline, settings=SETTINGS)
+        status, payload = approval_flow.handle_http(body, driver=DRIVER, deadline=deadline, settings=SETTINGS)
     except Exception:
         log.exception("request failed")
         return _reply(start_response, 500, {"error": "internal error (see the service's logs)"})

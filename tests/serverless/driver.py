@@ -10,13 +10,25 @@ The spec (JSON on stdin)::
      "task_seconds": 0.0,               # each task takes this long (a known time)
      "put_delay": 0.0,                  # each store write takes this much longer
      "stub_azure_functions": false,     # provide a minimal azure.functions (the Functions host)
+     "mailbox": "/path" | null,         # mails the workflow sends: one JSON line each
+     "serve": {...} | null,             # after the calls: serve wake-ups, see serve()
      "report_modules": false}
+
+A call may say ``"answer_from_mail": i`` (and ``"answer"``): its request is then the
+``answer_with`` of mail ``i`` in the mailbox (``-1``: the newest), with that answer.
 
 * ``aws_lambda``: ``handler.lambda_handler(event, context)`` with a fake context whose
   ``get_remaining_time_in_millis()`` counts down from the call's ``remaining_ms``;
 * ``cloud_run``: a real HTTP request to ``main``'s threaded WSGI server on 127.0.0.1;
 * ``azure_functions``: ``function_app.approvals(request)`` with a request-like object
   (or, with ``stub_azure_functions``, through the route registered on ``app``).
+
+``serve`` (``{"thread_id", "until_mails": N, "timeout": seconds, "port": P}``) plays the
+platform's wake-up delivery until the mailbox holds N mails: ``aws_lambda`` receives from
+the SQS queue ``CAIRNFLOW_WAKE_QUEUE_URL`` and invokes ``lambda_handler`` with each batch
+(deleting what it did not report failed); ``azure_functions`` receives from the queue
+``CAIRNFLOW_WAKE_QUEUE`` and calls the queue-triggered ``wake``; ``cloud_run`` serves
+``main.app`` on port P, where the Cloud Tasks emulator POSTs ``/wake``.
 
 The time budget of the HTTP examples comes from ``CAIRNFLOW_TIME_BUDGET_SECONDS`` in
 the environment. This file imports only the standard library, so that the modules
@@ -77,7 +89,7 @@ class FakeHttpRequest:
 
 def stub_azure_functions() -> dict[str, Any]:
     """A minimal ``azure.functions`` in sys.modules, recording what the app registers."""
-    registry: dict[str, Any] = {"routes": []}
+    registry: dict[str, Any] = {"routes": [], "queues": []}
     module = types.ModuleType("azure.functions")
 
     class HttpRequest(FakeHttpRequest):
@@ -114,7 +126,19 @@ def stub_azure_functions() -> dict[str, Any]:
 
             return register
 
-    for cls in (HttpRequest, HttpResponse, AuthLevel, FunctionApp):
+        def queue_trigger(self, arg_name: str, queue_name: str, connection: str, **kwargs: Any) -> Any:
+            def register(fn: Any) -> Any:
+                registry["queues"].append(
+                    {"arg_name": arg_name, "queue_name": queue_name, "connection": connection, "fn": fn}
+                )
+                return fn
+
+            return register
+
+    class QueueMessage(FakeQueueMessage):
+        pass
+
+    for cls in (HttpRequest, HttpResponse, AuthLevel, FunctionApp, QueueMessage):
         setattr(module, cls.__name__, cls)
     sys.modules["azure.functions"] = module
     registry["module"] = module
@@ -161,6 +185,91 @@ def install_slow_puts(store: Any, delay: float) -> dict[str, int]:
     return counts
 
 
+def install_mailbox(flow: Any, mailbox: str) -> None:
+    def deliver(mail: dict[str, Any]) -> None:
+        fd = os.open(mailbox, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (json.dumps(mail) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    flow.on_mail = deliver
+
+
+def read_mailbox(mailbox: str | None) -> list[dict[str, Any]]:
+    if not mailbox or not os.path.exists(mailbox):
+        return []
+    with open(mailbox) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class FakeQueueMessage:
+    """The part of ``azure.functions.QueueMessage`` the function uses."""
+
+    def __init__(self, body: str) -> None:
+        self._body = body.encode()
+
+    def get_body(self) -> bytes:
+        return self._body
+
+
+def serve(example: str, entry: Any, spec: dict[str, Any], mailbox: str | None) -> dict[str, Any]:
+    """Deliver wake-ups as the platform would until ``until_mails`` mails were sent."""
+    flow = sys.modules["approval_flow"]
+    deadline = time.monotonic() + float(spec.get("timeout", 90))
+    delivered = 0
+    stop = threading.Event()
+
+    def done() -> bool:
+        return len(read_mailbox(mailbox)) >= int(spec["until_mails"]) or time.monotonic() > deadline
+
+    if example == "cloud_run":
+        server = entry.serve("127.0.0.1", int(spec["port"]))
+        serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        serving.start()
+        while not done():
+            stop.wait(0.1)  # the Cloud Tasks emulator calls the server; watch the mailbox
+        server.shutdown()
+        server.server_close()
+    elif example == "aws_lambda":
+        import boto3
+
+        sqs = boto3.client("sqs")
+        queue = os.environ["CAIRNFLOW_WAKE_QUEUE_URL"]
+        while not done():
+            got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                "Messages", []
+            )
+            if not got:
+                continue
+            event = {"Records": [{"messageId": m["MessageId"], "body": m["Body"]} for m in got]}
+            failed = {
+                f["itemIdentifier"]
+                for f in entry.lambda_handler(event, FakeLambdaContext(60_000))["batchItemFailures"]
+            }
+            for m in got:
+                if m["MessageId"] not in failed:
+                    sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+                    delivered += 1
+    else:
+        from azure.storage.queue import QueueClient
+
+        queue = QueueClient.from_connection_string(
+            os.environ["CAIRNFLOW_WAKE_QUEUE_CONNECTION"], os.environ["CAIRNFLOW_WAKE_QUEUE"]
+        )
+        while not done():
+            got = list(queue.receive_messages(max_messages=16, visibility_timeout=30))
+            for message in got:
+                entry.wake(FakeQueueMessage(message.content))  # raising: the host would retry it
+                queue.delete_message(message)
+                delivered += 1
+            if not got:
+                stop.wait(0.1)  # messages stay hidden until due: poll the queue
+    run = flow.document_approval.get_run(thread_id=spec["thread_id"], saver=entry.SAVER)
+    return {"status": run and run.status, "mails": len(read_mailbox(mailbox)), "delivered": delivered}
+
+
 def invoke(example: str, entry: Any, call: dict[str, Any], stub: dict[str, Any] | None) -> tuple[int, Any]:
     request = call.get("request")
     body = call["raw_body"].encode() if "raw_body" in call else json.dumps(request).encode()
@@ -190,7 +299,10 @@ def invoke(example: str, entry: Any, call: dict[str, Any], stub: dict[str, Any] 
             server.shutdown()
             server.server_close()
             serving.join()
-        return status, json.loads(data)
+        try:
+            return status, json.loads(data)
+        except ValueError:
+            return status, {"text": data.decode(errors="replace")}  # /wake answers in plain text
     if stub is not None:
         [route] = stub["routes"]
         reply = route["fn"](stub["module"].HttpRequest(body))
@@ -209,9 +321,15 @@ def main() -> None:
     if spec.get("ledger"):
         install_ledger(flow, spec["ledger"], float(spec.get("task_seconds", 0.0)))
     puts = install_slow_puts(entry.SAVER.store, float(spec.get("put_delay", 0.0)))
+    mailbox = spec.get("mailbox")
+    if mailbox:
+        install_mailbox(flow, mailbox)
 
     out: dict[str, Any] = {"pid": os.getpid(), "calls": []}
     for call in spec["calls"]:
+        if "answer_from_mail" in call:
+            mail = read_mailbox(mailbox)[call["answer_from_mail"]]
+            call = {**call, "request": {**mail["answer_with"], "answer": call["answer"]}}
         status, response = invoke(example, entry, call, stub)
         # Observed right after the entry point returned, before anything else runs here.
         threads = sorted(t.name for t in threading.enumerate() if t.name.startswith("cairnflow"))
@@ -224,11 +342,19 @@ def main() -> None:
         out["calls"].append(
             {"status": status, "response": response, "threads": threads, "puts": in_flight, "head": head}
         )
+    if spec.get("serve"):
+        out["served"] = serve(example, entry, spec["serve"], mailbox)
     out["threads_seen_during_tasks"] = sorted(THREADS_SEEN_DURING_TASKS)
     if stub is not None:
         out["registry"] = {
             "auth_level": stub["auth_level"],
             "routes": [{"route": r["route"], "methods": r["methods"]} for r in stub["routes"]],
+            "queues": [
+                {"arg_name": q["arg_name"], "queue_name": q["queue_name"], "connection": q["connection"]}
+                for q in stub["queues"]
+            ],
+            "wake_hints_are_host_types": typing.get_type_hints(entry.wake)
+            == {"msg": stub["module"].QueueMessage, "return": type(None)},
             # What the Functions worker reads (typing.get_type_hints) must be the host's types.
             "hints_are_host_types": typing.get_type_hints(entry.approvals)
             == {"req": stub["module"].HttpRequest, "return": stub["module"].HttpResponse},

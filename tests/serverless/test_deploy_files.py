@@ -12,6 +12,7 @@ from cairnflow.core import keys
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PREFIX = "approvals"
+WAKE_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:approval-wakeups"
 
 
 def load_template() -> dict[str, Any]:
@@ -53,6 +54,8 @@ def resolve(value: Any) -> Any:
         return sub(value["Fn::Sub"])
     if isinstance(value, dict) and value == {"Fn::GetAtt": ["CheckpointBucket", "Arn"]}:
         return "arn:aws:s3:::my-approvals-bucket"
+    if isinstance(value, dict) and value == {"Fn::GetAtt": ["WakeQueue", "Arn"]}:
+        return WAKE_QUEUE_ARN
     if isinstance(value, dict):
         return {k: resolve(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -71,6 +74,14 @@ def test_lambda_function_and_bucket() -> None:
     variables = resolve(function["Environment"]["Variables"])
     assert variables["CAIRNFLOW_URL"] == f"s3://my-approvals-bucket/{PREFIX}"
     assert variables["CAIRNFLOW_DURABILITY"] == "sync"
+    # Wake-ups: the function sends them to its queue, and the queue invokes the function.
+    assert variables["CAIRNFLOW_WAKE_QUEUE_URL"] == {"Ref": "WakeQueue"}
+    assert float(variables["CAIRNFLOW_LEASE_SECONDS"]) > function["Timeout"]
+    wakeups = function["Events"]["Wakeups"]
+    assert wakeups["Type"] == "SQS"
+    assert wakeups["Properties"]["Queue"] == {"Fn::GetAtt": ["WakeQueue", "Arn"]}
+    assert wakeups["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert resources["WakeQueue"]["Properties"]["VisibilityTimeout"] >= 6 * function["Timeout"]
     assert "VersioningConfiguration" not in resources["CheckpointBucket"]["Properties"]
 
 
@@ -86,12 +97,21 @@ def test_function_policy_is_policy_json() -> None:
         return sorted(out, key=lambda st: st["Sid"])
 
     assert normalise(inline["Statement"]) == normalise(standalone["Statement"])
-    listing, objects = normalise(standalone["Statement"])  # sorted by Sid
+    consume, listing, objects, send = normalise(standalone["Statement"])  # sorted by Sid
     assert objects["Action"] == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
     assert objects["Resource"] == f"arn:aws:s3:::my-approvals-bucket/{PREFIX}/*"
     assert listing["Action"] == ["s3:ListBucket"]
     assert listing["Resource"] == "arn:aws:s3:::my-approvals-bucket"
     assert listing["Condition"] == {"StringLike": {"s3:prefix": f"{PREFIX}/*"}}
+    # The wake-up queue: the driver sends; the event source mapping receives and deletes.
+    assert send == {
+        "Sid": "SendWakeups",
+        "Effect": "Allow",
+        "Action": ["sqs:SendMessage"],
+        "Resource": WAKE_QUEUE_ARN,
+    }
+    assert consume["Action"] == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    assert consume["Resource"] == WAKE_QUEUE_ARN
     # Every key cairnflow writes or lists for this URL is inside the granted prefix.
     assert keys.threads_prefix(f"{PREFIX}/").startswith(f"{PREFIX}/")
 
@@ -121,8 +141,10 @@ def test_cloud_run_and_azure_files() -> None:
     dockerfile = (EXAMPLES / "cloud_run" / "Dockerfile").read_text()
     assert 'CMD ["python", "main.py"]' in dockerfile
     assert "COPY approval_flow.py main.py" in dockerfile
-    assert "cairnflow[gcs]" in (EXAMPLES / "cloud_run" / "requirements.txt").read_text()
+    assert "cairnflow[gcs,gcp-tasks]" in (EXAMPLES / "cloud_run" / "requirements.txt").read_text()
     host = json.loads((EXAMPLES / "azure_functions" / "host.json").read_text())
     assert host["version"] == "2.0"
+    # The driver sends plain JSON: the queue trigger must not expect base64.
+    assert host["extensions"]["queues"]["messageEncoding"] == "none"
     requirements = (EXAMPLES / "azure_functions" / "requirements.txt").read_text()
-    assert "azure-functions" in requirements and "cairnflow[azure]" in requirements
+    assert "azure-functions" in requirements and "cairnflow[azure,azure-queue]" in requirements
