@@ -376,3 +376,16 @@ def test_a_journey_woken_through_the_clouds_queue_completes_despite_sigkills(
     where = StoreLocation(location.url, {**location.env, **env})
     saver, fleet = run_scenario(where, tmp_path, plan, via=spec, dispatch=True)
     check_all(saver, plan, fleet)
+
+
+def test_the_record_check_catches_a_step_recorded_twice() -> None:
+    # The check the scenarios end with must be able to fail: a thread whose history holds one
+    # task position twice (what a fencing bug would leave) is named.
+    saver = open_saver(f"memory://check-{uuid.uuid4().hex}")
+    start = {"op": "start", "workflow": "leaf", "input": {"n": 1, "pace": 0}, "input_digest": "x"}
+    task = {"op": "task", "pos": 0, "name": "square", "args": "a", "value": 8}
+    head = saver.append("twice", None, [start, task], status="running", workflow="leaf")
+    assert records_of(saver, "twice")[1] == task
+    saver.append("twice", head, [task], status="running", workflow="leaf")
+    with pytest.raises(AssertionError, match=r"twice: step positions recorded more than once: \[0\]"):
+        records_of(saver, "twice")
