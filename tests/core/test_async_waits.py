@@ -15,8 +15,11 @@ from typing import Any
 import pytest
 
 from cairnflow.core import (
+    CallbackCompletedError,
     CallbackTimeoutError,
     MisuseError,
+    acomplete_callback,
+    afail_callback,
     callback,
     callbacks,
     complete_callback,
@@ -158,7 +161,12 @@ def test_a_callback_is_stored_before_its_token_leaves_and_its_completion_continu
     async def scenario() -> None:
         first = await approval.arun(thread_id="cb", saver=asaver)
         assert first.status == "waiting" and first.wake_at is None
-        complete_callback(outside["token"], "approved", saver=view)
+        await acomplete_callback(outside["token"], "approved", saver=asaver)
+        await acomplete_callback(outside["token"], "approved", saver=asaver)  # a retried completion
+        with pytest.raises(CallbackCompletedError):
+            await acomplete_callback(outside["token"], "refused", saver=asaver)
+        with pytest.raises(CallbackCompletedError):
+            complete_callback(outside["token"], "refused", saver=view)  # the sync twin agrees
         done = await approval.aresume(thread_id="cb", saver=asaver)
         assert done.status == "completed" and done.result == [True, "approved"]
 
@@ -190,6 +198,30 @@ def test_a_callback_timeout_is_recorded_before_the_body_sees_it(
     aio(scenario())
     ends = [r for r in records(view, "to") if r["op"] == "callback_done"]
     assert ends == [{"op": "callback_done", "pos": 0, "timeout": True}]
+
+
+def test_afail_callback_raises_the_error_sent_in_the_body(apair: Pair, aio: Runner) -> None:
+    asaver, view = apair
+
+    @workflow(name="rejected")
+    async def rejected() -> str:
+        cb = callback()
+        outside["token"] = cb.token
+        try:
+            return str(await cb.wait())
+        except ValueError as exc:
+            return f"refused: {exc}"
+
+    async def scenario() -> None:
+        first = await rejected.arun(thread_id="rj", saver=asaver)
+        assert first.status == "waiting"
+        await afail_callback(outside["token"], ValueError("no stock"), saver=asaver)
+        done = await rejected.aresume(thread_id="rj", saver=asaver)
+        assert done.result == "refused: no stock"
+
+    aio(scenario())
+    ends = [r for r in records(view, "rj") if r["op"] == "callback_done"]
+    assert len(ends) == 1 and ends[0]["error"]["type"] == "builtins.ValueError"
 
 
 @workflow(name="kid")
