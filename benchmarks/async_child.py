@@ -37,10 +37,13 @@ import threading
 import time
 import tracemalloc
 from collections import Counter
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 from cairnflow.core import task, workflow
+from cairnflow.core.store import CREATE, ObjectInfo, PutMode, StoredObject
+from tests.support.forwarding import AsyncForwardingStore, ForwardingStore
 
 #: Each task returns about 150 bytes of JSON, as in benchmarks/flows.py.
 PAYLOAD = "x" * 100
@@ -81,6 +84,103 @@ async def aflow(inp: dict[str, Any]) -> int:
     for i in range(n):
         total += (await astep(i, delay))["i"]
     return total
+
+
+# ----------------------------------------------------------------- errors the store raised
+
+#: Exceptions the store raised to the log, by type (the log retries transient ones: each
+#: retry is one more request in the counts).
+ERRORS: Counter[str] = Counter()
+_errors_lock = threading.Lock()
+
+
+def _seen(exc: BaseException) -> None:
+    with _errors_lock:
+        ERRORS[type(exc).__name__] += 1
+
+
+class ErrorsSeen(ForwardingStore):
+    """Forwards every call (to a counting store); notes what it raises."""
+
+    def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
+        try:
+            return self.inner.put(key, data, mode)
+        except Exception as exc:
+            _seen(exc)
+            raise
+
+    def get(self, key: str) -> StoredObject:
+        try:
+            return self.inner.get(key)
+        except Exception as exc:
+            _seen(exc)
+            raise
+
+    def list(
+        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
+    ) -> Iterator[ObjectInfo]:
+        try:
+            yield from self.inner.list(prefix, start_after=start_after, limit=limit)
+        except Exception as exc:
+            _seen(exc)
+            raise
+
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        try:
+            yield from self.inner.list_prefixes(prefix)
+        except Exception as exc:
+            _seen(exc)
+            raise
+
+    def delete(self, key: str) -> None:
+        try:
+            self.inner.delete(key)
+        except Exception as exc:
+            _seen(exc)
+            raise
+
+
+class AsyncErrorsSeen(AsyncForwardingStore):
+    """:class:`ErrorsSeen` for an async store."""
+
+    async def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
+        try:
+            return await self.inner.put(key, data, mode)
+        except Exception as exc:
+            _seen(exc)
+            raise
+
+    async def get(self, key: str) -> StoredObject:
+        try:
+            return await self.inner.get(key)
+        except Exception as exc:
+            _seen(exc)
+            raise
+
+    async def list(  # type: ignore[override]
+        self, prefix: str, *, start_after: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[ObjectInfo]:
+        try:
+            async for info in self.inner.list(prefix, start_after=start_after, limit=limit):
+                yield info
+        except Exception as exc:
+            _seen(exc)
+            raise
+
+    async def list_prefixes(self, prefix: str) -> AsyncIterator[str]:
+        try:
+            async for folder in self.inner.list_prefixes(prefix):
+                yield folder
+        except Exception as exc:
+            _seen(exc)
+            raise
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self.inner.delete(key)
+        except Exception as exc:
+            _seen(exc)
+            raise
 
 
 # ----------------------------------------------------------------- measuring
@@ -149,10 +249,11 @@ def _sync(spec: dict[str, Any], measure: Any) -> tuple[Any, str]:
 
     store, prefix = open_store(spec["url"])
     counting = CountingStore(store)
-    saver = CheckpointLog(counting, prefix=prefix)
+    saver = CheckpointLog(ErrorsSeen(counting), prefix=prefix)
     inp = _inputs(spec)
     _check([flow.run(inp, thread_id="warmup", saver=saver)], spec)
     counting.reset()
+    ERRORS.clear()
 
     def one(i: int) -> Any:
         return flow.run(inp, thread_id=f"wf-{i:05d}", saver=saver)
@@ -189,10 +290,11 @@ async def _async_main(spec: dict[str, Any], measure: Any) -> tuple[Any, str]:
 
     store, prefix, name = _open_async(spec["url"])
     counting = AsyncCountingStore(store)
-    saver = AsyncCheckpointLog(counting, prefix=prefix)
+    saver = AsyncCheckpointLog(AsyncErrorsSeen(counting), prefix=prefix)
     inp = _inputs(spec)
     _check([await aflow.arun(inp, thread_id="warmup", saver=saver)], spec)
     counting.reset()
+    ERRORS.clear()
     with measure():
         runs = await asyncio.gather(
             *[aflow.arun(inp, thread_id=f"wf-{i:05d}", saver=saver) for i in range(spec["workflows"])]
@@ -207,8 +309,11 @@ async def _async_main(spec: dict[str, Any], measure: Any) -> tuple[Any, str]:
 FILLER = "lorem ipsum dolor sit amet " * 7
 
 
-def _chat_graph(checkpointer: Any) -> Any:
-    """benchmarks/lg_contenders.py's chat graph: each turn appends the user's message and a reply."""
+def _chat_graph(checkpointer: Any, *, is_async: bool = False) -> Any:
+    """benchmarks/lg_contenders.py's chat graph: each turn appends the user's message and a reply.
+
+    ``is_async``: the node is an ``async def`` (as in an asyncio application; LangGraph runs a
+    plain node of an ``ainvoke`` in the loop's default thread pool)."""
     import operator
     from typing import Annotated
 
@@ -220,8 +325,11 @@ def _chat_graph(checkpointer: Any) -> Any:
     def bot(state: Any) -> dict[str, Any]:
         return {"messages": [{"role": "assistant", "content": f"reply {len(state['messages'])}: {FILLER}"}]}
 
+    async def abot(state: Any) -> dict[str, Any]:
+        return bot(state)
+
     builder = StateGraph(Chat)
-    builder.add_node("bot", bot)
+    builder.add_node("bot", abot if is_async else bot)
     builder.add_edge(START, "bot")
     builder.add_edge("bot", END)
     return builder.compile(checkpointer=checkpointer)
@@ -250,7 +358,11 @@ def _lg_saver(spec: dict[str, Any], with_async: bool) -> tuple[Any, list[Any], s
         astore, _, name = _open_async(spec["url"])
         async_store = AsyncCountingStore(astore)
         counting.append(async_store)
-    saver = LangGraphSaver(counting[0], async_store=async_store, prefix=prefix)
+    saver = LangGraphSaver(
+        ErrorsSeen(counting[0]),
+        async_store=None if async_store is None else AsyncErrorsSeen(async_store),
+        prefix=prefix,
+    )
     return saver, counting, name
 
 
@@ -267,6 +379,7 @@ def _lg_sync(spec: dict[str, Any], measure: Any) -> tuple[list[Any], str]:
     _lg_check([chat("warmup")], spec)
     for c in counting:
         c.reset()
+    ERRORS.clear()
     with (
         measure(),
         concurrent.futures.ThreadPoolExecutor(spec["workers"], thread_name_prefix="bench") as pool,
@@ -278,7 +391,7 @@ def _lg_sync(spec: dict[str, Any], measure: Any) -> tuple[list[Any], str]:
 
 async def _lg_async(spec: dict[str, Any], measure: Any) -> tuple[list[Any], str]:
     saver, counting, name = _lg_saver(spec, with_async=True)
-    graph = _chat_graph(saver)
+    graph = _chat_graph(saver, is_async=True)
 
     async def chat(thread: str) -> Any:
         config = {"configurable": {"thread_id": thread}}
@@ -289,6 +402,7 @@ async def _lg_async(spec: dict[str, Any], measure: Any) -> tuple[list[Any], str]
     _lg_check([await chat("warmup")], spec)
     for c in counting:
         c.reset()
+    ERRORS.clear()
     with measure():
         states = await asyncio.gather(*[chat(f"chat-{i:05d}") for i in range(spec["workflows"])])
     _lg_check(list(states), spec)
@@ -353,6 +467,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
         "workload": spec.get("workload", "executor"),
         "store": store,
         "counts": dict(counts),
+        "errors": dict(ERRORS),
         "bytes_written": sum(c.bytes_written for c in counters),
         "bytes_read": sum(c.bytes_read for c in counters),
         "threads_before": threads_before,

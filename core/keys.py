@@ -130,6 +130,19 @@ def durable_prefix(prefix: str) -> str:
     return f"{prefix}durable/"
 
 
+def durable_payloads_prefix(durable: str, thread_id: str) -> str:
+    """Where the large values of one durable execution live (``durable`` is :func:`durable_prefix`'s).
+
+    Beside the executions' log, not inside ``v1/threads/``: verify skips them there.
+    """
+    return f"{durable_payloads_root(durable)}{encode_thread_id(thread_id)}/"
+
+
+def durable_payloads_root(durable: str) -> str:
+    """The folder of every durable execution's large values, under :func:`durable_prefix`."""
+    return f"{durable}payloads/"
+
+
 def threads_prefix(prefix: str) -> str:
     return f"{prefix}{FORMAT_PREFIX}threads/"
 

@@ -14,6 +14,10 @@ Requests and guarantees are those of the sync backend: ``overwrite=True`` with a
 explicit ``If-None-Match: *`` / ``If-Match`` (never ``overwrite=False``, which
 relabels any 412), one ranged GET whose ETag belongs to the body, listings in
 byte order paged from the prefix's start (List Blobs has no exclusive start key).
+
+One difference: the aio transport reports a connection dropped after sending as
+``ServiceRequestError``, which the sync table reads as "never sent";
+:func:`_async_failure` reads it as "may have landed" (see there).
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
+import aiohttp
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ServiceRequestError, ServiceRequestTimeoutError
 from azure.storage.blob.aio import BlobPrefix, BlobServiceClient, ContainerClient  # aio's own BlobPrefix
 
 from cairnflow.core.store import ObjectInfo, StoredObject
 from cairnflow.savers._abase import AsyncCloudStore
-from cairnflow.savers._base import Op
+from cairnflow.savers._base import Classified, Failure, Op
 from cairnflow.savers.azure import (
     DEFAULT_RETRY_TOTAL,
     MAX_PAGE_SIZE,
@@ -38,6 +43,22 @@ from cairnflow.savers.azure import (
 )
 
 __all__ = ["AsyncAzureBlobStore", "async_store_from_url"]
+
+
+def _async_failure(exc: BaseException) -> Classified:
+    """Azure's status table (the sync backend's), with the aiohttp transport's errors read right.
+
+    azure-core's aiohttp transport raises ``ServiceRequestError`` ("not sent") for *any*
+    aiohttp client error, a connection dropped after the request went out among them
+    (the requests transport calls that ``ServiceResponseError``). Only a connection that
+    was never made (``aiohttp.ClientConnectorError``, or a connect timeout) is "not sent"
+    here; any other may have been applied.
+    """
+    if isinstance(exc, ServiceRequestError) and not isinstance(exc, ServiceRequestTimeoutError):
+        cause = exc.inner_exception
+        if isinstance(cause, aiohttp.ClientError) and not isinstance(cause, aiohttp.ClientConnectorError):
+            return Classified(Failure.LOST, None, f"{type(exc).__name__} ({type(cause).__name__})")
+    return _failure(exc)
 
 
 class AsyncAzureBlobStore(AsyncCloudStore):
@@ -100,7 +121,7 @@ class AsyncAzureBlobStore(AsyncCloudStore):
         )
         self._init_probe(probe_prefix, enabled=verify_conditional_writes)
 
-    _classify = staticmethod(_failure)  # Azure's status table
+    _classify = staticmethod(_async_failure)  # Azure's status table
 
     async def _write(self, key: str, data: bytes, op: Op, etag: str | None) -> str:
         # Always overwrite=True, the condition sent explicitly: as the sync store, and why.

@@ -105,7 +105,9 @@ class LocalStore(BackendStore):
     def _write(self, key: str, data: bytes, op: Op, etag: str | None) -> str:
         path = self._path(key)
         # A concurrent delete may remove the (empty) directory between our
-        # mkdir and our link/replace; try again a few times in that case.
+        # mkdir and our link/replace; try again a few times in that case. (Its
+        # rmdir between mkdir's attempt and its is-a-directory check makes
+        # mkdir(exist_ok=True) raise FileExistsError: the same race.)
         for _ in range(5):
             tmp: Path | None = None
             try:
@@ -129,7 +131,7 @@ class LocalStore(BackendStore):
                 else:
                     with self._key_lock(key):
                         os.replace(tmp, path)
-            except FileNotFoundError:
+            except (FileNotFoundError, FileExistsError):
                 continue
             finally:
                 if tmp is not None:

@@ -22,6 +22,9 @@ from cairnflow.core.log import AsyncCheckpointLog
 from cairnflow.core.store import ObjectStore
 from cairnflow.savers import open_async_saver, open_saver
 
+#: What the ``aio`` fixture gives a test: run a coroutine on the test's one event loop.
+Runner = Callable[[Awaitable[Any]], Any]
+
 #: The store URL scheme of each emulated cloud.
 CLOUD_SCHEMES = {"s3": "s3", "gcs": "gs", "azure": "az"}
 

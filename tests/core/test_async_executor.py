@@ -28,7 +28,7 @@ from cairnflow.core import (
 )
 from cairnflow.core.checkpoint import AsyncCheckpointSaver, CheckpointSaver
 from cairnflow.core.errors import ConflictError, ResumeError
-from tests.core.asavers import open_pair
+from tests.core.asavers import Runner, open_pair
 
 calls: Counter[str] = Counter()
 
@@ -83,7 +83,9 @@ def order_sync(n: int) -> dict[str, Any]:
 
 
 def test_async_workflow_runs_interrupts_and_resumes_with_the_sync_records(
-    pair: tuple[AsyncCheckpointSaver, CheckpointSaver], tmp_path: Path
+    pair: tuple[AsyncCheckpointSaver, CheckpointSaver],
+    tmp_path: Path,
+    aio: Runner,
 ) -> None:
     asaver, view = pair
 
@@ -96,7 +98,7 @@ def test_async_workflow_runs_interrupts_and_resumes_with_the_sync_records(
         again = await order.aget_run(thread_id="t1", saver=asaver)
         assert again is not None and again.result == done.result
 
-    asyncio.run(scenario())
+    aio(scenario())
     assert calls == {"double:5": 1, "add:10": 1, "double:11": 1}  # replay ran nothing twice
     # The same history as the sync executor writes for the sync twin of the body (one
     # difference: the async start record names its flavour).
@@ -111,6 +113,7 @@ def test_async_workflow_runs_interrupts_and_resumes_with_the_sync_records(
 
 def test_gather_numbers_calls_in_call_order_and_runs_them_concurrently(
     pair: tuple[AsyncCheckpointSaver, CheckpointSaver],
+    aio: Runner,
 ) -> None:
     asaver, view = pair
     release = asyncio.Event()
@@ -132,7 +135,7 @@ def test_gather_numbers_calls_in_call_order_and_runs_them_concurrently(
     async def scenario() -> Any:
         return await asyncio.wait_for(fan.arun(5, thread_id="f", saver=asaver), timeout=30)
 
-    run = asyncio.run(scenario())
+    run = aio(scenario())
     assert run.result == [0, 1, 2, 3, 4, "released"]
     recorded = {pos: name for op, pos, name, _ in ops(view, "f") if op == "task"}
     assert recorded == {0: "waiter", 1: "waiter", 2: "waiter", 3: "waiter", 4: "waiter", 5: "releaser"}
@@ -140,6 +143,7 @@ def test_gather_numbers_calls_in_call_order_and_runs_them_concurrently(
 
 def test_a_sync_task_runs_in_a_worker_thread_while_the_loop_goes_on(
     pair: tuple[AsyncCheckpointSaver, CheckpointSaver],
+    aio: Runner,
 ) -> None:
     asaver, _ = pair
     unblock = threading.Event()
@@ -162,13 +166,14 @@ def test_a_sync_task_runs_in_a_worker_thread_while_the_loop_goes_on(
         threads["body"] = threading.get_ident()
         return list(await asyncio.gather(blocking(), unblocker()))
 
-    run = asyncio.run(mixed.arun(thread_id="m", saver=asaver))
+    run = aio(mixed.arun(thread_id="m", saver=asaver))
     assert run.result == ["unblocked", "set"]
     assert threads["task"] != threads["body"]
 
 
 def test_retries_back_off_with_asyncio_sleeps_and_are_recorded(
     pair: tuple[AsyncCheckpointSaver, CheckpointSaver],
+    aio: Runner,
 ) -> None:
     asaver, view = pair
     attempts: list[int] = []
@@ -193,7 +198,7 @@ def test_retries_back_off_with_asyncio_sleeps_and_are_recorded(
     async def retrying() -> list[Any]:
         return list(await asyncio.gather(flaky(), ticker()))
 
-    run = asyncio.run(retrying.arun(thread_id="r", saver=asaver))
+    run = aio(retrying.arun(thread_id="r", saver=asaver))
     assert run.result == ["ok", 5]
     assert len(attempts) == 3
     head = view.latest("r")
@@ -203,7 +208,9 @@ def test_retries_back_off_with_asyncio_sleeps_and_are_recorded(
 
 @pytest.mark.parametrize("durability", ["sync", "async", "exit"])
 def test_every_durability_mode_records_the_same_history(
-    pair: tuple[AsyncCheckpointSaver, CheckpointSaver], durability: Any
+    pair: tuple[AsyncCheckpointSaver, CheckpointSaver],
+    durability: Any,
+    aio: Runner,
 ) -> None:
     asaver, view = pair
 
@@ -215,7 +222,7 @@ def test_every_durability_mode_records_the_same_history(
         parts = await asyncio.gather(*[double(10 + i) for i in range(3)])
         return total + sum(parts)
 
-    run = asyncio.run(modes.arun(4, thread_id="d", saver=asaver, durability=durability))
+    run = aio(modes.arun(4, thread_id="d", saver=asaver, durability=durability))
     assert run.result == 2 * (0 + 1 + 2 + 3) + 2 * (10 + 11 + 12)
     recorded = [(op, pos, value) for op, pos, _, value in ops(view, "d")]
     assert recorded[0][0] == "start" and recorded[-1] == ("end", None, run.result)
@@ -226,6 +233,7 @@ def test_every_durability_mode_records_the_same_history(
 
 def test_replay_safe_helpers_return_the_recorded_values(
     pair: tuple[AsyncCheckpointSaver, CheckpointSaver],
+    aio: Runner,
 ) -> None:
     asaver, _ = pair
     seen: list[tuple[Any, ...]] = []
@@ -242,20 +250,21 @@ def test_replay_safe_helpers_return_the_recorded_values(
         await helpers.arun(thread_id="h", saver=asaver)
         await helpers.aresume("go", thread_id="h", saver=asaver)
 
-    asyncio.run(scenario())
+    aio(scenario())
     assert seen[0] == seen[1]
 
 
 def test_a_thread_of_the_other_flavour_is_refused_with_what_to_do(
     pair: tuple[AsyncCheckpointSaver, CheckpointSaver],
+    aio: Runner,
 ) -> None:
     asaver, view = pair
     first = order_sync.run(1, thread_id="s", saver=view)  # started by the plain `def` twin
     assert first.status == "interrupted"
     with pytest.raises(FlavourMismatchError, match=r"plain `def` workflow.*start a new thread id") as caught:
-        asyncio.run(order.aresume("yes", thread_id="s", saver=asaver))
+        aio(order.aresume("yes", thread_id="s", saver=asaver))
     assert isinstance(caught.value, NondeterminismError)
-    asyncio.run(order.arun(1, thread_id="a", saver=asaver))
+    aio(order.arun(1, thread_id="a", saver=asaver))
     before = view.latest("a")
     with pytest.raises(FlavourMismatchError, match="`async def`"):
         order_sync.resume("yes", thread_id="a", saver=view)
@@ -264,14 +273,15 @@ def test_a_thread_of_the_other_flavour_is_refused_with_what_to_do(
 
 def test_misuse_across_flavours_is_refused_with_what_to_do(
     pair: tuple[AsyncCheckpointSaver, CheckpointSaver],
+    aio: Runner,
 ) -> None:
     asaver, view = pair
     with pytest.raises(MisuseError, match=r"await order\.arun"):
         order.run(1, thread_id="x", saver=view)
     with pytest.raises(MisuseError, match="open_async_saver"):
-        asyncio.run(order.arun(1, thread_id="x", saver=view))
+        aio(order.arun(1, thread_id="x", saver=view))
     with pytest.raises(MisuseError, match=r"order\.run\(\.\.\.\)"):
-        asyncio.run(order_sync.arun(1, thread_id="x", saver=asaver))
+        aio(order_sync.arun(1, thread_id="x", saver=asaver))
     with pytest.raises(MisuseError, match="open_saver"):
         order_sync.run(1, thread_id="x", saver=asaver)  # type: ignore[arg-type]
     with pytest.raises(MisuseError, match=r"await order\.arun"):
@@ -293,6 +303,7 @@ def test_an_async_task_called_from_a_sync_workflow_runs_on_its_own_loop(
 
 def test_divergence_is_detected_before_anything_is_written(
     pair: tuple[AsyncCheckpointSaver, CheckpointSaver],
+    aio: Runner,
 ) -> None:
     asaver, view = pair
 
@@ -306,19 +317,20 @@ def test_divergence_is_detected_before_anything_is_written(
         await plain_add(1, 1)  # another task at position 0
         return int(interrupt("q"))
 
-    asyncio.run(before_change.arun(thread_id="v", saver=asaver))
+    aio(before_change.arun(thread_id="v", saver=asaver))
     head = view.latest("v")
     with pytest.raises(NondeterminismError, match="position 0"):
-        asyncio.run(after_change.aresume(3, thread_id="v", saver=asaver))
+        aio(after_change.aresume(3, thread_id="v", saver=asaver))
     assert view.latest("v") == head
-    assert asyncio.run(before_change.aresume(3, thread_id="v", saver=asaver)).result == 3
+    assert aio(before_change.aresume(3, thread_id="v", saver=asaver)).result == 3
 
 
 def test_two_concurrent_resumes_one_conflict_nothing_recorded_twice(
     pair: tuple[AsyncCheckpointSaver, CheckpointSaver],
+    aio: Runner,
 ) -> None:
     asaver, view = pair
-    asyncio.run(order.arun(2, thread_id="race", saver=asaver))
+    aio(order.arun(2, thread_id="race", saver=asaver))
 
     async def race() -> list[Any]:
         return list(
@@ -329,7 +341,7 @@ def test_two_concurrent_resumes_one_conflict_nothing_recorded_twice(
             )
         )
 
-    outcomes = asyncio.run(race())
+    outcomes = aio(race())
     losers = [o for o in outcomes if isinstance(o, BaseException)]
     winners = [o for o in outcomes if not isinstance(o, BaseException)]
     assert len(winners) == 1 and winners[0].status == "completed"
@@ -343,6 +355,7 @@ def test_two_concurrent_resumes_one_conflict_nothing_recorded_twice(
 
 def test_a_cancelled_run_cancels_its_tasks_writes_nothing_more_and_can_be_resumed(
     pair: tuple[AsyncCheckpointSaver, CheckpointSaver],
+    aio: Runner,
 ) -> None:
     asaver, view = pair
     state: dict[str, Any] = {"block": True, "cancelled": 0}
@@ -377,12 +390,13 @@ def test_a_cancelled_run_cancels_its_tasks_writes_nothing_more_and_can_be_resume
         done = await cancellable.aresume(thread_id="c", saver=asaver)
         assert done.result == "8:free"
 
-    asyncio.run(scenario())
+    aio(scenario())
     assert calls["double:4"] == 1
 
 
 def test_a_task_is_not_the_body_even_though_it_runs_in_the_bodys_context_copy(
     pair: tuple[AsyncCheckpointSaver, CheckpointSaver],
+    aio: Runner,
 ) -> None:
     asaver, _ = pair
 
@@ -400,4 +414,4 @@ def test_a_task_is_not_the_body_even_though_it_runs_in_the_bodys_context_copy(
 
     for which in ("async", "thread"):
         with pytest.raises(MisuseError, match="outside a workflow body"):
-            asyncio.run(misuses.arun(which, thread_id=f"mis-{which}", saver=asaver))
+            aio(misuses.arun(which, thread_id=f"mis-{which}", saver=asaver))

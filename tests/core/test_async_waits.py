@@ -15,16 +15,22 @@ from typing import Any
 import pytest
 
 from cairnflow.core import (
+    CallbackCompletedError,
     CallbackTimeoutError,
     MisuseError,
+    acomplete_callback,
+    afail_callback,
     callback,
+    callbacks,
     complete_callback,
     sleep,
     sleep_until,
     task,
+    timers,
     workflow,
 )
 from cairnflow.core.checkpoint import AsyncCheckpointSaver, CheckpointSaver
+from tests.core.asavers import Runner
 
 Pair = tuple[AsyncCheckpointSaver, CheckpointSaver]
 ran: Counter[str] = Counter()
@@ -41,10 +47,25 @@ def records(view: CheckpointSaver, thread_id: str) -> list[dict[str, Any]]:
     return list(head.records)
 
 
+#: When each ``note`` task last ran (``time.monotonic()``), by label.
+stamps: dict[str, float] = {}
+
+
 @task
 async def note(label: str) -> str:
     ran[label] += 1
+    stamps[label] = time.monotonic()
     return label
+
+
+class Shifted:
+    """``time.time()`` plus an offset that the test moves (a day passes at once)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
 
 
 @workflow(name="napper")
@@ -54,48 +75,54 @@ async def napper(seconds: float) -> str:
     return await note("after")
 
 
-def test_a_timer_within_the_deadline_waits_in_process_without_blocking_the_loop(apair: Pair) -> None:
+def test_a_timer_within_the_deadline_waits_in_process_without_blocking_the_loop(
+    apair: Pair, aio: Runner
+) -> None:
     asaver, view = apair
     ticks: list[float] = []
 
-    async def ticker() -> None:
-        for _ in range(5):
+    async def ticker(finished: asyncio.Future[Any]) -> None:
+        while not finished.done():
             ticks.append(time.monotonic())
             await asyncio.sleep(0.01)
 
     async def scenario() -> Any:
-        started = time.monotonic()
-        run, _ = await asyncio.gather(
-            napper.arun(0.1, thread_id="n", saver=asaver, deadline=time.time() + 30), ticker()
-        )
-        return run, started
+        run = asyncio.ensure_future(napper.arun(0.2, thread_id="n", saver=asaver, deadline=time.time() + 30))
+        await ticker(run)
+        return await run
 
-    run, started = asyncio.run(scenario())
+    run = aio(scenario())
     assert run.status == "completed" and run.result == "after"
-    assert len(ticks) == 5 and ticks[-1] - started < 0.1  # the loop ran during the timer
+    before, after = stamps["before"], stamps["after"]
+    assert after - before >= 0.2  # the timer was waited for
+    assert len([t for t in ticks if before < t < after]) >= 5  # and the loop ran meanwhile
     timers = [r for r in records(view, "n") if r["op"] == "timer"]
     assert len(timers) == 1
 
 
-def test_a_timer_without_a_deadline_stops_as_waiting_and_resumes_after_its_time(apair: Pair) -> None:
+def test_a_timer_without_a_deadline_stops_as_waiting_and_resumes_after_its_time(
+    apair: Pair, aio: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     asaver, view = apair
+    clock = Shifted()
+    monkeypatch.setattr(timers, "time", clock)  # the timers' clock: the test moves it on
 
     async def scenario() -> None:
-        first = await napper.arun(0.2, thread_id="w", saver=asaver)
+        first = await napper.arun(3600, thread_id="w", saver=asaver)
         assert first.status == "waiting" and first.wake_at is not None
         head = view.latest("w")
         early = await napper.aresume(thread_id="w", saver=asaver)
         assert early.status == "waiting" and early.wake_at == first.wake_at
         assert view.latest("w") == head  # resumed before its time: nothing written
-        await asyncio.sleep(max(0.0, first.wake_at - time.time()) + 0.01)
+        clock.offset += 3601
         done = await napper.aresume(thread_id="w", saver=asaver)
         assert done.status == "completed"
 
-    asyncio.run(scenario())
+    aio(scenario())
     assert ran == {"before": 1, "after": 1}
 
 
-def test_sleep_until_a_past_moment_goes_on_at_once(apair: Pair) -> None:
+def test_sleep_until_a_past_moment_goes_on_at_once(apair: Pair, aio: Runner) -> None:
     asaver, _ = apair
 
     @workflow(name="past")
@@ -103,7 +130,7 @@ def test_sleep_until_a_past_moment_goes_on_at_once(apair: Pair) -> None:
         await sleep_until(time.time() - 5)
         return "on"
 
-    assert asyncio.run(past.arun(thread_id="p", saver=asaver)).result == "on"
+    assert aio(past.arun(thread_id="p", saver=asaver)).result == "on"
 
 
 #: What ``hand_out`` sees: the sync view of the store, and the tokens it was given.
@@ -120,6 +147,7 @@ async def hand_out(token: str) -> bool:
 
 def test_a_callback_is_stored_before_its_token_leaves_and_its_completion_continues_the_run(
     apair: Pair,
+    aio: Runner,
 ) -> None:
     asaver, view = apair
     outside["view"] = view
@@ -133,19 +161,28 @@ def test_a_callback_is_stored_before_its_token_leaves_and_its_completion_continu
     async def scenario() -> None:
         first = await approval.arun(thread_id="cb", saver=asaver)
         assert first.status == "waiting" and first.wake_at is None
-        complete_callback(outside["token"], "approved", saver=view)
+        await acomplete_callback(outside["token"], "approved", saver=asaver)
+        await acomplete_callback(outside["token"], "approved", saver=asaver)  # a retried completion
+        with pytest.raises(CallbackCompletedError):
+            await acomplete_callback(outside["token"], "refused", saver=asaver)
+        with pytest.raises(CallbackCompletedError):
+            complete_callback(outside["token"], "refused", saver=view)  # the sync twin agrees
         done = await approval.aresume(thread_id="cb", saver=asaver)
         assert done.status == "completed" and done.result == [True, "approved"]
 
-    asyncio.run(scenario())
+    aio(scenario())
 
 
-def test_a_callback_timeout_is_recorded_before_the_body_sees_it(apair: Pair) -> None:
+def test_a_callback_timeout_is_recorded_before_the_body_sees_it(
+    apair: Pair, aio: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     asaver, view = apair
+    clock = Shifted()
+    monkeypatch.setattr(callbacks, "time", clock)
 
     @workflow(name="impatient")
     async def impatient() -> str:
-        cb = callback(timeout=0.05)
+        cb = callback(timeout=60)
         try:
             return str(await cb.wait())
         except CallbackTimeoutError:
@@ -154,13 +191,37 @@ def test_a_callback_timeout_is_recorded_before_the_body_sees_it(apair: Pair) -> 
     async def scenario() -> None:
         first = await impatient.arun(thread_id="to", saver=asaver)
         assert first.status == "waiting" and first.wake_at is not None
-        await asyncio.sleep(max(0.0, first.wake_at - time.time()) + 0.01)
+        clock.offset += 61
         done = await impatient.aresume(thread_id="to", saver=asaver)
         assert done.result == "timed out"
 
-    asyncio.run(scenario())
+    aio(scenario())
     ends = [r for r in records(view, "to") if r["op"] == "callback_done"]
     assert ends == [{"op": "callback_done", "pos": 0, "timeout": True}]
+
+
+def test_afail_callback_raises_the_error_sent_in_the_body(apair: Pair, aio: Runner) -> None:
+    asaver, view = apair
+
+    @workflow(name="rejected")
+    async def rejected() -> str:
+        cb = callback()
+        outside["token"] = cb.token
+        try:
+            return str(await cb.wait())
+        except ValueError as exc:
+            return f"refused: {exc}"
+
+    async def scenario() -> None:
+        first = await rejected.arun(thread_id="rj", saver=asaver)
+        assert first.status == "waiting"
+        await afail_callback(outside["token"], ValueError("no stock"), saver=asaver)
+        done = await rejected.aresume(thread_id="rj", saver=asaver)
+        assert done.result == "refused: no stock"
+
+    aio(scenario())
+    ends = [r for r in records(view, "rj") if r["op"] == "callback_done"]
+    assert len(ends) == 1 and ends[0]["error"]["type"] == "builtins.ValueError"
 
 
 @workflow(name="kid")
@@ -175,9 +236,9 @@ async def parent() -> list[int]:
     return [a, b, len(answer)]
 
 
-def test_async_children_run_on_their_own_threads_and_are_recorded_once(apair: Pair) -> None:
+def test_async_children_run_on_their_own_threads_and_are_recorded_once(apair: Pair, aio: Runner) -> None:
     asaver, view = apair
-    run = asyncio.run(parent.arun(thread_id="P", saver=asaver))
+    run = aio(parent.arun(thread_id="P", saver=asaver))
     assert run.result == [1, 2, 6]
     for pos in (0, 1):
         child = records(view, f"P~child-{pos}")
@@ -185,12 +246,12 @@ def test_async_children_run_on_their_own_threads_and_are_recorded_once(apair: Pa
         assert child[0]["flavour"] == "async"
     done = {r["pos"]: r["value"] for r in records(view, "P") if r["op"] == "child_done"}
     assert done == {0: 1, 1: 2}
-    again = asyncio.run(parent.arun(thread_id="P", saver=asaver))
+    again = aio(parent.arun(thread_id="P", saver=asaver))
     assert again.result == run.result
     assert ran == {"kid1": 1, "kid2": 1, "parent": 1}
 
 
-def test_a_sync_child_of_an_async_parent_is_refused(apair: Pair) -> None:
+def test_a_sync_child_of_an_async_parent_is_refused(apair: Pair, aio: Runner) -> None:
     asaver, view = apair
 
     @workflow(name="plain_kid")
@@ -202,11 +263,11 @@ def test_a_sync_child_of_an_async_parent_is_refused(apair: Pair) -> None:
         return int(await plain_kid.start())
 
     with pytest.raises(MisuseError, match="must be plain `def` like its parent"):
-        asyncio.run(mixed_parent.arun(thread_id="mp", saver=asaver))
+        aio(mixed_parent.arun(thread_id="mp", saver=asaver))
     assert view.latest("mp~child-0") is None
 
 
-def test_a_deadline_suspends_between_tasks_and_resume_continues(apair: Pair) -> None:
+def test_a_deadline_suspends_between_tasks_and_resume_continues(apair: Pair, aio: Runner) -> None:
     asaver, view = apair
 
     @task(name="slow")
@@ -225,6 +286,6 @@ def test_a_deadline_suspends_between_tasks_and_resume_continues(apair: Pair) -> 
         done = await budget.aresume(thread_id="b", saver=asaver)
         assert done.result == ["slow", "next"]
 
-    asyncio.run(scenario())
+    aio(scenario())
     assert ran == {"slow": 1, "next": 1}
     assert [r["op"] for r in records(view, "b")].count("suspend") == 1

@@ -30,6 +30,7 @@ WORKFLOWS = [
     flows.always_fails,
     flows.survives_a_failed_child,
     flows.fails_with_its_child,
+    flows.fire_and_forget,
 ]
 
 
@@ -116,6 +117,8 @@ def test_a_fan_out_of_50_dispatched_children_is_completed_by_three_workers(url: 
         child = flows.squares.get_run(thread_id=f"fan~child-{n}", saver=saver)
         assert child is not None and child.status == "suspended"
     assert not ops(saver, "fan", "child_done")
+    # The start and the 50 child records in one write, then the stop: two checkpoints.
+    assert [info.status for info in saver.history("fan")] == ["waiting", "running"]
 
     handled = serve_until(url, completed(saver, flows.dispatches, "fan"))
     assert sum(handled) >= 51  # every child, then the parent at least once
@@ -162,6 +165,20 @@ def test_a_parent_that_does_not_catch_fails_with_its_childs_exception_on_every_r
     assert flows.EXECUTIONS[f"{tag}:declined"] == 1
 
 
+def test_children_dispatched_by_a_parent_that_does_not_wait_still_run(url: str) -> None:
+    saver = open_saver(url)
+    assert isinstance(saver, CheckpointLog)
+    worker = Worker(saver, WORKFLOWS)
+    run = worker.driver.start(flows.fire_and_forget, 3, thread_id="ff")
+    assert (run.status, run.result) == ("completed", "sent")
+    assert len(ops(saver, "ff", "child")) == 3 and not ops(saver, "ff", "child_done")
+    while worker.poll().due:
+        pass
+    for n in range(3):
+        child = flows.squares.get_run(thread_id=f"ff~child-{n}", saver=saver)
+        assert child is not None and (child.status, child.result) == ("completed", n * n)
+
+
 def test_a_dispatched_child_without_a_driver_runs_inline(url: str) -> None:
     saver = open_saver(url)
     run = flows.dispatches.run(3, thread_id="plain", saver=saver)
@@ -185,6 +202,7 @@ CRASH = (
     "import os, signal, sys\n"
     "from cairnflow.core import keys\n"
     "from cairnflow.core.log import CheckpointLog\n"
+    "from cairnflow.core.wake import Wakeup\n"
     "from cairnflow.driver import Driver, DueIndex\n"
     "from cairnflow.savers import open_saver\n"
     "from tests.driver import flows\n"
@@ -192,16 +210,12 @@ CRASH = (
     "url, where = sys.argv[1], sys.argv[2]\n"
     "inner = open_saver(url)\n"
     "child = keys.thread_prefix(inner.prefix, 'crash~child-1')\n"
-    "due = inner.prefix + 'v1/due/at/'\n"
+    "# child 1's wake-up: its key ends with a digest of the workflow and thread\n"
+    "wakes_child = DueIndex(inner).key_for(Wakeup('crash~child-1', 'squares', 0)).rsplit('-', 1)[1]\n"
     "class Dies(ForwardingStore):\n"
-    "    dues = 0\n"
     "    def put(self, key, data, mode='create'):\n"
-    "        if key.startswith(due):\n"
-    "            self.dues += 1\n"
-    "        # before-create: child 1's thread; before-schedule: child 1's wake-up (the lease,\n"
-    "        # child 0's, then child 1's)\n"
     "        if (where == 'before-create' and key.startswith(child)) or (\n"
-    "                where == 'before-schedule' and key.startswith(due) and self.dues == 3):\n"
+    "                where == 'before-schedule' and '/due/at/' in key and key.endswith(wakes_child)):\n"
     "            sys.stdout.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
     "        return self.inner.put(key, data, mode)\n"
     "saver = CheckpointLog(Dies(inner.store), prefix=inner.prefix)\n"
@@ -221,7 +235,7 @@ def test_a_parent_killed_between_recording_a_child_and_dispatching_it_still_comp
     assert proc.returncode == -9, proc.stderr  # SIGKILL
     saver = open_saver(url)
     assert isinstance(saver, CheckpointLog)
-    assert [r["pos"] for r in ops(saver, "crash", "child")] == [0, 1]  # child 1 recorded...
+    assert [r["pos"] for r in ops(saver, "crash", "child")] == [0, 1, 2]  # recorded in one write...
     child = flows.squares.get_run(thread_id="crash~child-1", saver=saver)
     assert (child is None) == (where == "before-create")  # ...and not (fully) dispatched
 

@@ -44,6 +44,24 @@ def test_scheduling_the_same_wakeup_twice_stores_one_entry() -> None:
     assert len(list(counting.inner.list(""))) == 1
 
 
+def test_a_wakeup_whose_twin_is_being_handled_is_kept_for_after() -> None:
+    # A child ends while a worker handles its parent's wake-up for the same millisecond
+    # (which may have read the child before it ended): deleting that entry when done
+    # must not swallow the new one.
+    index, _, clock = make()
+    wakeup = Wakeup("parent", "wf", clock.now, "child")
+    index.schedule(wakeup)
+    (entry,) = index.due()
+    assert index.claim(entry)
+    index.schedule(wakeup)  # the twin, while the first is claimed
+    index.done(entry)
+    clock.now += 1
+    (later,) = index.due()
+    assert later.wakeup == Wakeup("parent", "wf", wakeup.at + 0.001, "child")
+    index.schedule(later.wakeup)  # not claimed: one entry, as before
+    assert [e.key for e in index.due()] == [later.key]
+
+
 def test_an_idle_poll_is_one_list_however_many_wakeups_are_pending() -> None:
     index, counting, clock = make()
     for n in range(300):

@@ -32,6 +32,7 @@ def test_both_flavours_send_the_same_requests_and_only_sync_needs_threads(tmp_pa
     sync = async_child.main(_spec("sync", tmp_path))
     asy = async_child.main(_spec("async", tmp_path, tracemalloc=True))
     assert sync["counts"] == asy["counts"]
+    assert sync["errors"] == asy["errors"] == {}
     # One start record, three task records and an end record per workflow, at least; one LIST
     # (the head) per workflow.
     assert sync["counts"]["PUT"] >= 6 * 5
@@ -76,6 +77,7 @@ def test_the_table_shows_every_column_and_flags_different_counts() -> None:
             "async": {**column, "workers": 0, "peak_threads": 1, "counts": {"PUT": 131, "LIST": 10}},
         },
         "same_counts": False,
+        "same_counts_without_errors": False,
     }
     results = {
         "store": "s3",
@@ -92,3 +94,10 @@ def test_the_table_shows_every_column_and_flags_different_counts() -> None:
     assert "NOT the same" in text and "LangGraph" not in text
     assert text.startswith(async_bench.BEGIN) and text.endswith(async_bench.END)
     assert async_bench._ints("64,1000") == [64, 1000]
+    # Extra requests in a column whose store raised errors are the log's retries, and said so.
+    executor["columns"]["sync-1000"]["errors"] = {"TransientStoreError": 3}
+    executor["same_counts_without_errors"] = True
+    text = async_bench.render(results)
+    assert "NOT the same" not in text
+    assert "(sync-1000: 3 (3 TransientStoreError)), the log retried them" in text
+    assert "| store errors the log retried | 0 | 3 | 0 |" in text

@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from cairnflow.core import ConflictError, ResumeError, interrupt, task, workflow
-from cairnflow.core.store import ObjectStore, PutMode
+from cairnflow.core.store import CREATE, AsyncObjectStore, ObjectStore, PutMode
 from tests.core.asavers import async_twin
-from tests.support.forwarding import ForwardingStore
+from tests.support.async_bridge import AsyncStore
+from tests.support.forwarding import AsyncForwardingStore, ForwardingStore
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # any other exception (traceback on stderr)
@@ -236,6 +237,11 @@ class FirstPutBarrierStore(ForwardingStore):
         self.passed = False
 
     def put(self, key: str, data: bytes, mode: PutMode | None = None) -> str:
+        self.arrive()
+        return self.inner.put(key, data) if mode is None else self.inner.put(key, data, mode)
+
+    def arrive(self) -> None:
+        """The first call waits for the peers (and the ledger, with ``hold_for_lines``); later ones pass."""
         if not self.passed:
             self.passed = True
             (self.directory / f"at-put-{os.getpid()}").touch()
@@ -248,7 +254,26 @@ class FirstPutBarrierStore(ForwardingStore):
                 deadline = time.monotonic() + self.hold_timeout
                 while len(read_ledger(CONFIG.ledger)) < target and time.monotonic() < deadline:
                     time.sleep(0.001)
-        return self.inner.put(key, data) if mode is None else self.inner.put(key, data, mode)
+
+
+class AsyncFirstPutBarrierStore(AsyncForwardingStore):
+    """A :class:`FirstPutBarrierStore`'s barrier in front of an async store.
+
+    The first PUT waits for the barrier in a worker thread (test scaffolding), so the
+    loop goes on running the body's tasks meanwhile (``hold_for_lines``); every request
+    itself goes through the async backend under test.
+    """
+
+    def __init__(self, inner: AsyncObjectStore, barrier: FirstPutBarrierStore) -> None:
+        super().__init__(inner)
+        self.barrier = barrier
+        self.arrived = False
+
+    async def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
+        if not self.arrived:
+            self.arrived = True
+            await asyncio.to_thread(self.barrier.arrive)
+        return await self.inner.put(key, data, mode)
 
 
 # --------------------------------------------------------------------------- main
@@ -321,9 +346,13 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.started).touch()
 
     if args.flavour == "async":
-        return asyncio.run(
-            _amain(args, AWORKFLOWS[args.workflow], async_twin(saver, args.url, bool(args.put_barrier)))
-        )
+        barrier = saver.store if isinstance(saver.store, FirstPutBarrierStore) else None
+        asaver: Any = async_twin(
+            saver, args.url
+        )  # no async backend: bridged to saver.store, barrier included
+        if barrier is not None and not isinstance(asaver.store, AsyncStore):
+            asaver.store = AsyncFirstPutBarrierStore(asaver.store, barrier)
+        return asyncio.run(_amain(args, AWORKFLOWS[args.workflow], asaver))
     op = args.op
     if op == "auto":
         op = "run" if saver.latest(args.thread) is None else "resume"

@@ -32,6 +32,7 @@ the previous call of this process; otherwise 1-2 GETs first).
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 import uuid
@@ -64,7 +65,9 @@ from cairnflow.core.log import CheckpointLog
 if TYPE_CHECKING:
     from .boto import Boto3Adapter
 
-from .ids import decode_callback_id, encode_callback_id
+from .ids import encode_callback_id
+from .outside import OutsideCalls
+from .payloads import INLINE_LIMIT, PayloadLog
 from .state import (
     ExecutionView,
     apply_record,
@@ -110,22 +113,30 @@ def _log_status(view: ExecutionView) -> Status:
     return "running"
 
 
-class CairnflowDurableClient:
+class CairnflowDurableClient(OutsideCalls):
     """The durable-execution service on a :class:`~cairnflow.core.log.CheckpointLog`'s store.
 
     ``saver`` supplies the store, prefix, serializer, cipher and retry policy;
     executions live in a log of their own beside the saver's threads.
     ``clock`` (epoch seconds) stamps every record and decides what is due.
+    Strings longer than ``inline_limit`` bytes are stored as objects of their
+    own (:mod:`cairnflow.aws_durable.payloads`): no per-operation size limit.
     """
 
-    def __init__(self, saver: CheckpointLog, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        saver: CheckpointLog,
+        *,
+        clock: Callable[[], float] = time.time,
+        inline_limit: int = INLINE_LIMIT,
+    ) -> None:
         if not isinstance(saver, CheckpointLog):
             raise MisuseError(
                 f"CairnflowDurableClient needs a CheckpointLog (the object-store saver), not "
                 f"{type(saver).__name__}"
             )
         self.saver = saver
-        self.log = CheckpointLog(
+        self.log = PayloadLog(
             saver.store,
             prefix=keys.durable_prefix(saver.prefix),
             serializer=saver.serializer,
@@ -134,6 +145,7 @@ class CairnflowDurableClient:
             store_retry=saver.store_retry,
             cipher=saver.cipher,
             require_encryption=saver.require_encryption,
+            inline_limit=inline_limit,
         )
         self.clock = clock
         self._lock = threading.Lock()
@@ -175,7 +187,7 @@ class CairnflowDurableClient:
         if known is not None and known[0].seq == seq:
             return known
         head = self.log.get(arn, seq)
-        view = fold(_execution_id(arn), head.records)
+        view = self._fold(arn, head.records)
         self._remember(arn, head, view)
         return head, view
 
@@ -184,9 +196,12 @@ class CairnflowDurableClient:
         head = self.log.latest(arn)
         if head is None:
             raise ThreadNotFoundError(f"no durable execution {arn!r} in {self.log.store.url}")
-        view = fold(_execution_id(arn), head.records)
+        view = self._fold(arn, head.records)
         self._remember(arn, head, view)
         return head, view
+
+    def _fold(self, arn: str, records: Any) -> ExecutionView:
+        return fold(_execution_id(arn), self.log.resolve(records))
 
     def describe(self, arn: str) -> ExecutionView:
         """The newest state of execution ``arn`` (a copy; ``ThreadNotFoundError`` if none)."""
@@ -197,9 +212,38 @@ class CairnflowDurableClient:
         head = self.log.latest(arn)
         if head is None:
             raise ThreadNotFoundError(f"no durable execution {arn!r} in {self.log.store.url}")
-        return [dict(r) for r in head.records]
+        return [dict(r) for r in self.log.resolve(head.records)]
 
     # ------------------------------------------------------------------ SDK protocol
+
+    def _state_at_token(
+        self, arn: str, token: str, error: type[CheckpointError] | type[GetExecutionStateError]
+    ) -> tuple[Checkpoint, ExecutionView]:
+        """``(head, state)`` a checkpoint token names, or the SDK's error of type ``error``.
+
+        A token that is not one of ``arn``'s is the retryable ``Invalid checkpoint
+        token``; a well-formed token naming no record is, for ``checkpoint``, the same
+        (the invocation stands down), and for ``get_execution_state`` a 404.
+        """
+        seq = self._parse_token(arn, token)
+        if seq is None:
+            raise _api_error(
+                error,
+                "InvalidParameterValueException",
+                f"Invalid checkpoint token: {token!r} is not a token of {arn!r}",
+                400,
+                retryable=True,
+            )
+        try:
+            head, view = self._at(arn, seq)
+        except ThreadNotFoundError:
+            if error is CheckpointError:
+                message = f"Invalid checkpoint token: execution {arn!r} has no record {seq}"
+                code = "InvalidParameterValueException"
+                raise _api_error(error, code, message, 400, retryable=True) from None
+            message = f"execution {arn!r} has no record {seq}"
+            raise _api_error(error, "ResourceNotFoundException", message, 404, retryable=False) from None
+        return head, view
 
     def checkpoint(
         self,
@@ -210,25 +254,7 @@ class CairnflowDurableClient:
     ) -> CheckpointOutput:
         """Record one batch of operation updates, fenced by ``checkpoint_token`` (one PUT)."""
         arn = durable_execution_arn
-        seq = self._parse_token(arn, checkpoint_token)
-        if seq is None:
-            raise _api_error(
-                CheckpointError,
-                "InvalidParameterValueException",
-                f"Invalid checkpoint token: {checkpoint_token!r} is not a token of {arn!r}",
-                400,
-                retryable=True,
-            )
-        try:
-            head, view = self._at(arn, seq)
-        except ThreadNotFoundError:
-            raise _api_error(
-                CheckpointError,
-                "InvalidParameterValueException",
-                f"Invalid checkpoint token: execution {arn!r} has no record {seq}",
-                400,
-                retryable=True,
-            ) from None
+        head, view = self._state_at_token(arn, checkpoint_token, CheckpointError)
         record: dict[str, Any] = {
             "n": uuid.uuid4().hex,
             "t": self._now_ms(),
@@ -280,9 +306,9 @@ class CairnflowDurableClient:
     def _recognise(self, arn: str, seq: int, own: Checkpoint | None) -> CheckpointOutput:
         """After a lost create: our own earlier call (``own``, same client token), else a stale token."""
         if own is not None:
-            view = fold(_execution_id(arn), own.records)
+            view = self._fold(arn, own.records)
             self._remember(arn, own, view)
-            before = fold(_execution_id(arn), own.records[:-1])
+            before = self._fold(arn, own.records[:-1])
             changed = [op for op in view.operations if view.operations[op] != before.operations.get(op)]
             return self._output(arn, seq, view, changed)
         raise _api_error(
@@ -309,26 +335,7 @@ class CairnflowDurableClient:
         max_items: int = 1000,
     ) -> StateOutput:
         """One page of the operations as of ``checkpoint_token``; ``next_marker`` is an offset."""
-        arn = durable_execution_arn
-        seq = self._parse_token(arn, checkpoint_token)
-        if seq is None:
-            raise _api_error(
-                GetExecutionStateError,
-                "InvalidParameterValueException",
-                f"Invalid checkpoint token: {checkpoint_token!r} is not a token of {arn!r}",
-                400,
-                retryable=True,
-            )
-        try:
-            _, view = self._at(arn, seq)
-        except ThreadNotFoundError:
-            raise _api_error(
-                GetExecutionStateError,
-                "ResourceNotFoundException",
-                f"execution {arn!r} has no record {seq}",
-                404,
-                retryable=False,
-            ) from None
+        _, view = self._state_at_token(durable_execution_arn, checkpoint_token, GetExecutionStateError)
         operations, marker = self.page(view, next_marker, max_items)
         return StateOutput(operations=operations, next_marker=marker)
 
@@ -351,15 +358,33 @@ class CairnflowDurableClient:
     # ------------------------------------------------------------------ the service's own calls
 
     def start_execution(
-        self, input_payload: str | None, *, function: str = "local", name: str | None = None
+        self,
+        input_payload: str | None,
+        *,
+        function: str = "local",
+        name: str | None = None,
+        timeout: float | None = None,
     ) -> str:
-        """Create an execution with ``input_payload`` (a JSON string); return its ARN."""
+        """Create an execution with ``input_payload`` (a JSON string); return its ARN.
+
+        ``timeout`` (seconds, the function's execution timeout): past it the
+        service ends the execution as ``TIMED_OUT`` at its next invocation.
+        """
+        if timeout is not None and not timeout > 0:
+            raise InvalidArgumentError(f"execution timeout must be positive seconds, got {timeout!r}")
         execution_id = uuid.uuid4().hex
         base = f"arn:cairnflow:lambda:local:000000000000:function:{function}"
         arn = f"{base}/durable-execution/{name or execution_id}/{execution_id}"
-        update = {"Id": execution_id, "Type": "EXECUTION", "Action": "START", "Payload": input_payload}
+        update: dict[str, Any] = {
+            "Id": execution_id,
+            "Type": "EXECUTION",
+            "Action": "START",
+            "Payload": input_payload,
+        }
         if name:
             update["Name"] = name
+        if timeout is not None:
+            update["ExecutionTimeout"] = max(1, math.ceil(timeout))
         record = self._record([update])
         view = ExecutionView(execution_id)
         apply_record(view, record, position=0, check=False)
@@ -477,53 +502,6 @@ class CairnflowDurableClient:
                 return True
         self.service_update(arn, lambda _view: [], inv=inv)
         return status not in ("SUCCEEDED", "FAILED")
-
-    def _callback(self, callback_id: str, make: Callable[[str], dict[str, Any] | None]) -> None:
-        arn, op_id = decode_callback_id(callback_id)
-
-        def deliver(view: ExecutionView) -> list[dict[str, Any]] | None:
-            op = view.operations.get(op_id)
-            if (
-                op is None
-                or op["Type"] != "CALLBACK"
-                or op.get("CallbackDetails", {}).get("CallbackId") != callback_id
-            ):
-                raise InvalidArgumentError(f"callback id {callback_id!r} names no callback of {arn!r}")
-            if op["Status"] != "STARTED":
-                raise InvalidArgumentError(
-                    f"callback {callback_id!r} is already {op['Status']}; it cannot be completed again"
-                )
-            update = make(op_id)
-            return None if update is None else [update]
-
-        try:
-            self.service_update(arn, deliver)
-        except ThreadNotFoundError:
-            raise InvalidArgumentError(f"callback id {callback_id!r}: execution {arn!r} not found") from None
-
-    def send_callback_success(self, callback_id: str, result: str | None = None) -> None:
-        """Complete a callback with ``result`` (the serialized payload, as the SDK reads it)."""
-        self._callback(
-            callback_id, lambda op: {"Id": op, "Type": "CALLBACK", "Action": "SUCCEED", "Payload": result}
-        )
-
-    def send_callback_failure(
-        self,
-        callback_id: str,
-        error_message: str | None = None,
-        error_type: str | None = None,
-        error_data: str | None = None,
-    ) -> None:
-        """Fail a callback; the handler's ``wait_for_callback`` raises with this error."""
-        error = {"ErrorMessage": error_message, "ErrorType": error_type, "ErrorData": error_data}
-        error = {k: v for k, v in error.items() if v is not None}
-        self._callback(
-            callback_id, lambda op: {"Id": op, "Type": "CALLBACK", "Action": "FAIL", "Error": error}
-        )
-
-    def send_callback_heartbeat(self, callback_id: str) -> None:
-        """Push a callback's heartbeat deadline forward."""
-        self._callback(callback_id, lambda op: {"Id": op, "Type": "CALLBACK", "Action": "HEARTBEAT"})
 
     def known_seq(self, arn: str) -> int:
         """The newest record of ``arn`` this process knows of (reads the store if none)."""

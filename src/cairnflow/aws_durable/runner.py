@@ -156,6 +156,9 @@ class LocalRunner:
     ``aws-durable/{function}``), and :meth:`serve` continues the executions
     whose wake-ups are due.
 
+    ``execution_timeout`` (seconds) is the function's execution timeout: an
+    execution still running that long after it started ends as ``TIMED_OUT``.
+
     ``functions`` maps function names to handlers for ``context.invoke``: a
     chained invoke runs as an execution of its own in the same store, driven
     by :meth:`drive`, and its result or error is delivered to the caller.
@@ -173,6 +176,7 @@ class LocalRunner:
         scheduler: WakeScheduler | None = None,
         function: str | None = None,
         functions: Mapping[str, Handler] | None = None,
+        execution_timeout: float | None = None,
         wait: Callable[[str, float], bool] | None = None,
     ) -> None:
         self.handler = handler
@@ -184,6 +188,7 @@ class LocalRunner:
         self.scheduler = scheduler
         self.function = function or getattr(handler, "__name__", None) or "handler"
         self.functions: dict[str, Handler] = dict(functions or {})
+        self.execution_timeout = execution_timeout
         self.wait = wait
 
     def start(self, event: Any = None, *, name: str | None = None) -> str:
@@ -191,7 +196,9 @@ class LocalRunner:
 
         With a scheduler, the first invocation is scheduled for now (:meth:`serve` runs it).
         """
-        arn = self.client.start_execution(json.dumps(event), function=self.function, name=name)
+        arn = self.client.start_execution(
+            json.dumps(event), function=self.function, name=name, timeout=self.execution_timeout
+        )
         if self.scheduler is not None:
             self.scheduler.schedule(Wakeup(arn, self.workflow, self.client.clock(), reason="suspended"))
         return arn
@@ -199,6 +206,8 @@ class LocalRunner:
     def invoke(self, arn: str) -> MutableMapping[str, Any]:
         """One invocation of the handler; returns its output (``Status`` SUCCEEDED/FAILED/PENDING/RETRY)."""
         token, view = self.client.begin_invocation(arn)
+        if view.done:  # the service ended it as the invocation began (the execution timed out)
+            return {"Status": view.status}
         operations, marker = self.client.page(view, None, self.page_size)
         service = _InvocationClient(self.client, token)
         initial = InitialExecutionState(operations=operations, next_marker=marker or "")
@@ -425,6 +434,15 @@ class LocalRunner:
         """Fail a callback (then :meth:`drive` the execution on, or let the scheduler wake it)."""
         self.client.send_callback_failure(callback_id, error_message, error_type)
         self._wake_now(callback_id)
+
+    def send_callback_heartbeat(self, callback_id: str) -> None:
+        """Push a callback's heartbeat deadline forward (the wake-up already scheduled re-plans)."""
+        self.client.send_callback_heartbeat(callback_id)
+
+    def stop(self, arn: str, error: Mapping[str, Any] | None = None) -> ExecutionResult:
+        """Stop execution ``arn`` (``STOPPED``; see :meth:`CairnflowDurableClient.stop_execution`)."""
+        self.client.stop_execution(arn, error)
+        return self.result(arn)
 
     def history(self, arn: str) -> list[dict[str, Any]]:
         """Every record of the execution, oldest first (who changed which operations, and when)."""

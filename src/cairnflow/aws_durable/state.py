@@ -208,6 +208,8 @@ def _apply_execution(view: ExecutionView, update: dict[str, Any], action: str, t
         }
         if update.get("Name"):
             op["Name"] = update["Name"]
+        if update.get("ExecutionTimeout"):  # the function's configured timeout, fixed at start
+            op["_deadline"] = t + int(update["ExecutionTimeout"]) * 1000
         view.operations[op_id] = op
         return op_id
     op = view.operations[op_id]
@@ -273,6 +275,10 @@ def only_invocation_ends(records: Any) -> bool:
 def due_updates(view: ExecutionView, now_ms: int) -> list[dict[str, Any]]:
     """The service's own updates due at ``now_ms``: timers fired, retries ready, callbacks timed out."""
     updates: list[dict[str, Any]] = []
+    deadline = _execution_deadline(view)
+    if deadline is not None and deadline <= now_ms:
+        error = {"ErrorType": "Execution.Timeout", "ErrorMessage": "execution timed out"}
+        return [{"Id": view.execution_id, "Type": "EXECUTION", "Action": "TIMEOUT", "Error": error}]
     for op in view.operations.values():
         kind, status, op_id = op["Type"], op["Status"], op["Id"]
         if kind == "WAIT" and status == "STARTED":
@@ -297,7 +303,12 @@ def due_updates(view: ExecutionView, now_ms: int) -> list[dict[str, Any]]:
 
 def next_due_ms(view: ExecutionView) -> int | None:
     """The earliest time a service update becomes due (None: nothing scheduled)."""
+    if view.done:
+        return None  # a finished execution has nothing scheduled (its waits died with it)
     times: list[int] = []
+    deadline = _execution_deadline(view)
+    if deadline is not None:
+        times.append(deadline)
     for op in view.operations.values():
         if op["Type"] == "WAIT" and op["Status"] == "STARTED":
             times.append(int(op["WaitDetails"]["ScheduledEndTimestamp"]))
@@ -309,3 +320,11 @@ def next_due_ms(view: ExecutionView) -> int | None:
                 int(timing[k]) for k in ("deadline", "heartbeat_deadline") if timing.get(k) is not None
             )
     return min(times) if times else None
+
+
+def _execution_deadline(view: ExecutionView) -> int | None:
+    """When the execution times out (epoch ms), if its function has a timeout and it still runs."""
+    op = view.operations.get(view.execution_id)
+    if op is None or view.done or op.get("_deadline") is None:
+        return None
+    return int(op["_deadline"])

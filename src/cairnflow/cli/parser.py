@@ -26,6 +26,7 @@ from typing import Any
 
 from cairnflow import __version__, ops
 from cairnflow.cli import commands
+from cairnflow.cli.durable import add_durable
 from cairnflow.core.errors import (
     CairnflowError,
     CorruptCheckpointError,
@@ -270,6 +271,7 @@ COMMANDS: list[Callable[[Sub, argparse.ArgumentParser], None]] = [
     add_verify,
     add_reindex,
     add_worker,
+    add_durable,
     add_ui,
 ]
 

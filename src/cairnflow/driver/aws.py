@@ -28,7 +28,7 @@ from typing import Any
 
 from cairnflow.core.errors import MissingDependencyError
 from cairnflow.core.wake import Wakeup
-from cairnflow.driver.driver import Driver
+from cairnflow.driver.driver import WakeHandler
 
 __all__ = ["EventBridgeWakeScheduler", "SqsWakeScheduler", "lambda_handler"]
 
@@ -105,7 +105,7 @@ class SqsWakeScheduler:
         self.client.send_message(QueueUrl=self.queue_url, MessageBody=wakeup.to_json(), DelaySeconds=delay)
 
 
-def lambda_handler(driver: Driver) -> Callable[[Mapping[str, Any], Any], dict[str, Any]]:
+def lambda_handler(driver: WakeHandler) -> Callable[[Mapping[str, Any], Any], dict[str, Any]]:
     """A Lambda handler that continues the runs named by its events.
 
     It accepts an EventBridge Scheduler target input (the wake-up itself) and

@@ -23,7 +23,7 @@ from typing import Any
 
 from cairnflow.core.errors import TransientStoreError
 from cairnflow.core.wake import Wakeup
-from cairnflow.driver.driver import Driver
+from cairnflow.driver.driver import WakeHandler
 
 __all__ = ["MAX_VISIBILITY", "StorageQueueWakeScheduler", "drain", "handle_message"]
 
@@ -43,7 +43,7 @@ class StorageQueueWakeScheduler:
         self.queue.send_message(wakeup.to_json(), visibility_timeout=hidden, time_to_live=-1)
 
 
-def handle_message(driver: Driver, body: str | bytes, **options: Any) -> None:
+def handle_message(driver: WakeHandler, body: str | bytes, **options: Any) -> None:
     """Continue the run a queue message names (for an Azure Functions queue trigger).
 
     Raises when the store failed, so that the host delivers the message again.
@@ -54,7 +54,7 @@ def handle_message(driver: Driver, body: str | bytes, **options: Any) -> None:
         )
 
 
-def drain(driver: Driver, queue_client: Any, *, max_messages: int = 32, visibility: int = 300) -> int:
+def drain(driver: WakeHandler, queue_client: Any, *, max_messages: int = 32, visibility: int = 300) -> int:
     """Handle every message visible now (a worker loop's step outside Azure Functions); return how many.
 
     A message is deleted once handled; one whose store call failed stays and

@@ -27,16 +27,23 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from cairnflow.core.checkpoint import CheckpointSaver
 from cairnflow.core.children import dispatching, parent_of
-from cairnflow.core.errors import ConflictError, InvalidArgumentError, ResumeError, StoreError
+from cairnflow.core.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    NondeterminismError,
+    ResumeError,
+    StoreError,
+)
 from cairnflow.core.executor import Run, Workflow
 from cairnflow.core.records import parse_records
+from cairnflow.core.runs import standing
 from cairnflow.core.wake import WakeScheduler, Wakeup
 
-__all__ = ["CONTINUABLE", "Driver"]
+__all__ = ["CONTINUABLE", "Driver", "WakeHandler"]
 
 _log = logging.getLogger("cairnflow.driver")
 
@@ -48,6 +55,19 @@ ENDED = frozenset({"completed", "failed"})
 
 #: A wake-up earlier than its time by less than this is handled now (clock skew, queue jitter).
 EARLY_TOLERANCE = 1.0
+
+
+class WakeHandler(Protocol):
+    """What the cloud entry points (``lambda_handler``, ``wsgi_app``, ``handle_message``) call.
+
+    :class:`Driver` for workflows; ``cairnflow.aws_durable.DurableDriver`` for
+    AWS durable-function executions. ``handle`` returns what now stands (with
+    a ``status``) or None; ``deliver`` is False when the wake-up must come again.
+    """
+
+    def handle(self, wakeup: Wakeup, **options: Any) -> Any: ...
+
+    def deliver(self, wakeup: Wakeup, **options: Any) -> bool: ...
 
 
 class Driver:
@@ -105,18 +125,24 @@ class Driver:
         # Wake-ups are delivered at least once and cannot always be cancelled (a queue message
         # is out of reach once sent): continue only a run that is still unfinished. A failed
         # run is retried by its owner's explicit resume(), never by a stray wake-up.
-        standing = workflow.get_run(thread_id=wakeup.thread_id, saver=self.saver)
-        if standing is None or standing.status not in CONTINUABLE:
-            if standing is not None and standing.status in ENDED:
+        head = self.saver.latest(wakeup.thread_id)
+        if head is None or head.info.kind == "tombstone":
+            return None
+        records = parse_records(head.records)
+        link = _parent_link(records.start) if parent_of(wakeup.thread_id) is not None else None
+        found = standing(head, records, wakeup.thread_id)
+        if found.status not in CONTINUABLE:
+            if found.status in ENDED and link is not None:
                 # A child whose process died between its end and waking its parent (its lease
                 # fired), or a redelivered wake-up: wake the parent again (at least once).
-                self._wake_parent(wakeup.thread_id)
-            return standing
+                self._wake(link)
+            return found
         try:
             return self._drive(
                 workflow,
                 wakeup.thread_id,
                 lambda: workflow.resume(thread_id=wakeup.thread_id, saver=self.saver, **options),
+                link=link,
             )
         except ConflictError:
             if wakeup.reason == "child":
@@ -144,7 +170,15 @@ class Driver:
             _log.info("thread %r failed", wakeup.thread_id, exc_info=True)
         return True
 
-    def _drive(self, workflow: Workflow[Any], thread_id: str, execute: Callable[[], Run]) -> Run:
+    def _drive(
+        self,
+        workflow: Workflow[Any],
+        thread_id: str,
+        execute: Callable[[], Run],
+        *,
+        link: dict[str, str] | None = None,
+    ) -> Run:
+        """Run ``execute`` under a lease; ``link``: the run's parent, if it is a child (else read)."""
         lease = Wakeup(thread_id, workflow.name, self.clock() + self.lease, "lease", self.store_url)
         self.scheduler.schedule(lease)
         # If execute() raises (the body failed, the store is unreachable, another invocation
@@ -153,16 +187,16 @@ class Driver:
         try:
             with dispatching(self.scheduler, store=self.store_url, clock=self.clock):
                 run = execute()
-        except (ConflictError, StoreError):
+        except (ConflictError, NondeterminismError, StoreError):
             raise  # nothing of ours ended: another writer has the run, or the store failed
         except Exception:
-            self._wake_parent(thread_id)  # a child that failed (recorded) wakes its parent too
+            self._wake_parent(thread_id, link)  # a child that failed (recorded) wakes its parent too
             raise
         follow_up = self._follow_up(workflow, run)
         if follow_up is not None:
             self.scheduler.schedule(follow_up)
         if run.status == "completed":
-            self._wake_parent(thread_id)
+            self._wake_parent(thread_id, link)
         self._cancel(lease)
         return run
 
@@ -171,19 +205,25 @@ class Driver:
         if cancel is not None:
             cancel(lease)
 
-    def _wake_parent(self, thread_id: str) -> None:
-        """A child workflow that ended (completed or failed) wakes its parent (one read)."""
+    def _wake_parent(self, thread_id: str, link: dict[str, str] | None) -> None:
+        """A child workflow that ended (completed or failed) wakes its parent.
+
+        ``link`` comes from the read that preceded the run (a wake-up); without it (a
+        child started by :meth:`start`) the child's head is read once more.
+        """
         if parent_of(thread_id) is None:
             return
-        head = self.saver.latest(thread_id)
-        if head is None or head.status not in ENDED:
-            return
-        start = parse_records(head.records).start
-        link = start.get("parent") if start is not None else None
-        if not isinstance(link, dict) or not link.get("thread_id") or not link.get("workflow"):
-            return
+        if link is None:
+            head = self.saver.latest(thread_id)
+            if head is None or head.status not in ENDED:
+                return
+            link = _parent_link(parse_records(head.records).start)
+        if link is not None:
+            self._wake(link)
+
+    def _wake(self, link: dict[str, str]) -> None:
         self.scheduler.schedule(
-            Wakeup(str(link["thread_id"]), str(link["workflow"]), self.clock(), "child", self.store_url)
+            Wakeup(link["thread_id"], link["workflow"], self.clock(), "child", self.store_url)
         )
 
     def _follow_up(self, workflow: Workflow[Any], run: Run) -> Wakeup | None:
@@ -193,3 +233,11 @@ class Driver:
         if wake_at is not None:
             return Wakeup(run.thread_id, workflow.name, float(wake_at), "timer", self.store_url)
         return None
+
+
+def _parent_link(start: dict[str, Any] | None) -> dict[str, str] | None:
+    """The ``parent`` a child's start record names (thread id and workflow), or None."""
+    link = start.get("parent") if start is not None else None
+    if not isinstance(link, dict) or not link.get("thread_id") or not link.get("workflow"):
+        return None
+    return {"thread_id": str(link["thread_id"]), "workflow": str(link["workflow"])}

@@ -21,7 +21,7 @@ each step once.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -37,6 +37,9 @@ from cairnflow.core.wake import Wakeup
 __all__ = ["DueEntry", "DueIndex"]
 
 _AT_DIGITS = 16
+
+#: How many milliseconds a wake-up moves past claimed twins before it gives up looking.
+_BUMPS = 1000
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,23 @@ class DueIndex:
         return f"{self.root}at/{at_ms:0{_AT_DIGITS}d}-{digest}"
 
     def schedule(self, wakeup: Wakeup) -> None:
-        """Record ``wakeup`` (create-only; a wake-up for the same run at the same time is one)."""
-        # Already there: our own earlier (ambiguous) attempt, or a twin for the same run and time.
-        with contextlib.suppress(AlreadyExistsError):
-            self.store.put(self.key_for(wakeup), wakeup.to_json().encode(), CREATE)
+        """Record ``wakeup`` (create-only; a wake-up for the same run at the same time is one).
+
+        A twin that a worker has already claimed is being handled, and may have read the
+        run's state before what this wake-up announces (a child's end): it would be
+        deleted once handled, so this one is recorded a millisecond later instead.
+        """
+        for _ in range(_BUMPS):
+            key = self.key_for(wakeup)
+            try:
+                self.store.put(key, wakeup.to_json().encode(), CREATE)
+                return
+            except AlreadyExistsError:
+                # Our own earlier (ambiguous) attempt, or a twin for the same run and time.
+                name = key.rsplit("/", 1)[1]
+                if next(iter(self.store.list(f"{self.root}claims/{name}/", limit=1)), None) is None:
+                    return  # not claimed yet: the worker that claims it reads the run after us
+                wakeup = dataclasses.replace(wakeup, at=wakeup.at + 0.001)
 
     def cancel(self, wakeup: Wakeup) -> None:
         """Forget ``wakeup`` if it is still pending (used for leases that ended cleanly)."""

@@ -25,7 +25,7 @@ from typing import Any
 
 from cairnflow.core.errors import MissingDependencyError, SerializationError
 from cairnflow.core.wake import Wakeup
-from cairnflow.driver.driver import Driver
+from cairnflow.driver.driver import WakeHandler
 
 __all__ = ["CloudTasksWakeScheduler", "wsgi_app"]
 
@@ -85,7 +85,7 @@ class CloudTasksWakeScheduler:
             self.client.create_task(parent=self.queue, task=task)
 
 
-def wsgi_app(driver: Driver) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+def wsgi_app(driver: WakeHandler) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
     """A WSGI application continuing the run each POSTed wake-up names.
 
     Answers 200 when the wake-up was handled (or needs nothing), 500 when the

@@ -1,0 +1,122 @@
+"""What a child workflow costs in requests: inline, and dispatched to other invocations.
+
+    .venv/bin/python -m benchmarks.children_bench          # writes benchmarks/results/children.json
+
+A parent fans out ``N`` children of one step each (``tests.driver.flows.squares``) and adds
+up their results; ``N`` in 1, 10, 50. Requests are counted on the store seam
+(CountingStore), on a local store (the request pattern is the same on every backend).
+
+- ``inline``: ``other.start(x)``, the whole run in one ``run()`` call.
+- ``dispatched``: ``other.start(x, dispatch=True)`` started through a ``Driver`` on the
+  store's ``DueIndex``, then one ``Worker`` polling until the parent has completed. The
+  requests are split into the starting invocation's and the worker's; the worker's
+  include everything the due index costs (its LISTs, claims, deletes), as a cloud
+  scheduler's would not (there the wake-ups are queue messages, counted apart as
+  ``wakeups_scheduled``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cairnflow.core import workflow
+from cairnflow.core.counting import CountingStore
+from cairnflow.core.log import CheckpointLog
+from cairnflow.driver import Driver, DueIndex, Worker
+from cairnflow.savers import open_saver
+from tests.driver import flows
+
+RESULTS = Path(__file__).parent / "results" / "children.json"
+SIZES = (1, 10, 50)
+
+
+@workflow
+def inline_fan_out(count: int) -> int:
+    """The same fan-out as ``flows.dispatches``, children run inline."""
+    futures = [flows.squares.start([f"i{n}", n]) for n in range(count)]
+    return sum(f.result() for f in futures)
+
+
+def _total(counts: dict[str, int]) -> int:
+    return sum(counts.values())
+
+
+def inline_cost(count: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        counting = CountingStore(open_saver(f"file://{tmp}/store").store)
+        saver = CheckpointLog(counting)
+        run = inline_fan_out.run(count, thread_id="inline", saver=saver)
+        assert run.result == sum(n * n for n in range(count))
+        counts = dict(counting.counts)
+        return {"children": count, "requests": counts, "total": _total(counts)}
+
+
+class _Scheduled(DueIndex):
+    """A due index that counts the wake-ups scheduled (one queue message each, on a cloud)."""
+
+    scheduled = 0
+
+    def schedule(self, wakeup: Any) -> None:
+        _Scheduled.scheduled += 1
+        super().schedule(wakeup)
+
+
+def dispatched_cost(count: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        inner = open_saver(f"file://{tmp}/store").store
+        # Threads' requests and the due index's apart: on a cloud, the index is the queue.
+        runs, due = CountingStore(inner), CountingStore(inner)
+        saver, due_saver = CheckpointLog(runs), CheckpointLog(due)
+        workflows = [flows.dispatches, flows.squares]
+        _Scheduled.scheduled = 0
+        run = Driver(saver, _Scheduled(due_saver), workflows).start(flows.dispatches, count, thread_id="fan")
+        assert run.status == "waiting"
+        starting = {"threads": dict(runs.counts), "due_index": dict(due.counts)}
+        scheduled_by_start = _Scheduled.scheduled
+        runs.reset()
+        due.reset()
+        worker = Worker(saver, workflows)
+        worker.index = _Scheduled(due_saver, claim_seconds=worker.index.claim_seconds)
+        worker.driver.scheduler = worker.index
+        polls = handled = 0
+        while (result := worker.poll()).due:
+            polls += 1
+            handled += result.handled
+        serving = {"threads": dict(runs.counts), "due_index": dict(due.counts)}
+        done = flows.dispatches.get_run(thread_id="fan", saver=CheckpointLog(inner))
+        assert done is not None and done.result == sum(n * n for n in range(count)), done
+        thread_total = _total(starting["threads"]) + _total(serving["threads"])
+        return {
+            "children": count,
+            "starting_invocation": starting,
+            "worker": serving,
+            "wakeups_scheduled": {
+                "by_start": scheduled_by_start,
+                "by_worker": _Scheduled.scheduled - scheduled_by_start,
+            },
+            "wakeups_handled": handled,
+            "polls_with_work": polls,
+            "thread_requests_total": thread_total,
+            "thread_requests_per_child": round(thread_total / count, 1),
+            "due_index_requests_total": _total(starting["due_index"]) + _total(serving["due_index"]),
+        }
+
+
+def main() -> int:
+    results = {
+        "inline": [inline_cost(n) for n in SIZES],
+        "dispatched": [dispatched_cost(n) for n in SIZES],
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    json.dump(results, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
