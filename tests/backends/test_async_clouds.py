@@ -27,10 +27,10 @@ from cairnflow.core.errors import (
     TransientStoreError,
 )
 from cairnflow.core.store import CREATE, PROBE_SUFFIX, ObjectStore, StoredObject
-from cairnflow.savers import open_async_store
+from cairnflow.savers import open_async_saver, open_async_store, open_saver
 from cairnflow.savers._abase import AsyncCloudStore
 from cairnflow.savers._base import Classified, Failure, Op, current_attempts
-from tests.emulators import free_port
+from tests.emulators import StoreLocation, free_port
 from tests.support.async_bridge import SyncStore
 from tests.support.faultproxy import (
     DropAfterForward,
@@ -288,6 +288,26 @@ def test_s3_conditional_request_conflict_is_transient_and_not_applied(
         store.put("k", b"ours", CREATE)
     assert info.value.ambiguous is False
     assert absent(cloud.direct, "k")
+
+
+def test_open_async_saver_from_the_environment(
+    backend: str, request: pytest.FixtureRequest, use_env: Callable[[StoreLocation], StoreLocation]
+) -> None:
+    """The URL and environment a child process gets (``<cloud>_location``) open the async log."""
+    location = use_env(request.getfixturevalue(f"{backend}_location"))
+
+    async def main() -> tuple[object, ...]:
+        async with open_async_saver(location.url) as saver:
+            await saver.append("t", None, [{"op": "note"}], status="running")
+            head = await saver.latest("t")
+            assert head is not None
+            return tuple(head.records)
+
+    assert asyncio.run(main()) == ({"op": "note"},)
+    sync = open_saver(location.url)  # the sync backend sees the same checkpoint
+    head = sync.latest("t")
+    assert head is not None and tuple(head.records) == ({"op": "note"},)
+    sync.store.close()
 
 
 # --------------------------------------------------------------------------- no emulator
