@@ -38,9 +38,9 @@ from cairnflow.core.plans import (
     body_outcome,
     check_interrupt_id,
     conclude,
+    open_run,
     plan_resume,
     plan_start,
-    prepare,
 )
 from cairnflow.core.records import parse_records
 from cairnflow.core.replay import RunContext, interrupt
@@ -298,14 +298,15 @@ class Workflow(Generic[T]):
     ) -> Run:
         committer = Committer(saver, thread_id, plan.head, durability, self.name)
         try:
-            ctx = RunContext(
-                saver=saver,
-                committer=committer,
+            ctx = open_run(
+                RunContext,
+                self,
+                saver,
+                committer,
+                plan,
                 deadline=deadline,
                 reserve=reserve,
                 max_workers=max_workers,
-                workflow=self.name,
-                **prepare(plan, committer),
             )
             token = current_run.set(ctx)
             outcome: tuple[str, Any] | None
