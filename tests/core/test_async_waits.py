@@ -289,3 +289,57 @@ def test_a_deadline_suspends_between_tasks_and_resume_continues(apair: Pair, aio
     aio(scenario())
     assert ran == {"slow": 1, "next": 1}
     assert [r["op"] for r in records(view, "b")].count("suspend") == 1
+
+
+@workflow(name="sleepy_kid")
+async def sleepy_kid(seconds: float) -> str:
+    await sleep(seconds)
+    return await note("kid woke")
+
+
+@workflow(name="patient_parent")
+async def patient_parent() -> str:
+    return f"parent got {await sleepy_kid.start(3600)}"
+
+
+def test_a_waiting_async_child_makes_its_parent_wait_and_resuming_the_parent_continues_it(
+    apair: Pair, aio: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asaver, view = apair
+    clock = Shifted()
+    monkeypatch.setattr(timers, "time", clock)
+
+    async def scenario() -> None:
+        first = await patient_parent.arun(thread_id="pp", saver=asaver)
+        assert first.status == "waiting"
+        child = view.latest("pp~child-0")
+        assert child is not None and child.status == "waiting"
+        assert first.wake_at is not None and abs(first.wake_at - (clock.time() + 3600)) < 60
+        clock.offset += 3601
+        done = await patient_parent.aresume(thread_id="pp", saver=asaver)
+        assert done.result == "parent got kid woke"
+
+    aio(scenario())
+    assert ran == {"kid woke": 1}
+
+
+@workflow(name="failing_kid")
+async def failing_kid() -> int:
+    raise KeyError("sku-1")
+
+
+@workflow(name="careful_parent")
+async def careful_parent() -> str:
+    try:
+        return str(await failing_kid.start())
+    except KeyError as exc:
+        return f"caught {exc.args[0]}"
+
+
+def test_a_failed_async_child_fails_its_future_with_the_same_exception_once(apair: Pair, aio: Runner) -> None:
+    asaver, view = apair
+    assert aio(careful_parent.arun(thread_id="cp", saver=asaver)).result == "caught sku-1"
+    done = [r for r in records(view, "cp") if r["op"] == "child_done"]
+    assert len(done) == 1 and done[0]["error"]["type"] == "builtins.KeyError"
+    child = view.latest("cp~child-0")
+    assert child is not None and child.status == "failed"

@@ -7,6 +7,7 @@ SIGKILLs itself at a chosen store request.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from cairnflow.core.errors import ConflictError
 from cairnflow.core.log import CheckpointLog
 from cairnflow.driver import Driver, DueIndex, Worker
 from cairnflow.savers import open_saver
@@ -256,3 +258,63 @@ def test_a_dispatched_fan_out_on_s3(
     assert run.status == "waiting"
     serve_until(url, completed(saver, flows.dispatches, "s3-fan"))
     check_fan_out(saver, "s3-fan", 10)
+
+
+def test_a_foreign_thread_where_a_child_would_go_is_refused_not_taken_over(url: str) -> None:
+    saver = open_saver(url)
+    assert isinstance(saver, CheckpointLog)
+    squatter = flows.five_steps.run("x", thread_id="own~child-1", saver=saver)  # not this parent's
+    starter = Driver(saver, DueIndex(saver), WORKFLOWS)
+    with pytest.raises(ConflictError, match=r"own~child-1.*is not child 1 \(squares\)"):
+        starter.start(flows.dispatches, 2, thread_id="own")
+    foreign = flows.five_steps.get_run(thread_id="own~child-1", saver=saver)
+    assert foreign == squatter  # untouched
+    assert len(ops(saver, "own~child-1", "start")) == 1
+
+
+EVERY_BOUNDARY = (
+    "import json, sys\n"
+    "from cairnflow.core.log import CheckpointLog\n"
+    "from cairnflow.driver import Driver, DueIndex\n"
+    "from cairnflow.savers import open_saver\n"
+    "from tests.driver import flows\n"
+    "from tests.workloads.crashpoints import CrashStore\n"
+    "url, at, side = sys.argv[1], sys.argv[2], sys.argv[3]\n"
+    "inner = open_saver(url)\n"
+    "store = CrashStore(inner.store, None if at == 'none' else int(at), side)\n"
+    "saver = CheckpointLog(store, prefix=inner.prefix)\n"
+    "driver = Driver(saver, DueIndex(saver), [flows.dispatches], lease=60)\n"
+    "driver.start(flows.dispatches, 3, thread_id='crash')\n"
+    "print('OPS', json.dumps(store.ops), flush=True)\n"
+)
+
+
+def _start_crashing(url: str, at: int | None, side: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", EVERY_BOUNDARY, url, "none" if at is None else str(at), side],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.slow
+def test_a_parent_killed_at_every_request_boundary_of_its_fan_out_still_completes(tmp_path: Path) -> None:
+    clean = _start_crashing(f"file://{tmp_path}/clean", None, "before")
+    assert clean.returncode == 0, clean.stderr
+    trace = json.loads(clean.stdout.split("OPS ", 1)[1])
+    assert trace.count("PUT") >= 3 + 3 + 3  # the children's threads and wake-ups at least
+    for at in range(len(trace)):
+        for side in ("before", "after"):
+            url = f"file://{tmp_path}/k{at}-{side}"
+            killed = _start_crashing(url, at, side)
+            assert killed.returncode == -9, (at, side, killed.stderr)
+            saver = open_saver(url)
+            assert isinstance(saver, CheckpointLog)
+            if saver.latest("crash") is None:  # nothing of the run was stored: the client retries
+                Driver(saver, DueIndex(saver), WORKFLOWS).start(flows.dispatches, 3, thread_id="crash")
+            serve_until(
+                url, completed(saver, flows.dispatches, "crash"), workers=2, clock=lambda: time.time() + 61
+            )
+            check_fan_out(saver, "crash", 3)
