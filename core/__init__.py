@@ -15,7 +15,14 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing alone costs ~2 ms to import
 if TYPE_CHECKING:
-    from cairnflow.core.callbacks import Callback, callback, complete_callback, fail_callback
+    from cairnflow.core.callbacks import (
+        Callback,
+        acomplete_callback,
+        afail_callback,
+        callback,
+        complete_callback,
+        fail_callback,
+    )
     from cairnflow.core.checkpoint import AsyncCheckpointSaver, Checkpoint, CheckpointInfo, CheckpointSaver
     from cairnflow.core.committer import Durability
     from cairnflow.core.errors import (
@@ -75,6 +82,8 @@ __all__ = [
     "ThreadNotFoundError",
     "UnsafePickleSerializer",
     "Workflow",
+    "acomplete_callback",
+    "afail_callback",
     "callback",
     "complete_callback",
     "fail_callback",
@@ -120,7 +129,17 @@ _HOMES: dict[str, str] = {
     "Durability": "committer",
     **dict.fromkeys(("interrupt", "now", "random", "uuid4"), "replay"),
     **dict.fromkeys(("sleep", "sleep_until"), "timers"),
-    **dict.fromkeys(("Callback", "callback", "complete_callback", "fail_callback"), "callbacks"),
+    **dict.fromkeys(
+        (
+            "Callback",
+            "acomplete_callback",
+            "afail_callback",
+            "callback",
+            "complete_callback",
+            "fail_callback",
+        ),
+        "callbacks",
+    ),
     **dict.fromkeys(("AsyncCheckpointLog", "CheckpointLog"), "log"),
     "RetryPolicy": "retry",
     **dict.fromkeys(("JsonSerializer", "UnsafePickleSerializer", "register_type"), "serde"),

@@ -13,10 +13,12 @@ is never forgotten). The token names the thread, the position and the secret:
 that one step, nothing else: the secret is checked against the record.
 
 ``complete_callback(token, value, saver=...)`` and ``fail_callback(token,
-error, saver=...)`` append a ``callback_done`` record to the thread, with a
-conditional write like every other (a concurrent writer makes it read the
-head again and re-check). The first ending counts: sending the same ending
-again is accepted and changes nothing; a different one raises
+error, saver=...)`` (``await acomplete_callback``/``afail_callback`` on an
+``AsyncCheckpointSaver``: the same steps, :func:`_end_steps`, awaited) append
+a ``callback_done`` record to the thread, with a conditional write like
+every other (a concurrent writer makes it read the head again and re-check).
+The first ending counts: sending the same ending again is accepted and
+changes nothing; a different one raises
 :class:`CallbackCompletedError`. The run must then be continued:
 ``resume()`` (no value), or pass ``scheduler=`` to have a wake-up scheduled
 for now (what :class:`cairnflow.driver.Driver` and ``cairnflow worker`` do).
@@ -38,6 +40,7 @@ import hmac
 import math
 import os
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,10 +60,17 @@ from cairnflow.core.timers import Waiting, current_context
 from cairnflow.core.wake import WakeScheduler, Wakeup
 
 if TYPE_CHECKING:
-    from cairnflow.core.checkpoint import CheckpointSaver
+    from cairnflow.core.checkpoint import AsyncCheckpointSaver, CheckpointSaver
     from cairnflow.core.replay import RunContext
 
-__all__ = ["Callback", "callback", "complete_callback", "fail_callback"]
+__all__ = [
+    "Callback",
+    "acomplete_callback",
+    "afail_callback",
+    "callback",
+    "complete_callback",
+    "fail_callback",
+]
 
 _PREFIX = "cb1"
 #: How often a completion re-reads the head after losing a race with another writer.
@@ -185,10 +195,19 @@ def _same(saver: CheckpointSaver, done: dict[str, Any], ending: dict[str, Any]) 
     return _digest(saver, done.get("value")) == _digest(saver, ending.get("value"))
 
 
-def _end(token: str, ending: dict[str, Any], saver: CheckpointSaver, scheduler: WakeScheduler | None) -> None:
+#: What :func:`_end_steps` asks its driver for: ``("latest", thread_id)`` (the head), or
+#: ``("append", (thread_id, head, records, status, workflow))`` (ConflictError thrown back in).
+_Effect = tuple[str, Any]
+
+
+def _end_steps(
+    token: str, ending: dict[str, Any], saver: Any
+) -> Generator[_Effect, Any, tuple[str, str] | None]:
+    """Record ``ending`` for the callback ``token`` names, as steps a sync or an async driver
+    performs; returns the (thread, workflow) to wake, or None if nothing was written."""
     thread_id, pos, secret = _parse_token(token)
     for _ in range(_ATTEMPTS):
-        head = saver.latest(thread_id)
+        head = yield ("latest", thread_id)
         if head is None or head.info.kind == "tombstone":
             raise ThreadNotFoundError(f"callback token names thread {thread_id!r}, which does not exist")
         replay = parse_records(head.records)
@@ -202,7 +221,7 @@ def _end(token: str, ending: dict[str, Any], saver: CheckpointSaver, scheduler: 
         done = replay.callbacks.get(pos)
         if done is not None:
             if _same(saver, done, ending):
-                return  # a retried completion: already recorded
+                return None  # a retried completion: already recorded
             how = "timed out" if done.get("timeout") else "ended with another value or error"
             raise CallbackCompletedError(
                 f"the callback at position {pos} of thread {thread_id!r} already {how}; nothing was written"
@@ -211,13 +230,57 @@ def _end(token: str, ending: dict[str, Any], saver: CheckpointSaver, scheduler: 
             raise ResumeError(f"thread {thread_id!r} has completed: its callbacks take nothing more")
         record = {"op": "callback_done", "pos": pos, **ending}
         try:
-            saver.append(thread_id, head, [record], status=head.status, workflow=replay.workflow)
+            yield ("append", (thread_id, head, [record], head.status, replay.workflow))
         except ConflictError:
             continue  # another writer moved the head: read it again and re-check
-        if scheduler is not None and replay.workflow is not None:
-            scheduler.schedule(Wakeup(thread_id, replay.workflow, time.time(), "callback"))
-        return
+        return None if replay.workflow is None else (thread_id, replay.workflow)
     raise ConflictError(f"thread {thread_id!r} kept moving while the callback was completed; try again")
+
+
+def _wake(scheduler: WakeScheduler | None, woken: tuple[str, str] | None) -> None:
+    if scheduler is not None and woken is not None:
+        scheduler.schedule(Wakeup(woken[0], woken[1], time.time(), "callback"))
+
+
+def _end(token: str, ending: dict[str, Any], saver: CheckpointSaver, scheduler: WakeScheduler | None) -> None:
+    steps = _end_steps(token, ending, saver)
+    reply: Any = None
+    error: ConflictError | None = None
+    while True:
+        try:
+            kind, arg = steps.send(reply) if error is None else steps.throw(error)
+        except StopIteration as stop:
+            return _wake(scheduler, stop.value)
+        reply, error = None, None
+        try:
+            if kind == "latest":
+                reply = saver.latest(arg)
+            else:
+                reply = saver.append(*arg[:3], status=arg[3], workflow=arg[4])
+        except ConflictError as exc:
+            error = exc
+
+
+async def _aend(
+    token: str, ending: dict[str, Any], saver: AsyncCheckpointSaver, scheduler: WakeScheduler | None
+) -> None:
+    """:func:`_end` on an ``AsyncCheckpointSaver``: the same steps, awaited."""
+    steps = _end_steps(token, ending, saver)
+    reply: Any = None
+    error: ConflictError | None = None
+    while True:
+        try:
+            kind, arg = steps.send(reply) if error is None else steps.throw(error)
+        except StopIteration as stop:
+            return _wake(scheduler, stop.value)
+        reply, error = None, None
+        try:
+            if kind == "latest":
+                reply = await saver.latest(arg)
+            else:
+                reply = await saver.append(*arg[:3], status=arg[3], workflow=arg[4])
+        except ConflictError as exc:
+            error = exc
 
 
 def complete_callback(
@@ -246,12 +309,34 @@ def fail_callback(
     exception, or a message string, as :class:`CallbackFailedError`. Same
     rules as :func:`complete_callback` otherwise.
     """
+    _end(token, {"error": _failure(error)}, saver, scheduler)
+
+
+def _failure(error: Any) -> dict[str, Any]:
+    """The ``error`` field ``fail_callback`` records for ``error`` (an exception or a message)."""
     if isinstance(error, str):
-        recorded: dict[str, Any] = {"type": "callback", "message": error}
-    elif isinstance(error, BaseException):
+        return {"type": "callback", "message": error}
+    if isinstance(error, BaseException):
         recorded = error_record(error)
         if builtin_exception(recorded["type"]) is type(error):
             recorded["args"] = [a if isinstance(a, (str, int, float, bool)) else repr(a) for a in error.args]
-    else:
-        raise InvalidArgumentError(f"fail_callback() takes an exception or a message, not {error!r}")
-    _end(token, {"error": recorded}, saver, scheduler)
+        return recorded
+    raise InvalidArgumentError(f"fail_callback() takes an exception or a message, not {error!r}")
+
+
+async def acomplete_callback(
+    token: str, value: Any = None, *, saver: AsyncCheckpointSaver, scheduler: WakeScheduler | None = None
+) -> None:
+    """:func:`complete_callback` on an ``AsyncCheckpointSaver`` (same rules, same record)."""
+    await _aend(token, {"value": value}, saver, scheduler)
+
+
+async def afail_callback(
+    token: str,
+    error: BaseException | str,
+    *,
+    saver: AsyncCheckpointSaver,
+    scheduler: WakeScheduler | None = None,
+) -> None:
+    """:func:`fail_callback` on an ``AsyncCheckpointSaver`` (same rules, same record)."""
+    await _aend(token, {"error": _failure(error)}, saver, scheduler)

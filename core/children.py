@@ -19,7 +19,10 @@ the parent too: ``"waiting"`` until the child's ``wake_at``, or
 (marked ``dispatch``), creates the child's thread (its ``start`` record,
 status ``suspended``, a conditional create) and asks the driver's
 :class:`~cairnflow.core.wake.WakeScheduler` to run it (a ``"child"``
-wake-up). ``future.result()`` reads the child's thread: ended, its outcome is
+wake-up). The records of the children started before the parent's next task,
+``result()``, inline child or stop go out in one write, then those children are
+created and scheduled together (:func:`flush_dispatches`). ``future.result()``
+reads the child's thread (not for a child this execution dispatched): ended, its outcome is
 recorded in the parent (staged: it goes out with the parent's next write);
 not ended, the parent stops as ``"waiting"`` with no ``wake_at``. A child
 that ends (completed or failed) under a driver schedules a ``"child"``
@@ -39,6 +42,7 @@ Async children are not dispatched: ``dispatch=True`` is for sync workflows.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import contextvars
 import hashlib
@@ -59,7 +63,16 @@ if TYPE_CHECKING:
     from cairnflow.core.replay import RunContext
     from cairnflow.core.runs import Run
 
-__all__ = ["CHILD_MARK", "ChildFuture", "dispatching", "parent_link", "parent_of", "start_child"]
+__all__ = [
+    "CHILD_MARK",
+    "ChildFuture",
+    "dispatching",
+    "flush_dispatches",
+    "flush_on_stop",
+    "parent_link",
+    "parent_of",
+    "start_child",
+]
 
 T = TypeVar("T")
 
@@ -70,6 +83,9 @@ CHILD_MARK = "~child-"
 parent_link: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "cairnflow_parent", default=None
 )
+
+#: How many dispatched children are created and scheduled at once.
+_DISPATCHERS = 16
 
 #: Schedules a dispatched child's thread (thread id, workflow name); set by the driver.
 _dispatch: contextvars.ContextVar[Callable[[str, str], None] | None] = contextvars.ContextVar(
@@ -205,20 +221,26 @@ def start_child(child: Workflow[T], input: Any, *, dispatch: bool = False) -> Ch
         if dispatched and schedule is not None and head is not None and head.status == "running":
             # The parent's last execution did not stop cleanly (a crash, maybe between this
             # record and the dispatch): dispatch again; the create-only thread makes it one child.
-            _dispatch_child(ctx, child, input, thread_id, link, schedule)
+            ctx.dispatch_queue.append((child, input, thread_id, link, schedule))
+        fresh = False
     else:
-        dispatched = dispatch and schedule is not None
+        dispatched = fresh = dispatch and schedule is not None
         ctx.ensure_fence()
-        ctx.before_task()  # the parent's start is stored before the child's thread exists
         record = {"op": "child", "pos": pos, "name": child.name, "args": digest, "thread": thread_id}
         if dispatched:
-            assert schedule is not None
-            ctx.committer.commit([{**record, "dispatch": True}])  # recorded, then dispatched
-            _dispatch_child(ctx, child, input, thread_id, link, schedule)
+            # Staged, with the start record if the run has not written it yet: the children
+            # started before the next task, result() or stop are recorded in one write, then
+            # created and scheduled together (flush_dispatches).
+            ctx.unstarted = False
+            ctx.committer.stage([{**record, "dispatch": True}])
+            ctx.dispatch_queue.append((child, input, thread_id, link, schedule))
         else:
+            ctx.before_task()  # the parent's start is stored before the child's thread exists
             ctx.committer.stage([record])
     if dispatched:
-        return ChildFuture(thread_id, settle=lambda: _settle(ctx, child, input, pos, thread_id, link))
+        return ChildFuture(
+            thread_id, settle=lambda: _settle(ctx, child, input, pos, thread_id, link, fresh=fresh)
+        )
     if child.is_async:
         from cairnflow.core.acontext import AsyncRunContext
 
@@ -230,6 +252,8 @@ def start_child(child: Workflow[T], input: Any, *, dispatch: bool = False) -> Ch
 def _run_inline(
     ctx: RunContext, child: Workflow[T], input: Any, pos: int, thread_id: str, link: dict[str, Any]
 ) -> ChildFuture[T]:
+    if ctx.dispatch_queue:
+        flush_dispatches(ctx)  # dispatched children run elsewhere while this one runs here
     token = parent_link.set(link)
     run: Run | Exception
     try:
@@ -326,13 +350,59 @@ def _dispatch_child(
     schedule(thread_id, child.name)
 
 
+def flush_dispatches(ctx: RunContext) -> None:
+    """Write the parent's staged records, then create and schedule every queued child.
+
+    The records go first (waited for, except in exit mode), so that a child never
+    exists without its parent's record of it, but for a crash in exit mode, which
+    replays the parent from its start (it finds the child it creates again).
+    Up to ``_DISPATCHERS`` children are created and scheduled at once.
+    """
+    batch = list(ctx.dispatch_queue)
+    ctx.dispatch_queue.clear()
+    ctx.write_now([])
+    if len(batch) == 1:
+        _dispatch_child(ctx, *batch[0])
+        return
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=min(_DISPATCHERS, len(batch)), thread_name_prefix="cairnflow-dispatch"
+    ) as pool:
+        for _ in pool.map(lambda item: _dispatch_child(ctx, *item), batch):
+            pass  # the first failure is raised, once every dispatch has ended
+
+
+def flush_on_stop(ctx: RunContext, outcome: tuple[str, Any] | None) -> None:
+    """At the body's end: dispatch the children still queued, unless the run lost its thread."""
+    lost = outcome is not None and isinstance(outcome[1], (ConflictError, NondeterminismError))
+    if lost or ctx.committer.error is not None:
+        ctx.dispatch_queue.clear()  # nothing more may be written: the replay dispatches them
+        return
+    flush_dispatches(ctx)
+
+
 def _settle(
-    ctx: RunContext, child: Workflow[T], input: Any, pos: int, thread_id: str, link: dict[str, Any]
+    ctx: RunContext,
+    child: Workflow[T],
+    input: Any,
+    pos: int,
+    thread_id: str,
+    link: dict[str, Any],
+    *,
+    fresh: bool,
 ) -> ChildFuture[T]:
-    """A dispatched child's outcome, recorded in the parent once; Waiting while it runs elsewhere."""
+    """A dispatched child's outcome, recorded in the parent once; Waiting while it runs elsewhere.
+
+    ``fresh``: dispatched by this execution of the parent, so certainly not ended
+    when it was created (no read; were it already ended, its wake-up of the parent
+    comes after this execution's stop, or wins the write race and is tried again).
+    """
     done = ctx.replay.children.get(pos)
     if done is not None:
         return _ended(thread_id, done, child.name)
+    if ctx.dispatch_queue:
+        flush_dispatches(ctx)
+    if fresh:
+        raise Waiting(None)
     schedule = _dispatch.get()
     if schedule is None:
         # No driver here (the parent was resumed by hand): continue the child in this process.

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
 from cairnflow.core.checkpoint import CheckpointSaver
-from cairnflow.core.children import ChildFuture, start_child
+from cairnflow.core.children import ChildFuture, flush_on_stop, start_child
 from cairnflow.core.committer import Committer, Durability
 from cairnflow.core.errors import MisuseError, TaskFailedError
 from cairnflow.core.plans import (
@@ -292,6 +292,8 @@ class Workflow(Generic[T]):
             finally:
                 current_run.reset(token)
                 ctx.close()  # in-flight tasks finish and are recorded
+            if ctx.dispatch_queue:
+                flush_on_stop(ctx, outcome)  # children started since the last write
             end = conclude(self.name, thread_id, outcome, ctx)
             return end.settle(committer.finish(end.records, end.status))
         except BaseException:

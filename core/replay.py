@@ -85,6 +85,9 @@ class RunContext:
         self.unstarted = unstarted
         #: Set once a task was refused its start by the deadline: nothing new starts.
         self.suspending = False
+        #: Dispatched children recorded (staged) but not yet created and scheduled: they go
+        #: out together, after one write of their records (:func:`children.flush_dispatches`).
+        self.dispatch_queue: list[Any] = []
         self._pos = 0
 
     @property
@@ -135,6 +138,10 @@ class RunContext:
     def before_task(self) -> None:
         """What must be stored before a task starts: the answer (the fence), or the run's start."""
         self.ensure_fence()
+        if self.dispatch_queue:
+            from cairnflow.core.children import flush_dispatches
+
+            flush_dispatches(self)  # children started before this task run while it does
         if self.unstarted:
             self.unstarted = False
             self.committer.commit([])  # the staged start record (sync: written now)

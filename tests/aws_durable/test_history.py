@@ -86,7 +86,9 @@ def test_step_retry_wait_and_result_become_the_service_events(
     }
     # Without IncludeExecutionData, payloads are left out.
     bare = events(result.arn.rsplit("/", 1)[-1], client.records(result.arn), include_data=False)
-    assert bare[0]["ExecutionStartedDetails"]["Input"] == {"Payload": None, "Truncated": True}
+    assert bare[0]["ExecutionStartedDetails"]["Input"] == {"Truncated": False}
+    assert bare[5]["StepSucceededDetails"]["Result"] == {"Truncated": False}
+    assert bare[2]["StepFailedDetails"]["Error"] == by_id[3]["StepFailedDetails"]["Error"]  # errors stay
 
 
 def test_local_lambda_answers_the_boto3_calls(client: CairnflowDurableClient) -> None:
@@ -112,8 +114,15 @@ def test_local_lambda_answers_the_boto3_calls(client: CairnflowDurableClient) ->
     # The sync invoke stopped driving when only a callback could move it on; drive it now.
     done = LocalRunner(approve, client).drive(arn)
     assert done.status == "SUCCEEDED" and done.value == '"yes"'  # callback results are passed through raw
-    page = LocalLambda(client, {}).get_durable_execution_history(DurableExecutionArn=arn, MaxItems=2)
+    lam = LocalLambda(client, {})
+    page = lam.get_durable_execution_history(DurableExecutionArn=arn, MaxItems=2)
     assert [e["EventId"] for e in page["Events"]] == [1, 2] and page["NextMarker"] == "2"
+    rest = lam.get_durable_execution_history(DurableExecutionArn=arn, Marker=page["NextMarker"])
+    assert rest["Events"][0]["EventId"] == 3 and "NextMarker" not in rest
+    newest = lam.get_durable_execution_history(DurableExecutionArn=arn, ReverseOrder=True, MaxItems=1)
+    assert newest["Events"][0]["EventType"] == "ExecutionSucceeded"
+    with pytest.raises(LambdaApiError):
+        lam.get_durable_execution_history(DurableExecutionArn=arn, MaxItems=1001)
 
 
 def _until(condition: Any, timeout: float = 20.0) -> None:

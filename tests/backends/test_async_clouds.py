@@ -27,10 +27,10 @@ from cairnflow.core.errors import (
     TransientStoreError,
 )
 from cairnflow.core.store import CREATE, PROBE_SUFFIX, ObjectStore, StoredObject
-from cairnflow.savers import open_async_store
+from cairnflow.savers import open_async_saver, open_async_store, open_saver
 from cairnflow.savers._abase import AsyncCloudStore
 from cairnflow.savers._base import Classified, Failure, Op, current_attempts
-from tests.emulators import free_port
+from tests.emulators import StoreLocation, free_port
 from tests.support.async_bridge import SyncStore
 from tests.support.faultproxy import (
     DropAfterForward,
@@ -55,6 +55,8 @@ class Cloud:
     direct: ObjectStore  # straight to the emulator
     #: How the condition of a create travels, for a gateway that drops it.
     strip_create_condition: Fault
+    #: make_sync(endpoint, **options): the sync backend's store on the same bucket.
+    make_sync: Callable[..., ObjectStore]
 
     def error(self, status: int, code: str) -> Respond:
         """An error answer shaped like the service's own."""
@@ -84,7 +86,18 @@ def _s3(request: pytest.FixtureRequest, stores: list[ObjectStore]) -> Cloud:
         stores.append(SyncStore(store))
         return stores[-1]
 
-    return Cloud("s3", url, make, make(url), StripHeaders(("If-None-Match",)))
+    def make_sync(endpoint: str, **options: Any) -> ObjectStore:
+        import boto3.session
+
+        from cairnflow.savers.s3 import S3Store
+
+        boto = boto3.session.Session(
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION
+        )
+        stores.append(S3Store(bucket, session=boto, endpoint_url=endpoint, **options))
+        return stores[-1]
+
+    return Cloud("s3", url, make, make(url), StripHeaders(("If-None-Match",)), make_sync)
 
 
 def _gcs(request: pytest.FixtureRequest, stores: list[ObjectStore]) -> Cloud:
@@ -98,7 +111,18 @@ def _gcs(request: pytest.FixtureRequest, stores: list[ObjectStore]) -> Cloud:
         stores.append(SyncStore(AsyncGCSStore(bucket, api_root=endpoint, **options)))
         return stores[-1]
 
-    return Cloud("gcs", url, make, make(url), StripQueryParams(("ifGenerationMatch",)))
+    def make_sync(endpoint: str, **options: Any) -> ObjectStore:
+        from google.auth.credentials import AnonymousCredentials
+
+        from cairnflow.savers.gcs import GCSStore
+        from tests.emulators.gcs import PROJECT
+
+        anonymous = AnonymousCredentials()  # type: ignore[no-untyped-call]
+        options.setdefault("client_options", {"api_endpoint": endpoint})
+        stores.append(GCSStore(bucket, project=PROJECT, credentials=anonymous, **options))
+        return stores[-1]
+
+    return Cloud("gcs", url, make, make(url), StripQueryParams(("ifGenerationMatch",)), make_sync)
 
 
 def _azure(request: pytest.FixtureRequest, stores: list[ObjectStore]) -> Cloud:
@@ -111,7 +135,15 @@ def _azure(request: pytest.FixtureRequest, stores: list[ObjectStore]) -> Cloud:
         stores.append(make_async_store(container, f"{endpoint}/{ACCOUNT}", **options))
         return stores[-1]
 
-    return Cloud("azure", server.upstream, make, make(server.upstream), StripHeaders(("If-None-Match",)))
+    def make_sync(endpoint: str, **options: Any) -> ObjectStore:
+        from tests.emulators.azure import make_store
+
+        stores.append(make_store(container, f"{endpoint}/{ACCOUNT}", **options))
+        return stores[-1]
+
+    return Cloud(
+        "azure", server.upstream, make, make(server.upstream), StripHeaders(("If-None-Match",)), make_sync
+    )
 
 
 @pytest.fixture(params=["s3", "gcs", "azure"])
@@ -288,6 +320,55 @@ def test_s3_conditional_request_conflict_is_transient_and_not_applied(
         store.put("k", b"ours", CREATE)
     assert info.value.ambiguous is False
     assert absent(cloud.direct, "k")
+
+
+def test_open_async_saver_from_the_environment(
+    backend: str, request: pytest.FixtureRequest, use_env: Callable[[StoreLocation], StoreLocation]
+) -> None:
+    """The URL and environment a child process gets (``<cloud>_location``) open the async log."""
+    location = use_env(request.getfixturevalue(f"{backend}_location"))
+
+    async def main() -> tuple[object, ...]:
+        async with open_async_saver(location.url) as saver:
+            await saver.append("t", None, [{"op": "note"}], status="running")
+            head = await saver.latest("t")
+            assert head is not None
+            return tuple(head.records)
+
+    assert asyncio.run(main()) == ({"op": "note"},)
+    sync = open_saver(location.url)  # the sync backend sees the same checkpoint
+    head = sync.latest("t")
+    assert head is not None and tuple(head.records) == ({"op": "note"},)
+    sync.store.close()
+
+
+def test_the_async_log_makes_the_same_requests_as_the_sync_log(cloud: Cloud, proxy: FaultProxy) -> None:
+    """Rule 4 in both flavours: the same steps cost the same requests, in the same order."""
+    from cairnflow.core.log import AsyncCheckpointLog, CheckpointLog
+    from tests.support.async_bridge import SyncSaver
+
+    def requests_of(saver: Any) -> list[list[tuple[str, int | None]]]:
+        steps: list[Callable[[], object]] = [
+            lambda: saver.latest("t"),
+            lambda: saver.append("t", None, [{"op": "one"}], status="running"),
+            lambda: saver.append("t", saver.latest("t"), [{"op": "two"}], status="running"),
+            lambda: saver.latest("t"),
+            lambda: list(saver.history("t", limit=5)),
+        ]
+        seen = []
+        for step in steps:
+            proxy.clear_log()
+            step()
+            seen.append([(req.method, status) for req, status in proxy.log])
+        return seen
+
+    sync_saver = CheckpointLog(cloud.make_sync(proxy.url, probe_prefix="s/"), prefix="s/")
+    async_store = cloud.make(proxy.url, probe_prefix="a/")
+    assert isinstance(async_store, SyncStore)
+    async_saver = SyncSaver(AsyncCheckpointLog(async_store.inner, prefix="a/"))
+    sync_requests = requests_of(sync_saver)
+    assert sum(map(len, sync_requests)) >= 8  # the probe's two writes, the checkpoints, the reads
+    assert requests_of(async_saver) == sync_requests
 
 
 # --------------------------------------------------------------------------- no emulator

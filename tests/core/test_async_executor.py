@@ -301,9 +301,11 @@ def test_an_async_task_called_from_a_sync_workflow_runs_on_its_own_loop(
     assert sync_calls_async.run(thread_id="sa", saver=view).result == 42
 
 
+@pytest.mark.parametrize("durability", ["sync", "async", "exit"])
 def test_divergence_is_detected_before_anything_is_written(
     pair: tuple[AsyncCheckpointSaver, CheckpointSaver],
     aio: Runner,
+    durability: Any,
 ) -> None:
     asaver, view = pair
 
@@ -317,12 +319,13 @@ def test_divergence_is_detected_before_anything_is_written(
         await plain_add(1, 1)  # another task at position 0
         return int(interrupt("q"))
 
-    aio(before_change.arun(thread_id="v", saver=asaver))
+    aio(before_change.arun(thread_id="v", saver=asaver, durability=durability))
     head = view.latest("v")
     with pytest.raises(NondeterminismError, match="position 0"):
-        aio(after_change.aresume(3, thread_id="v", saver=asaver))
+        aio(after_change.aresume(3, thread_id="v", saver=asaver, durability=durability))
     assert view.latest("v") == head
-    assert aio(before_change.aresume(3, thread_id="v", saver=asaver)).result == 3
+    done = aio(before_change.aresume(3, thread_id="v", saver=asaver, durability=durability))
+    assert done.result == 3
 
 
 def test_two_concurrent_resumes_one_conflict_nothing_recorded_twice(

@@ -15,8 +15,11 @@ from typing import Any
 import pytest
 
 from cairnflow.core import (
+    CallbackCompletedError,
     CallbackTimeoutError,
     MisuseError,
+    acomplete_callback,
+    afail_callback,
     callback,
     callbacks,
     complete_callback,
@@ -158,7 +161,12 @@ def test_a_callback_is_stored_before_its_token_leaves_and_its_completion_continu
     async def scenario() -> None:
         first = await approval.arun(thread_id="cb", saver=asaver)
         assert first.status == "waiting" and first.wake_at is None
-        complete_callback(outside["token"], "approved", saver=view)
+        await acomplete_callback(outside["token"], "approved", saver=asaver)
+        await acomplete_callback(outside["token"], "approved", saver=asaver)  # a retried completion
+        with pytest.raises(CallbackCompletedError):
+            await acomplete_callback(outside["token"], "refused", saver=asaver)
+        with pytest.raises(CallbackCompletedError):
+            complete_callback(outside["token"], "refused", saver=view)  # the sync twin agrees
         done = await approval.aresume(thread_id="cb", saver=asaver)
         assert done.status == "completed" and done.result == [True, "approved"]
 
@@ -190,6 +198,30 @@ def test_a_callback_timeout_is_recorded_before_the_body_sees_it(
     aio(scenario())
     ends = [r for r in records(view, "to") if r["op"] == "callback_done"]
     assert ends == [{"op": "callback_done", "pos": 0, "timeout": True}]
+
+
+def test_afail_callback_raises_the_error_sent_in_the_body(apair: Pair, aio: Runner) -> None:
+    asaver, view = apair
+
+    @workflow(name="rejected")
+    async def rejected() -> str:
+        cb = callback()
+        outside["token"] = cb.token
+        try:
+            return str(await cb.wait())
+        except ValueError as exc:
+            return f"refused: {exc}"
+
+    async def scenario() -> None:
+        first = await rejected.arun(thread_id="rj", saver=asaver)
+        assert first.status == "waiting"
+        await afail_callback(outside["token"], ValueError("no stock"), saver=asaver)
+        done = await rejected.aresume(thread_id="rj", saver=asaver)
+        assert done.result == "refused: no stock"
+
+    aio(scenario())
+    ends = [r for r in records(view, "rj") if r["op"] == "callback_done"]
+    assert len(ends) == 1 and ends[0]["error"]["type"] == "builtins.ValueError"
 
 
 @workflow(name="kid")
@@ -257,3 +289,57 @@ def test_a_deadline_suspends_between_tasks_and_resume_continues(apair: Pair, aio
     aio(scenario())
     assert ran == {"slow": 1, "next": 1}
     assert [r["op"] for r in records(view, "b")].count("suspend") == 1
+
+
+@workflow(name="sleepy_kid")
+async def sleepy_kid(seconds: float) -> str:
+    await sleep(seconds)
+    return await note("kid woke")
+
+
+@workflow(name="patient_parent")
+async def patient_parent() -> str:
+    return f"parent got {await sleepy_kid.start(3600)}"
+
+
+def test_a_waiting_async_child_makes_its_parent_wait_and_resuming_the_parent_continues_it(
+    apair: Pair, aio: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asaver, view = apair
+    clock = Shifted()
+    monkeypatch.setattr(timers, "time", clock)
+
+    async def scenario() -> None:
+        first = await patient_parent.arun(thread_id="pp", saver=asaver)
+        assert first.status == "waiting"
+        child = view.latest("pp~child-0")
+        assert child is not None and child.status == "waiting"
+        assert first.wake_at is not None and abs(first.wake_at - (clock.time() + 3600)) < 60
+        clock.offset += 3601
+        done = await patient_parent.aresume(thread_id="pp", saver=asaver)
+        assert done.result == "parent got kid woke"
+
+    aio(scenario())
+    assert ran == {"kid woke": 1}
+
+
+@workflow(name="failing_kid")
+async def failing_kid() -> int:
+    raise KeyError("sku-1")
+
+
+@workflow(name="careful_parent")
+async def careful_parent() -> str:
+    try:
+        return str(await failing_kid.start())
+    except KeyError as exc:
+        return f"caught {exc.args[0]}"
+
+
+def test_a_failed_async_child_fails_its_future_with_the_same_exception_once(apair: Pair, aio: Runner) -> None:
+    asaver, view = apair
+    assert aio(careful_parent.arun(thread_id="cp", saver=asaver)).result == "caught sku-1"
+    done = [r for r in records(view, "cp") if r["op"] == "child_done"]
+    assert len(done) == 1 and done[0]["error"]["type"] == "builtins.KeyError"
+    child = view.latest("cp~child-0")
+    assert child is not None and child.status == "failed"

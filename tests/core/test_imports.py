@@ -159,6 +159,19 @@ def test_async_openers_and_async_file_saver_import_no_sdk(tmp_path: Path) -> Non
     assert proc.stdout.strip() == "CLEAN"
 
 
+@pytest.mark.parametrize(
+    ("module", "absent"),
+    [
+        ("cairnflow.savers.gcs_async", "google.cloud.storage"),  # GCS's table lives in _gcs_rules
+        ("cairnflow.savers.gcs", "gcloud"),
+        ("cairnflow.savers.s3", "aiobotocore"),
+    ],
+)
+def test_one_flavour_of_a_cloud_does_not_import_the_others_sdk(module: str, absent: str) -> None:
+    proc = _python("-c", f"import sys, {module}\nassert {absent!r} not in sys.modules, {absent!r}")
+    assert proc.returncode == 0, proc.stderr
+
+
 @pytest.mark.parametrize("module", ["aiobotocore", "aiohttp"])
 def test_forbidden_module_check_sees_async_clients(module: str) -> None:
     """The check sees the asyncio clients too (opening an async S3 store imports them)."""

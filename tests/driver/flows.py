@@ -118,3 +118,11 @@ def survives_a_failed_child(thread: str) -> str:
 def fails_with_its_child(thread: str) -> int:
     """A dispatched child that fails; the parent does not catch it, so it fails the same way."""
     return always_fails.start(thread, dispatch=True).result()
+
+
+@workflow
+def fire_and_forget(count: int) -> str:
+    """Dispatches children and ends without waiting for them."""
+    for n in range(count):
+        squares.start([f"ff{n}", n], dispatch=True)
+    return "sent"

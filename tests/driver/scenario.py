@@ -1,10 +1,11 @@
 """Issue 17's end-to-end scenario: the workflow, and the processes that drive it.
 
 ``journey`` sleeps, then waits for a callback completed from another process, then
-fans out 20 ``leaf`` children (inline); nothing but workers (or a cloud queue feeding the
-cloud entry points) continues it. Each process role is started by the tests as::
+fans out 20 ``leaf`` children (inline, or dispatched to other workers); nothing but
+workers (or a cloud queue feeding the cloud entry points) continues it. Each process
+role is started by the tests as::
 
-    python -m tests.driver.scenario start URL THREAD FOLDER NAP PACE [options]
+    python -m tests.driver.scenario start URL THREAD FOLDER NAP PACE DISPATCH [options]
     python -m tests.driver.scenario worker URL [options]
     python -m tests.driver.scenario complete URL TOKEN_FILE VALUE [options]
 
@@ -80,13 +81,16 @@ def publish(path: str, token: str) -> None:
 def journey(plan: dict[str, Any]) -> dict[str, Any]:
     """Sleep ``plan["nap"]`` seconds, wait for a callback, then fan out ``CHILDREN`` children.
 
-    ``plan["pace"]``: seconds each child's first task works (0: none).
+    ``plan["pace"]``: seconds each child's first task works (0: none); ``plan["dispatch"]``:
+    hand each child to the driver's scheduler (other workers or invocations run it) instead of
+    running it inline.
     """
     sleep(float(plan["nap"]))
     cb = callback(timeout=3600)
     publish(plan["token_file"], cb.token).result()
     approval = cb.wait()
-    futures = [leaf.start({"n": n, "pace": plan["pace"]}) for n in range(CHILDREN)]
+    dispatch = bool(plan.get("dispatch"))
+    futures = [leaf.start({"n": n, "pace": plan["pace"]}, dispatch=dispatch) for n in range(CHILDREN)]
     return {"approval": approval, "total": sum(f.result() for f in futures)}
 
 
@@ -318,8 +322,13 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.via, driver, lease=args.lease, interval=args.interval, stop=stop)
         return 0
     if args.role == "start":
-        thread, folder, nap, pace = args.rest
-        plan = {"token_file": f"{folder}/{thread}.token", "nap": float(nap), "pace": float(pace)}
+        thread, folder, nap, pace, dispatch = args.rest
+        plan = {
+            "token_file": f"{folder}/{thread}.token",
+            "nap": float(nap),
+            "pace": float(pace),
+            "dispatch": dispatch == "1",
+        }
         try:
             run = driver.start(journey, plan, thread_id=thread)
         except ConflictError:

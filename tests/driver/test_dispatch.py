@@ -7,6 +7,7 @@ SIGKILLs itself at a chosen store request.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from cairnflow.core.errors import ConflictError
 from cairnflow.core.log import CheckpointLog
 from cairnflow.driver import Driver, DueIndex, Worker
 from cairnflow.savers import open_saver
@@ -30,6 +32,7 @@ WORKFLOWS = [
     flows.always_fails,
     flows.survives_a_failed_child,
     flows.fails_with_its_child,
+    flows.fire_and_forget,
 ]
 
 
@@ -116,6 +119,8 @@ def test_a_fan_out_of_50_dispatched_children_is_completed_by_three_workers(url: 
         child = flows.squares.get_run(thread_id=f"fan~child-{n}", saver=saver)
         assert child is not None and child.status == "suspended"
     assert not ops(saver, "fan", "child_done")
+    # The start and the 50 child records in one write, then the stop: two checkpoints.
+    assert [info.status for info in saver.history("fan")] == ["waiting", "running"]
 
     handled = serve_until(url, completed(saver, flows.dispatches, "fan"))
     assert sum(handled) >= 51  # every child, then the parent at least once
@@ -162,6 +167,20 @@ def test_a_parent_that_does_not_catch_fails_with_its_childs_exception_on_every_r
     assert flows.EXECUTIONS[f"{tag}:declined"] == 1
 
 
+def test_children_dispatched_by_a_parent_that_does_not_wait_still_run(url: str) -> None:
+    saver = open_saver(url)
+    assert isinstance(saver, CheckpointLog)
+    worker = Worker(saver, WORKFLOWS)
+    run = worker.driver.start(flows.fire_and_forget, 3, thread_id="ff")
+    assert (run.status, run.result) == ("completed", "sent")
+    assert len(ops(saver, "ff", "child")) == 3 and not ops(saver, "ff", "child_done")
+    while worker.poll().due:
+        pass
+    for n in range(3):
+        child = flows.squares.get_run(thread_id=f"ff~child-{n}", saver=saver)
+        assert child is not None and (child.status, child.result) == ("completed", n * n)
+
+
 def test_a_dispatched_child_without_a_driver_runs_inline(url: str) -> None:
     saver = open_saver(url)
     run = flows.dispatches.run(3, thread_id="plain", saver=saver)
@@ -185,6 +204,7 @@ CRASH = (
     "import os, signal, sys\n"
     "from cairnflow.core import keys\n"
     "from cairnflow.core.log import CheckpointLog\n"
+    "from cairnflow.core.wake import Wakeup\n"
     "from cairnflow.driver import Driver, DueIndex\n"
     "from cairnflow.savers import open_saver\n"
     "from tests.driver import flows\n"
@@ -192,16 +212,12 @@ CRASH = (
     "url, where = sys.argv[1], sys.argv[2]\n"
     "inner = open_saver(url)\n"
     "child = keys.thread_prefix(inner.prefix, 'crash~child-1')\n"
-    "due = inner.prefix + 'v1/due/at/'\n"
+    "# child 1's wake-up: its key ends with a digest of the workflow and thread\n"
+    "wakes_child = DueIndex(inner).key_for(Wakeup('crash~child-1', 'squares', 0)).rsplit('-', 1)[1]\n"
     "class Dies(ForwardingStore):\n"
-    "    dues = 0\n"
     "    def put(self, key, data, mode='create'):\n"
-    "        if key.startswith(due):\n"
-    "            self.dues += 1\n"
-    "        # before-create: child 1's thread; before-schedule: child 1's wake-up (the lease,\n"
-    "        # child 0's, then child 1's)\n"
     "        if (where == 'before-create' and key.startswith(child)) or (\n"
-    "                where == 'before-schedule' and key.startswith(due) and self.dues == 3):\n"
+    "                where == 'before-schedule' and '/due/at/' in key and key.endswith(wakes_child)):\n"
     "            sys.stdout.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
     "        return self.inner.put(key, data, mode)\n"
     "saver = CheckpointLog(Dies(inner.store), prefix=inner.prefix)\n"
@@ -221,7 +237,7 @@ def test_a_parent_killed_between_recording_a_child_and_dispatching_it_still_comp
     assert proc.returncode == -9, proc.stderr  # SIGKILL
     saver = open_saver(url)
     assert isinstance(saver, CheckpointLog)
-    assert [r["pos"] for r in ops(saver, "crash", "child")] == [0, 1]  # child 1 recorded...
+    assert [r["pos"] for r in ops(saver, "crash", "child")] == [0, 1, 2]  # recorded in one write...
     child = flows.squares.get_run(thread_id="crash~child-1", saver=saver)
     assert (child is None) == (where == "before-create")  # ...and not (fully) dispatched
 
@@ -242,3 +258,63 @@ def test_a_dispatched_fan_out_on_s3(
     assert run.status == "waiting"
     serve_until(url, completed(saver, flows.dispatches, "s3-fan"))
     check_fan_out(saver, "s3-fan", 10)
+
+
+def test_a_foreign_thread_where_a_child_would_go_is_refused_not_taken_over(url: str) -> None:
+    saver = open_saver(url)
+    assert isinstance(saver, CheckpointLog)
+    squatter = flows.five_steps.run("x", thread_id="own~child-1", saver=saver)  # not this parent's
+    starter = Driver(saver, DueIndex(saver), WORKFLOWS)
+    with pytest.raises(ConflictError, match=r"own~child-1.*is not child 1 \(squares\)"):
+        starter.start(flows.dispatches, 2, thread_id="own")
+    foreign = flows.five_steps.get_run(thread_id="own~child-1", saver=saver)
+    assert foreign == squatter  # untouched
+    assert len(ops(saver, "own~child-1", "start")) == 1
+
+
+EVERY_BOUNDARY = (
+    "import json, sys\n"
+    "from cairnflow.core.log import CheckpointLog\n"
+    "from cairnflow.driver import Driver, DueIndex\n"
+    "from cairnflow.savers import open_saver\n"
+    "from tests.driver import flows\n"
+    "from tests.workloads.crashpoints import CrashStore\n"
+    "url, at, side = sys.argv[1], sys.argv[2], sys.argv[3]\n"
+    "inner = open_saver(url)\n"
+    "store = CrashStore(inner.store, None if at == 'none' else int(at), side)\n"
+    "saver = CheckpointLog(store, prefix=inner.prefix)\n"
+    "driver = Driver(saver, DueIndex(saver), [flows.dispatches], lease=60)\n"
+    "driver.start(flows.dispatches, 3, thread_id='crash')\n"
+    "print('OPS', json.dumps(store.ops), flush=True)\n"
+)
+
+
+def _start_crashing(url: str, at: int | None, side: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", EVERY_BOUNDARY, url, "none" if at is None else str(at), side],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.slow
+def test_a_parent_killed_at_every_request_boundary_of_its_fan_out_still_completes(tmp_path: Path) -> None:
+    clean = _start_crashing(f"file://{tmp_path}/clean", None, "before")
+    assert clean.returncode == 0, clean.stderr
+    trace = json.loads(clean.stdout.split("OPS ", 1)[1])
+    assert trace.count("PUT") >= 3 + 3 + 3  # the children's threads and wake-ups at least
+    for at in range(len(trace)):
+        for side in ("before", "after"):
+            url = f"file://{tmp_path}/k{at}-{side}"
+            killed = _start_crashing(url, at, side)
+            assert killed.returncode == -9, (at, side, killed.stderr)
+            saver = open_saver(url)
+            assert isinstance(saver, CheckpointLog)
+            if saver.latest("crash") is None:  # nothing of the run was stored: the client retries
+                Driver(saver, DueIndex(saver), WORKFLOWS).start(flows.dispatches, 3, thread_id="crash")
+            serve_until(
+                url, completed(saver, flows.dispatches, "crash"), workers=2, clock=lambda: time.time() + 61
+            )
+            check_fan_out(saver, "crash", 3)

@@ -150,6 +150,7 @@ def run_scenario(
     nap: float = 1.0,
     pace: float = 0.0,
     via: str = "due",
+    dispatch: bool = False,
 ) -> tuple[CheckpointLog, Fleet]:
     """Start ``plan.runs`` journeys with ``plan.workers`` workers; return once all completed."""
     folder = tmp_path / "scenario"
@@ -168,7 +169,9 @@ def run_scenario(
             for thread in plan.threads:
                 kill = plan.starter_kills[thread]
                 starters[thread] = (
-                    fleet.spawn("start", thread, str(folder), str(nap), str(pace), kill=kill),
+                    fleet.spawn(
+                        "start", thread, str(folder), str(nap), str(pace), str(int(dispatch)), kill=kill
+                    ),
                     kill,
                 )
             completers: dict[str, subprocess.Popen[str] | None] = {}
@@ -190,7 +193,12 @@ def run_scenario(
                         # A client whose start request died sends it again (start is idempotent).
                         retry = entry[0].returncode != 0
                         starters[thread] = (
-                            (fleet.spawn("start", thread, str(folder), str(nap), str(pace)), None)
+                            (
+                                fleet.spawn(
+                                    "start", thread, str(folder), str(nap), str(pace), str(int(dispatch))
+                                ),
+                                None,
+                            )
                             if retry
                             else None
                         )
@@ -275,37 +283,44 @@ def location(
     return use_env(found)
 
 
+@pytest.mark.parametrize("dispatch", [False, True], ids=["inline", "dispatched"])
 @pytest.mark.parametrize("backend", ["local"])
-def test_a_journey_completes_with_only_a_worker_running(location: StoreLocation, tmp_path: Path) -> None:
+def test_a_journey_completes_with_only_a_worker_running(
+    location: StoreLocation, tmp_path: Path, dispatch: bool
+) -> None:
     plan = Plan(seed=0, runs=1, workers=1, kills=0)
-    saver, fleet = run_scenario(location, tmp_path, plan)
+    saver, fleet = run_scenario(location, tmp_path, plan, dispatch=dispatch)
     check_all(saver, plan, fleet)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("backend", "seed"),
-    [("local", seed) for seed in SEEDS] + [(cloud, SEEDS[0]) for cloud in ("s3", "gcs", "azure")],
+    ("backend", "seed", "dispatch"),
+    [("local", seed, dispatch) for seed in SEEDS for dispatch in (False, True)]
+    + [(cloud, SEEDS[0], True) for cloud in ("s3", "gcs", "azure")],
 )
 def test_sigkilled_workers_and_runs_still_complete_every_journey_with_each_step_recorded_once(
-    location: StoreLocation, tmp_path: Path, seed: int
+    location: StoreLocation, tmp_path: Path, seed: int, dispatch: bool
 ) -> None:
+    # Dispatched: the 20 children are runs of their own, spread over the workers, each
+    # killed and recovered like its parent.
     plan = Plan(seed=seed, runs=2, workers=2, kills=3)
-    saver, fleet = run_scenario(location, tmp_path, plan)
+    saver, fleet = run_scenario(location, tmp_path, plan, dispatch=dispatch)
     check_all(saver, plan, fleet)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kills", [0, 2])
+@pytest.mark.parametrize(("kills", "dispatch"), [(0, False), (2, True)], ids=["inline", "dispatched-kills"])
 @pytest.mark.parametrize("backend", ["local", "s3", "gcs", "azure"])
 def test_three_workers_on_one_store_never_record_a_step_twice(
-    location: StoreLocation, tmp_path: Path, kills: int
+    location: StoreLocation, tmp_path: Path, kills: int, dispatch: bool
 ) -> None:
-    # A lease (and claim) of 1 s against children that work 0.1 s each: every fan-out outlives
-    # its lease, so other workers continue the same run while its first worker is alive, and the
-    # log's fencing alone keeps each step recorded once.
+    # A lease (and claim) of 1 s against children that work 0.1 s each: an inline fan-out
+    # outlives its lease, so other workers continue the same run while its first worker is
+    # alive, and the log's fencing alone keeps each step recorded once. Dispatched, the three
+    # workers share the children, and continue each other's after the kills.
     plan = Plan(seed=7 + kills, runs=3, workers=3, kills=kills)
-    saver, fleet = run_scenario(location, tmp_path, plan, lease=1.0, pace=0.1)
+    saver, fleet = run_scenario(location, tmp_path, plan, lease=1.0, pace=0.1, dispatch=dispatch)
     check_all(saver, plan, fleet)
 
 
@@ -355,8 +370,22 @@ def test_a_journey_woken_through_the_clouds_queue_completes_despite_sigkills(
     # the cloud entry points (lambda_handler, handle_message, wsgi_app) fed by a pump that
     # does what the cloud does (tests.driver.scenario.serve). They die at seeded writes too:
     # a message in flight reappears after its visibility timeout, a task is retried.
+    # The children are dispatched: the fan-out goes through the cloud's queue too.
     spec, env = carrier(via, request)
     plan = Plan(seed=31, runs=2, workers=servers, kills=2)
     where = StoreLocation(location.url, {**location.env, **env})
-    saver, fleet = run_scenario(where, tmp_path, plan, via=spec)
+    saver, fleet = run_scenario(where, tmp_path, plan, via=spec, dispatch=True)
     check_all(saver, plan, fleet)
+
+
+def test_the_record_check_catches_a_step_recorded_twice() -> None:
+    # The check the scenarios end with must be able to fail: a thread whose history holds one
+    # task position twice (what a fencing bug would leave) is named.
+    saver = open_saver(f"memory://check-{uuid.uuid4().hex}")
+    start = {"op": "start", "workflow": "leaf", "input": {"n": 1, "pace": 0}, "input_digest": "x"}
+    task = {"op": "task", "pos": 0, "name": "square", "args": "a", "value": 8}
+    head = saver.append("twice", None, [start, task], status="running", workflow="leaf")
+    assert records_of(saver, "twice")[1] == task
+    saver.append("twice", head, [task], status="running", workflow="leaf")
+    with pytest.raises(AssertionError, match=r"twice: step positions recorded more than once: \[0\]"):
+        records_of(saver, "twice")

@@ -128,6 +128,7 @@ def test_workflows_are_found_in_modules_by_name() -> None:
         "dispatches",
         "fails_with_its_child",
         "fans_out_to_waiting_children",
+        "fire_and_forget",
         "five_steps",
         "naps",
         "sleeps_then_waits",

@@ -27,13 +27,16 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from .boto import Boto3Adapter, DurableServiceError
 from .client import CairnflowDurableClient
+from .cloud import DurableDriver
 from .lambda_api import LambdaApiError, LocalLambda
+from .processes import SubprocessRunner
 from .runner import ExecutionResult, LocalLambdaContext, LocalRunner
 from .state import ExecutionView
 
 __all__ = [
     "Boto3Adapter",
     "CairnflowDurableClient",
+    "DurableDriver",
     "DurableServiceError",
     "ExecutionResult",
     "ExecutionView",
@@ -41,4 +44,5 @@ __all__ = [
     "LocalLambda",
     "LocalLambdaContext",
     "LocalRunner",
+    "SubprocessRunner",
 ]

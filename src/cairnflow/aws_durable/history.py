@@ -59,11 +59,13 @@ def timestamp(ms: int | float) -> datetime:
 
 
 def _payload(value: Any, *, include_data: bool) -> dict[str, Any]:
-    return {"Payload": value if include_data else None, "Truncated": not include_data and value is not None}
+    # Nothing is ever cut short here (no size limit on stored payloads): Truncated is False.
+    return {"Payload": value, "Truncated": False} if include_data else {"Truncated": False}
 
 
 def _error(error: Any, *, include_data: bool) -> dict[str, Any]:
-    return {"Payload": dict(error or {}) if include_data else None, "Truncated": not include_data}
+    del include_data  # an error is what happened, not execution data: always shown
+    return {"Payload": dict(error or {}), "Truncated": False}
 
 
 def events(
@@ -71,8 +73,8 @@ def events(
 ) -> list[dict[str, Any]]:
     """The history events of the execution whose records are ``records`` (oldest first).
 
-    ``include_data`` is the API's ``IncludeExecutionData``: without it
-    payloads and errors are left out (``Truncated``).
+    ``include_data`` is the API's ``IncludeExecutionData``: without it the
+    execution data (inputs, step and callback results) is left out, errors stay.
     """
     records = list(records)
     final = ExecutionView(execution_id)

@@ -30,6 +30,9 @@ from .runner import ExecutionResult, Handler, LocalRunner
 
 __all__ = ["LambdaApiError", "LocalLambda"]
 
+_DEFAULT_ITEMS = 100  # GetDurableExecutionHistory's page size unless MaxItems says otherwise
+_MAX_ITEMS = 1000
+
 
 class LambdaApiError(Exception):
     """An API error in botocore's shape (``.response["Error"]["Code"]``)."""
@@ -200,20 +203,33 @@ class LocalLambda:
         self,
         *,
         DurableExecutionArn: str,
-        IncludeExecutionData: bool = False,
+        IncludeExecutionData: bool = True,
         MaxItems: int | None = None,
         Marker: str | None = None,
         ReverseOrder: bool = False,
         **_: Any,
     ) -> dict[str, Any]:
-        """The execution's events, oldest first (``ReverseOrder`` newest first), paged by ``Marker``."""
+        """The execution's events, oldest first (``ReverseOrder`` newest first), paged by ``Marker``.
+
+        As the API: execution data included unless ``IncludeExecutionData=False``;
+        pages of ``MaxItems`` events (default 100, at most 1000, 0 means the default).
+        """
         self._view(DurableExecutionArn)
         records = self.client.records(DurableExecutionArn)
         found = events(DurableExecutionArn.rsplit("/", 1)[-1], records, include_data=IncludeExecutionData)
         if ReverseOrder:
             found.reverse()
-        start = int(Marker) if Marker else 0
-        end = len(found) if not MaxItems else start + int(MaxItems)
+        try:
+            start = int(Marker) if Marker else 0
+        except ValueError:
+            raise LambdaApiError(
+                "InvalidParameterValueException", f"Marker {Marker!r} was not issued here"
+            ) from None
+        if MaxItems is not None and not 0 <= int(MaxItems) <= _MAX_ITEMS:
+            raise LambdaApiError(
+                "InvalidParameterValueException", f"MaxItems must be 0..{_MAX_ITEMS}, not {MaxItems}"
+            )
+        end = start + (int(MaxItems or 0) or _DEFAULT_ITEMS)
         response: dict[str, Any] = {"Events": found[start:end]}
         if end < len(found):
             response["NextMarker"] = str(end)
