@@ -141,7 +141,8 @@ class Driver:
             return self._drive(
                 workflow,
                 wakeup.thread_id,
-                lambda: workflow.resume(thread_id=wakeup.thread_id, saver=self.saver, **options),
+                # From the head just read: a resume would read it again (one LIST, one or two GETs).
+                lambda: workflow.continue_from(head, thread_id=wakeup.thread_id, saver=self.saver, **options),
                 link=link,
             )
         except ConflictError:
