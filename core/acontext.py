@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from cairnflow.core.acommitter import AsyncCommitter
 from cairnflow.core.replay import RunContext
+from cairnflow.core.stepper import Stepper
 from cairnflow.core.tasks import Task, TaskFuture, current_run, task_steps
 from cairnflow.core.timers import Pause, in_process_delay
 
@@ -105,25 +106,17 @@ class AsyncRunContext(RunContext):
         current_run.set(None)  # this asyncio task's copy of the context: the task is not the body
         await self.flush()  # the answer (the fence) and the start record go out before any task
         async with self._slots:
-            steps = task_steps(self, task, pos, digest)
-            reply: Any = None
-            error: BaseException | None = None
-            while True:
-                try:
-                    effect = steps.send(reply) if error is None else steps.throw(error)
-                except StopIteration as done:
-                    value: T = done.value
-                    return value
-                reply, error = None, None
+            feed = Stepper(task_steps(self, task, pos, digest))
+            while (effect := feed.next()) is not None:
                 try:
                     kind, arg = effect
                     if kind == "call":
                         if task.is_async:
-                            reply = await task.fn(*args, **kwargs)
+                            feed.reply = await task.fn(*args, **kwargs)
                         else:
                             # A plain function would block the loop: a worker thread of the
                             # loop's default executor runs it (bounded process-wide).
-                            reply = await asyncio.to_thread(task.fn, *args, **kwargs)
+                            feed.reply = await asyncio.to_thread(task.fn, *args, **kwargs)
                     elif kind == "wait":
                         delay = self.delay_until(arg)
                         if delay > 0:
@@ -131,7 +124,8 @@ class AsyncRunContext(RunContext):
                     else:
                         await self.acommitter.commit(arg)
                 except BaseException as exc:  # noqa: BLE001 - thrown back into the steps, which decide
-                    error = exc
+                    feed.error = exc
+            return cast(T, feed.result)
 
     def wait_for(self, wake_at: float) -> Pause:
         delay = in_process_delay(self, wake_at)  # raises Waiting when the run must stop instead

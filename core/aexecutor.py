@@ -30,9 +30,9 @@ from cairnflow.core.plans import (
     body_outcome,
     check_interrupt_id,
     conclude,
+    open_run,
     plan_resume,
     plan_start,
-    prepare,
 )
 from cairnflow.core.runargs import check_run_args
 from cairnflow.core.runs import MISSING, Run, aobserved_run
@@ -118,14 +118,15 @@ async def _execute(
     committer = AsyncCommitter(saver, thread_id, plan.head, durability, wf.name)
     ctx: AsyncRunContext | None = None
     try:
-        ctx = AsyncRunContext(
-            saver=saver,
-            committer=committer,
+        ctx = open_run(
+            AsyncRunContext,
+            wf,
+            saver,
+            committer,
+            plan,
             deadline=deadline,
             reserve=reserve,
             max_workers=max_workers,
-            workflow=wf.name,
-            **prepare(plan, committer),
         )
         token = current_run.set(ctx)
         outcome: tuple[str, Any] | None

@@ -56,6 +56,7 @@ from cairnflow.core.errors import (
     ThreadNotFoundError,
 )
 from cairnflow.core.records import RecordedError, builtin_exception, error_record, parse_records
+from cairnflow.core.stepper import Stepper
 from cairnflow.core.timers import Waiting, current_context
 from cairnflow.core.wake import WakeScheduler, Wakeup
 
@@ -243,44 +244,35 @@ def _wake(scheduler: WakeScheduler | None, woken: tuple[str, str] | None) -> Non
 
 
 def _end(token: str, ending: dict[str, Any], saver: CheckpointSaver, scheduler: WakeScheduler | None) -> None:
-    steps = _end_steps(token, ending, saver)
-    reply: Any = None
-    error: ConflictError | None = None
-    while True:
+    feed = Stepper(_end_steps(token, ending, saver))
+    while (effect := feed.next()) is not None:
+        kind, arg = effect
         try:
-            kind, arg = steps.send(reply) if error is None else steps.throw(error)
-        except StopIteration as stop:
-            return _wake(scheduler, stop.value)
-        reply, error = None, None
-        try:
-            if kind == "latest":
-                reply = saver.latest(arg)
-            else:
-                reply = saver.append(*arg[:3], status=arg[3], workflow=arg[4])
+            feed.reply = (
+                saver.latest(arg)
+                if kind == "latest"
+                else saver.append(*arg[:3], status=arg[3], workflow=arg[4])
+            )
         except ConflictError as exc:
-            error = exc
+            feed.error = exc
+    _wake(scheduler, feed.result)
 
 
 async def _aend(
     token: str, ending: dict[str, Any], saver: AsyncCheckpointSaver, scheduler: WakeScheduler | None
 ) -> None:
     """:func:`_end` on an ``AsyncCheckpointSaver``: the same steps, awaited."""
-    steps = _end_steps(token, ending, saver)
-    reply: Any = None
-    error: ConflictError | None = None
-    while True:
-        try:
-            kind, arg = steps.send(reply) if error is None else steps.throw(error)
-        except StopIteration as stop:
-            return _wake(scheduler, stop.value)
-        reply, error = None, None
+    feed = Stepper(_end_steps(token, ending, saver))
+    while (effect := feed.next()) is not None:
+        kind, arg = effect
         try:
             if kind == "latest":
-                reply = await saver.latest(arg)
+                feed.reply = await saver.latest(arg)
             else:
-                reply = await saver.append(*arg[:3], status=arg[3], workflow=arg[4])
+                feed.reply = await saver.append(*arg[:3], status=arg[3], workflow=arg[4])
         except ConflictError as exc:
-            error = exc
+            feed.error = exc
+    _wake(scheduler, feed.result)
 
 
 def complete_callback(

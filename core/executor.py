@@ -28,7 +28,7 @@ import time  # noqa: F401 - tests patch time.time through this module
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
-from cairnflow.core.checkpoint import CheckpointSaver
+from cairnflow.core.checkpoint import Checkpoint, CheckpointSaver
 from cairnflow.core.children import ChildFuture, flush_on_stop, start_child
 from cairnflow.core.committer import Committer, Durability
 from cairnflow.core.errors import MisuseError, TaskFailedError
@@ -38,9 +38,9 @@ from cairnflow.core.plans import (
     body_outcome,
     check_interrupt_id,
     conclude,
+    open_run,
     plan_resume,
     plan_start,
-    prepare,
 )
 from cairnflow.core.records import parse_records
 from cairnflow.core.replay import RunContext, interrupt
@@ -170,6 +170,32 @@ class Workflow(Generic[T]):
             return plan
         return self._execute(saver, thread_id, plan, durability, deadline, reserve, max_workers)
 
+    def continue_from(
+        self,
+        head: Checkpoint | None,
+        *,
+        thread_id: str,
+        saver: CheckpointSaver,
+        durability: Durability = "sync",
+        deadline: float | None = None,
+        reserve: float | None = None,
+        max_workers: int = 8,
+    ) -> Run:
+        """:meth:`resume` without an answer, from ``head``: the thread's latest checkpoint,
+        just read by the caller (a driver that looked at it first saves reading it again).
+
+        A ``head`` that is no longer the latest is safe: the first write fails with
+        ``ConflictError`` before anything is recorded, as a concurrent resume would.
+        """
+        reserve = check_run_args(
+            saver=saver, durability=durability, deadline=deadline, reserve=reserve, max_workers=max_workers
+        )
+        self._check_flavour(saver, "resume")
+        plan = plan_resume(self, saver, thread_id, head, MISSING, None)
+        if isinstance(plan, Run):
+            return plan
+        return self._execute(saver, thread_id, plan, durability, deadline, reserve, max_workers)
+
     def get_run(self, *, thread_id: str, saver: CheckpointSaver) -> Run | None:
         """The thread's current standing, without running anything (None if there is no thread)."""
         head = saver.latest(thread_id)
@@ -272,14 +298,15 @@ class Workflow(Generic[T]):
     ) -> Run:
         committer = Committer(saver, thread_id, plan.head, durability, self.name)
         try:
-            ctx = RunContext(
-                saver=saver,
-                committer=committer,
+            ctx = open_run(
+                RunContext,
+                self,
+                saver,
+                committer,
+                plan,
                 deadline=deadline,
                 reserve=reserve,
                 max_workers=max_workers,
-                workflow=self.name,
-                **prepare(plan, committer),
             )
             token = current_run.set(ctx)
             outcome: tuple[str, Any] | None

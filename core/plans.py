@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from cairnflow.core.children import parent_link
 from cairnflow.core.errors import (
@@ -43,6 +43,8 @@ __all__ = [
     "plan_resume",
     "plan_start",
 ]
+
+C = TypeVar("C", bound=RunContext)
 
 #: The flavour an async workflow records in its start record (a sync one records none:
 #: threads written before asyncio existed are sync).
@@ -143,6 +145,29 @@ def plan_resume(
             )
         answer = {"op": "resume", "pos": pending.pos, "value": value}
     return Plan(head, replay, answer=answer)
+
+
+def open_run(
+    kind: type[C],
+    wf: Workflow[Any],
+    saver: Any,
+    committer: Any,
+    plan: Plan,
+    *,
+    deadline: float | None,
+    reserve: float,
+    max_workers: int,
+) -> C:
+    """The execution's context (``kind``: the sync or asyncio one), its records prepared."""
+    return kind(
+        saver=saver,
+        committer=committer,
+        deadline=deadline,
+        reserve=reserve,
+        max_workers=max_workers,
+        workflow=wf.name,
+        **prepare(plan, committer),
+    )
 
 
 def prepare(plan: Plan, committer: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from cairnflow.core import observe
 from cairnflow.core.errors import MisuseError, SerializationError, TaskFailedError, UsageError
 from cairnflow.core.records import RecordedError, builtin_exception, error_record
 from cairnflow.core.retry import RetryPolicy
+from cairnflow.core.stepper import Stepper
 
 if TYPE_CHECKING:
     import asyncio
@@ -237,29 +238,23 @@ def execute_task(
     An ``async def`` task called from a sync workflow runs on an event loop of its
     own in this thread (``asyncio.run``).
     """
-    steps = task_steps(ctx, task, pos, digest)
-    reply: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            effect = steps.send(reply) if error is None else steps.throw(error)
-        except StopIteration as done:
-            return cast(T, done.value)
-        reply, error = None, None
+    feed = Stepper(task_steps(ctx, task, pos, digest))
+    while (effect := feed.next()) is not None:
         try:
             kind, arg = effect
             if kind == "call":
-                reply = task.fn(*args, **kwargs)
+                feed.reply = task.fn(*args, **kwargs)
                 if task.is_async:
                     import asyncio  # only a sync workflow calling an async task pays for it
 
-                    reply = asyncio.run(reply)
+                    feed.reply = asyncio.run(feed.reply)
             elif kind == "wait":
                 ctx.wait_until(arg)
             else:
                 ctx.committer.commit(arg)
         except BaseException as exc:  # noqa: BLE001 - thrown back into the steps, which decide
-            error = exc
+            feed.error = exc
+    return cast(T, feed.result)
 
 
 def _record_failure(
