@@ -176,14 +176,24 @@ def double(event: int, context: DurableContext) -> int:
 
 
 @durable_execution
+def broken(event: Any, context: DurableContext) -> None:
+    raise ValueError("broken on purpose")
+
+
+@durable_execution
 def caller(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
     doubled = context.invoke("double", event["n"], name="call-double")
+    try:
+        context.invoke("broken", None, name="call-broken")
+        failed = "reached"
+    except Exception as exc:  # the callee's execution FAILED: the invoke raises
+        failed = str(exc)
     try:
         context.invoke("missing", 1, name="call-missing")
         missing = "reached"
     except Exception as exc:  # the service failed the invoke: no such function
         missing = type(exc).__name__
-    return {"doubled": doubled, "missing": missing}
+    return {"doubled": doubled, "failed": failed, "missing": missing}
 
 
 def test_chained_invokes_run_through_the_scheduler_alone() -> None:
@@ -195,7 +205,7 @@ def test_chained_invokes_run_through_the_scheduler_alone() -> None:
     saver = CheckpointLog(MemoryStore(), prefix="inv")
     index = DueIndex(saver, clock=clock)
     client = CairnflowDurableClient(saver, clock=clock)
-    driver = DurableDriver(client, index, {"caller": caller, "double": double}, lease=600)
+    driver = DurableDriver(client, index, {"caller": caller, "double": double, "broken": broken}, lease=600)
 
     arn = driver.start("caller", {"n": 21})
     handled = 0
@@ -217,10 +227,13 @@ def test_chained_invokes_run_through_the_scheduler_alone() -> None:
     done = driver.result(arn)
     assert done.status == "SUCCEEDED", done
     assert done.value["doubled"] == 42 and done.value["missing"] != "reached"
+    assert "broken on purpose" in done.value["failed"]
     (callee,) = [t for t in client.log.threads() if ":function:double/" in t]
     assert client.records(callee)[0]["u"][0]["Parent"]["arn"] == arn
     invoked = [u for r in client.records(arn) for u in r["u"] if u["Type"] == "CHAINED_INVOKE"]
-    assert [(u["Action"]) for u in invoked if u["Action"] in ("SUCCEED", "FAIL")] == ["SUCCEED", "FAIL"]
+    ends = [u["Action"] for u in invoked if u["Action"] in ("SUCCEED", "FAIL")]
+    assert ends == ["SUCCEED", "FAIL", "FAIL"]
     # caller (invokes double), double (waits), double's timer (ends, answers and wakes the
-    # caller), caller (invokes missing: failed at dispatch, woken), caller (ends): no storm.
-    assert handled == 5
+    # caller), caller (invokes broken), broken (fails, answers), caller (invokes missing:
+    # failed at dispatch, woken), caller (ends): no storm.
+    assert handled == 7

@@ -168,13 +168,9 @@ class DurableDriver:
         if not isinstance(parent, dict):
             return
         view = fold(str(start["Id"]), records)
+        update: dict[str, Any] = {"Id": parent["op"], "Type": "CHAINED_INVOKE"}
         if view.status == "SUCCEEDED":
-            update = {
-                "Id": parent["op"],
-                "Type": "CHAINED_INVOKE",
-                "Action": "SUCCEED",
-                "Payload": view.result,
-            }
+            update.update(Action="SUCCEED", Payload=view.result)
         else:
             error = view.error or {"ErrorType": f"Execution.{view.status}", "ErrorMessage": view.status}
             update.update(Action="FAIL", Error=error)
