@@ -12,6 +12,9 @@ counted store (``CountingStore``: every PUT, GET, LIST and DELETE and the bytes)
 Both on a memory store and a local directory; no emulator needed.
 
     .venv/bin/python -m benchmarks.durable_bench            # prints the table, writes results/durable.json
+
+It also measures one large value (2 MB) as its own object against the same value kept
+inside the records (``results/durable_large.json``).
 """
 
 from __future__ import annotations
@@ -78,7 +81,60 @@ def measure(kind: str, backend: str, n: int) -> dict[str, Any]:
         }
 
 
+LARGE_RESULTS = Path(__file__).parent / "results" / "durable_large.json"
+
+
+def large_value(inline_limit: int, *, mb: int = 2, small_steps: int = 20) -> dict[str, Any]:
+    """One step returning ``mb`` MB, then ``small_steps`` small ones: what a large value costs.
+
+    ``inline_limit`` 64 KiB is the default (the value is an object of its own); a huge one
+    keeps it inside the record, as a log without payload objects would.
+    """
+    import base64
+    import random
+
+    from aws_durable_execution_sdk_python import DurableContext, durable_execution
+    from aws_durable_execution_sdk_python.config import StepConfig, StepSemantics
+
+    from cairnflow.aws_durable import CairnflowDurableClient, LocalRunner
+
+    blob = base64.b64encode(random.Random(7).randbytes(mb * 1024 * 1024 * 3 // 4)).decode()
+    once = StepConfig(step_semantics=StepSemantics.AT_MOST_ONCE_PER_RETRY)  # see docs/aws_durable.md
+
+    @durable_execution
+    def handler(event: Any, context: DurableContext) -> Any:
+        size = len(context.step(lambda _: blob, name="large", config=once))
+        for i in range(small_steps):
+            context.step(lambda _, i=i: i, name=f"small-{i}")
+        return size
+
+    store = CountingStore(MemoryStore())
+    client = CairnflowDurableClient(CheckpointLog(store, prefix="bench"), inline_limit=inline_limit)
+    result = LocalRunner(handler, client).run()
+    assert result.status == "SUCCEEDED" and result.value == len(blob), result
+    sizes = [info.size for info in store.inner.list("bench/durable/v1/")]
+    return {
+        "inline_limit": inline_limit,
+        "value_bytes": len(blob),
+        "small_steps": small_steps,
+        "counts": dict(store.counts),
+        "bytes_written": store.bytes_written,
+        "largest_checkpoint_object": max(sizes),
+        "payload_objects": len(list(store.inner.list("bench/durable/payloads/"))),
+    }
+
+
 def main() -> int:
+    large = [large_value(64 * 1024), large_value(1 << 40)]
+    LARGE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    LARGE_RESULTS.write_text(json.dumps(large, indent=2) + "\n")
+    for r in large:
+        where = "own object" if r["payload_objects"] else "in the records"
+        print(
+            f"{r['value_bytes'] / 1e6:.1f} MB value + {r['small_steps']} steps, {where}: "
+            f"{r['bytes_written'] / 1e6:.1f} MB written, {sum(r['counts'].values())} requests, "
+            f"largest checkpoint object {r['largest_checkpoint_object'] / 1024:.0f} KiB"
+        )
     rows = [measure(k, b, n) for b in ("memory", "local") for n in SIZES for k in ("aws-sdk", "cairnflow")]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(rows, indent=2) + "\n")

@@ -28,7 +28,7 @@ import time  # noqa: F401 - tests patch time.time through this module
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
-from cairnflow.core.checkpoint import CheckpointSaver
+from cairnflow.core.checkpoint import Checkpoint, CheckpointSaver
 from cairnflow.core.children import ChildFuture, flush_on_stop, start_child
 from cairnflow.core.committer import Committer, Durability
 from cairnflow.core.errors import MisuseError, TaskFailedError
@@ -166,6 +166,32 @@ class Workflow(Generic[T]):
         check_interrupt_id(interrupt_id)
         self._check_flavour(saver, "resume")
         plan = plan_resume(self, saver, thread_id, saver.latest(thread_id), value, interrupt_id)
+        if isinstance(plan, Run):
+            return plan
+        return self._execute(saver, thread_id, plan, durability, deadline, reserve, max_workers)
+
+    def continue_from(
+        self,
+        head: Checkpoint | None,
+        *,
+        thread_id: str,
+        saver: CheckpointSaver,
+        durability: Durability = "sync",
+        deadline: float | None = None,
+        reserve: float | None = None,
+        max_workers: int = 8,
+    ) -> Run:
+        """:meth:`resume` without an answer, from ``head``: the thread's latest checkpoint,
+        just read by the caller (a driver that looked at it first saves reading it again).
+
+        A ``head`` that is no longer the latest is safe: the first write fails with
+        ``ConflictError`` before anything is recorded, as a concurrent resume would.
+        """
+        reserve = check_run_args(
+            saver=saver, durability=durability, deadline=deadline, reserve=reserve, max_workers=max_workers
+        )
+        self._check_flavour(saver, "resume")
+        plan = plan_resume(self, saver, thread_id, head, MISSING, None)
         if isinstance(plan, Run):
             return plan
         return self._execute(saver, thread_id, plan, durability, deadline, reserve, max_workers)
