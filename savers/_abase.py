@@ -157,3 +157,19 @@ class AsyncCloudStore(CloudMapping, AsyncBackendStore):
             if page is None:
                 return
             yield items
+
+
+def without_hidden_retry(session: object) -> None:
+    """Stop an ``aiohttp.ClientSession`` from resending a request on its own.
+
+    aiohttp resends an idempotent request (PUT, DELETE, GET) once when a reused
+    connection closes without an answer (RFC 9112 section 9.3.1). For a PUT whose
+    first attempt landed, the SDK above never sees that attempt: if the resend then
+    gets a 503, the write would be reported as not applied. Turned off, the dropped
+    answer reaches the SDK, which retries it as one of its own attempts, where the
+    store records it. aiohttp has no public switch: ``_retry_connection`` is the
+    attribute its own test client clears (``aiohttp.test_utils``);
+    ``tests/backends/test_async_clouds.py`` fails if it stops working.
+    """
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False

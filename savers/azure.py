@@ -177,11 +177,16 @@ def _failure(exc: BaseException) -> Classified:
     status, code = _status_and_code(exc)
     if status is None:  # an HttpResponseError without a response: e.g. a body cut short
         return Classified(Failure.LOST, None, name)
+    return Classified(status_failure(status, code), status, code or "")
+
+
+def status_failure(status: int, code: str | None) -> Failure:
+    """What an answer with this HTTP status and ``x-ms-error-code`` means."""
     if code in _CODES:
-        return Classified(_CODES[code], status, code)
+        return _CODES[code]
     if status == 409 and code:
-        return Classified(Failure.REFUSED, status, code)
-    return Classified(by_status(status, _STATUSES), status, code or "")
+        return Failure.REFUSED
+    return by_status(status, _STATUSES)
 
 
 def check_sources(

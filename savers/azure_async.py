@@ -28,11 +28,12 @@ from typing import Any, ClassVar
 import aiohttp
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ServiceRequestError, ServiceRequestTimeoutError
+from azure.core.pipeline.transport import AioHttpTransport, AsyncHttpTransport
 from azure.storage.blob.aio import BlobPrefix, BlobServiceClient, ContainerClient  # aio's own BlobPrefix
 
 from cairnflow.core.store import ObjectInfo, StoredObject
-from cairnflow.savers._abase import AsyncCloudStore
-from cairnflow.savers._base import Classified, Failure, Op
+from cairnflow.savers._abase import AsyncCloudStore, without_hidden_retry
+from cairnflow.savers._base import Classified, Failure, Op, current_attempts
 from cairnflow.savers.azure import (
     DEFAULT_RETRY_TOTAL,
     MAX_PAGE_SIZE,
@@ -40,6 +41,7 @@ from cairnflow.savers.azure import (
     account_from_env,
     check_sources,
     quoted,
+    status_failure,
 )
 
 __all__ = ["AsyncAzureBlobStore", "async_store_from_url"]
@@ -61,13 +63,60 @@ def _async_failure(exc: BaseException) -> Classified:
     return _failure(exc)
 
 
+class WatchedTransport(AsyncHttpTransport):  # type: ignore[type-arg]
+    """An aio transport that records each attempt's outcome in the request's ``Attempts``.
+
+    The storage SDK retries writes itself (a 503, a dropped connection...): a first
+    attempt that landed with its answer lost, then a 503 on the retry, must still be
+    reported as "may have been applied". The transport sees every attempt, so the
+    stores built here send through one (S3's store watches botocore's hook instead).
+    It also stops aiohttp from resending a PUT by itself, unseen
+    (:func:`~cairnflow.savers._abase.without_hidden_retry`).
+    """
+
+    def __init__(self, inner: AsyncHttpTransport) -> None:  # type: ignore[type-arg]
+        self._inner = inner
+
+    async def send(self, request: Any, **kwargs: Any) -> Any:
+        attempts = current_attempts()
+        await self._inner.open()  # creates the aiohttp session on first use
+        without_hidden_retry(getattr(self._inner, "session", None))
+        try:
+            response = await self._inner.send(request, **kwargs)
+        except AzureError as exc:
+            if attempts is not None:
+                attempts.record(_async_failure(exc).kind)
+            raise
+        if attempts is not None:
+            status = int(response.status_code)
+            code = response.headers.get("x-ms-error-code")
+            attempts.record(None if status < 300 else status_failure(status, code))
+        return response
+
+    async def open(self) -> None:
+        await self._inner.open()
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    async def __aenter__(self) -> WatchedTransport:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *args: Any) -> None:
+        await self._inner.__aexit__(*args)
+
+
 class AsyncAzureBlobStore(AsyncCloudStore):
     """Objects as block blobs in one container, through the asyncio store seam.
 
     Arguments as :class:`cairnflow.savers.azure.AzureBlobStore`, with the aio
     clients (``azure.storage.blob.aio.ContainerClient`` / ``BlobServiceClient``)
     and an aio credential (``azure.identity.aio``). Clients built here are closed
-    by :meth:`aclose`; a client passed in never is.
+    by :meth:`aclose`; a client passed in never is. Clients built here send through a
+    :class:`WatchedTransport` (wrapping ``client_options["transport"]`` if given), so
+    that ``ambiguous`` accounts for every attempt of the SDK's retries; a client passed
+    in is used as it is, and only its final failure is read.
     """
 
     _SDK_ERRORS: ClassVar[tuple[type[BaseException], ...]] = (AzureError,)
@@ -92,6 +141,9 @@ class AsyncAzureBlobStore(AsyncCloudStore):
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
         check_sources(container_client, service_client, connection_string, account_url)
         options: dict[str, Any] = {"retry_total": retry_total, **(client_options or {})}
+        # The SDK's defaults, which it applies only to a transport it builds itself.
+        inner = options.pop("transport", None) or AioHttpTransport(connection_timeout=20, read_timeout=60)
+        options["transport"] = WatchedTransport(inner)
         self._owned: BlobServiceClient | None = None
         if container_client is not None:
             if container and container_client.container_name != container:

@@ -37,11 +37,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
 from aiobotocore.config import AioConfig
+from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import AioSession, get_session
 from botocore import exceptions as bx
 
 from cairnflow.core.store import ObjectInfo, StoredObject
-from cairnflow.savers._abase import AsyncCloudStore
+from cairnflow.savers._abase import AsyncCloudStore, without_hidden_retry
 from cairnflow.savers._base import Classified, Failure, Op
 from cairnflow.savers.s3 import (
     _INVOCATION_HANDLER_ID,
@@ -74,11 +75,26 @@ def _async_failure(exc: BaseException) -> Classified:
 _record_attempt = attempt_recorder(_async_failure)
 
 
+class _HTTPSession(AIOHTTPSession):
+    """aiobotocore's HTTP session, with aiohttp's own resend of a PUT turned off.
+
+    So every attempt is botocore's, seen by :func:`_record_attempt`
+    (:func:`~cairnflow.savers._abase.without_hidden_retry` says why).
+    """
+
+    async def _get_session(self, proxy_url: Any) -> Any:
+        session = await super()._get_session(proxy_url)  # type: ignore[misc]
+        without_hidden_retry(session)
+        return session
+
+
 class AsyncS3Store(AsyncCloudStore):
     """One S3 bucket through the asyncio store seam (:class:`~cairnflow.core.store.AsyncObjectStore`).
 
     Pass your own entered aiobotocore S3 ``client`` (used as is, never closed
-    here; the store registers its two botocore hooks on it), or an aiobotocore
+    here; the store registers its two botocore hooks on it, but cannot stop its
+    aiohttp session from resending a PUT on its own, see
+    :func:`~cairnflow.savers._abase.without_hidden_retry`), or an aiobotocore
     ``session``; otherwise ``aiobotocore.session.get_session()`` finds
     credentials, region and endpoint (``AWS_ENDPOINT_URL_S3``) the usual way.
     Options are those of :class:`cairnflow.savers.s3.S3Store` that apply to one
@@ -143,7 +159,7 @@ class AsyncS3Store(AsyncCloudStore):
                     "s3",
                     endpoint_url=self._endpoint_url,
                     region_name=self._region_name,
-                    config=AioConfig(**CLIENT_OPTIONS),
+                    config=AioConfig(http_session_cls=_HTTPSession, **CLIENT_OPTIONS),
                 )
                 with self._mapping(Op.GET, None):  # no credentials or region: an access error
                     client = await context.__aenter__()

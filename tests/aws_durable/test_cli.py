@@ -81,6 +81,18 @@ def test_stop_and_the_exit_codes(capsys: pytest.CaptureFixture[str], tmp_path: P
     code, message = run(capsys, "resume", url, HANDLER)
     assert code == EXIT_USAGE and "--all" in message
 
+    _, waiting = run(capsys, "start", "--json", url, HANDLER, "--input", '{"items": [2]}')
+    code, message = run(capsys, "delete", url, waiting["arn"])
+    assert code == EXIT_USAGE and "stop it first" in message
+    code, pruned = run(capsys, "prune", "--json", url, "--older-than", "1d")
+    assert code == EXIT_OK and pruned == {"deleted": []}  # the stopped one ended just now
+    code, deleted = run(capsys, "delete", "--json", url, started["arn"])
+    assert code == EXIT_OK and deleted["deleted"] is True
+    code, _ = run(capsys, "status", url, started["arn"])
+    assert code == EXIT_NOT_FOUND
+    code, message = run(capsys, "prune", url, "--older-than", "soon")
+    assert code == EXIT_USAGE
+
 
 def test_each_invocation_runs_in_a_process_of_its_own(tmp_path: Path) -> None:
     url = f"file://{tmp_path}/store"

@@ -186,3 +186,23 @@ def test_a_callback_to_an_invoked_function_wakes_its_caller(client: CairnflowDur
         "InvocationCompleted",
         "ExecutionSucceeded",
     ]
+
+
+def test_callback_ids_have_the_api_shape_and_old_ones_still_decode() -> None:
+    import base64
+    import re
+
+    from cairnflow.aws_durable.ids import decode_callback_id, encode_callback_id
+    from cairnflow.core.errors import InvalidArgumentError
+
+    arn = "arn:cairnflow:lambda:local:000000000000:function:f/durable-execution/n/" + "e" * 32
+    for op_id in ("c4ca4238a0b923820dcc509a6f75849b", "x" * 64, "é?~>"):  # the last gives + or /
+        cid = encode_callback_id(arn, op_id)
+        assert re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", cid) and len(cid) <= 1024, cid
+        assert decode_callback_id(cid) == (arn, op_id)
+        if op_id == "é?~>":
+            assert "+" in cid or "/" in cid  # the alphabet the API's pattern allows, not URL-safe
+        old = base64.urlsafe_b64encode(f"{arn}\n{op_id}\nabc".encode()).decode().rstrip("=")
+        assert decode_callback_id(old) == (arn, op_id)
+    with pytest.raises(InvalidArgumentError):
+        decode_callback_id("not a callback id")

@@ -210,3 +210,37 @@ def test_verify_accepts_an_execution_with_large_values(clock: FakeClock) -> None
     assert LocalRunner(handler, client, sleep=clock.sleep).run().value == 4000
     report = ops.verify(CheckpointLog(store, prefix="v"))
     assert report.problems == () and report.threads_checked == 1
+
+
+def test_retention_deletes_finished_executions_with_their_values(clock: FakeClock) -> None:
+    from cairnflow.aws_durable.retention import delete_execution, prune_executions
+    from cairnflow.core.errors import ThreadNotFoundError
+
+    store = MemoryStore()
+    client = CairnflowDurableClient(CheckpointLog(store, prefix="r"), clock=clock, inline_limit=1024)
+
+    @durable_execution
+    def handler(event: Any, context: DurableContext) -> int:
+        value = context.step(lambda _: big(3000), name="large")
+        if event.get("ask"):
+            context.wait_for_callback(lambda _cid, _ctx: None, name="ask")
+        return len(value)
+
+    runner = LocalRunner(handler, client, sleep=clock.sleep)
+    old = runner.run({}).arn
+    clock.now += 86400
+    recent = runner.run({}).arn
+    running = runner.run({"ask": True}).arn
+    assert len(list(store.list("r/durable/payloads/"))) == 3
+
+    with pytest.raises(InvalidArgumentError, match="stop it first"):
+        delete_execution(client, running)
+    assert prune_executions(client, older_than=3600) == [old]  # ended a day ago; the rest stays
+    with pytest.raises(ThreadNotFoundError):
+        client.describe(old)
+    assert len(list(store.list("r/durable/payloads/"))) == 2
+    assert delete_execution(client, recent) == 1
+    assert sorted(client.log.threads()) == [running]
+    runner.stop(running)
+    assert prune_executions(client, older_than=0) == [running]
+    assert list(store.list("r/")) == []  # nothing left: records, tombstones and values all gone

@@ -301,6 +301,30 @@ def test_a_lost_answer_retried_by_the_sdk_meets_its_own_write(cloud: Cloud, prox
     assert cloud.direct.get("k").data == b"ours"
 
 
+def test_a_lost_answer_then_busy_retries_is_still_ambiguous(cloud: Cloud, proxy: FaultProxy) -> None:
+    """The SDK's retries are watched: a first attempt that landed makes a final 503 ambiguous.
+
+    It also fails if aiohttp resends the PUT on its own (below the SDK, unseen): see
+    ``cairnflow.savers._abase.without_hidden_retry``.
+    """
+    store = warmed(cloud, proxy)
+    seen: list[bool] = []
+
+    def lost_then_busy(req: Request) -> Fault | None:
+        if req.method not in WRITES:
+            return None
+        seen.append(True)
+        return DropAfterForward() if len(seen) == 1 else cloud.error(503, "ServerBusy")
+
+    proxy.set_fault(lost_then_busy)
+    with pytest.raises(TransientStoreError) as info:
+        store.put("k", b"ours", CREATE)
+    assert info.value.ambiguous is True
+    assert cloud.direct.get("k").data == b"ours"  # the first attempt had landed
+    expected_retries = cloud.backend != "gcs"  # gcloud-aio-storage does not retry
+    assert [status for _, status in writes(proxy)][:2] == ([None, 503] if expected_retries else [None])
+
+
 def test_a_connection_refused_is_transient_and_not_ambiguous(cloud: Cloud) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     store = cloud.make(nowhere, verify_conditional_writes=False)

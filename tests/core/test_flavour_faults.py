@@ -105,9 +105,9 @@ class WireFaults:
         return DropAfterForward() if landed else DropBeforeForward()
 
 
-def _quick_options(backend: str) -> dict[str, Any]:
-    """Sync store options with short SDK backoffs (the defaults wait seconds per retry)."""
-    if backend == "gcs":
+def _quick_options(backend: str, flavour: str = "sync") -> dict[str, Any]:
+    """Store options with short SDK backoffs (the defaults wait seconds per retry; Azure's 15 s)."""
+    if backend == "gcs" and flavour == "sync":
         from google.cloud.storage.retry import DEFAULT_RETRY  # type: ignore[import-untyped]
 
         return {"retry": DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.05, multiplier=2.0)}
@@ -154,7 +154,10 @@ def rig_for(
         from cairnflow.savers import _ASYNC_SCHEMES, open_async_saver, open_saver
 
         sync_saver = open_saver(location.url, **_quick_options(backend))
-        async_saver = open_async_saver(location.url) if CLOUD_SCHEMES[backend] in _ASYNC_SCHEMES else None
+        has_async = CLOUD_SCHEMES[backend] in _ASYNC_SCHEMES
+        async_saver = (
+            open_async_saver(location.url, **_quick_options(backend, "async")) if has_async else None
+        )
 
         def stop_wire() -> None:
             policy.enabled = False

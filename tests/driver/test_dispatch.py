@@ -33,6 +33,7 @@ WORKFLOWS = [
     flows.survives_a_failed_child,
     flows.fails_with_its_child,
     flows.fire_and_forget,
+    flows.dispatches_twice,
 ]
 
 
@@ -181,6 +182,19 @@ def test_children_dispatched_by_a_parent_that_does_not_wait_still_run(url: str) 
         assert child is not None and (child.status, child.result) == ("completed", n * n)
 
 
+def test_grandchildren_dispatched_by_a_dispatched_child_wake_it_and_it_wakes_its_parent(url: str) -> None:
+    saver = open_saver(url)
+    assert isinstance(saver, CheckpointLog)
+    worker = Worker(saver, WORKFLOWS)
+    assert worker.driver.start(flows.dispatches_twice, 3, thread_id="tree").status == "waiting"
+    serve_until(url, completed(saver, flows.dispatches_twice, "tree"), workers=2)
+    done = flows.dispatches_twice.get_run(thread_id="tree", saver=saver)
+    assert done is not None and (done.status, done.result) == ("completed", 2 * (0 + 1 + 4))
+    assert [r["pos"] for r in ops(saver, "tree", "child_done")] == [0, 1]
+    for n in range(2):
+        check_fan_out(saver, f"tree~child-{n}", 3)  # each grandchild's step and result once
+
+
 def test_a_dispatched_child_without_a_driver_runs_inline(url: str) -> None:
     saver = open_saver(url)
     run = flows.dispatches.run(3, thread_id="plain", saver=saver)
@@ -318,3 +332,42 @@ def test_a_parent_killed_at_every_request_boundary_of_its_fan_out_still_complete
                 url, completed(saver, flows.dispatches, "crash"), workers=2, clock=lambda: time.time() + 61
             )
             check_fan_out(saver, "crash", 3)
+
+
+def test_a_parent_that_loses_the_write_race_to_itself_tries_again_then_reschedules(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another execution of the parent (woken by another child) writes first: ConflictError.
+    from cairnflow.core.wake import Wakeup
+    from cairnflow.driver.driver import CHILD_RETRIES
+
+    saver = open_saver(url)
+    assert isinstance(saver, CheckpointLog)
+    worker = Worker(saver, WORKFLOWS)
+    real = flows.dispatches.continue_from
+    losses = {"left": 0}
+
+    def loses(*args: Any, **kwargs: Any) -> Any:
+        if losses["left"]:
+            losses["left"] -= 1
+            raise ConflictError("another execution of the parent wrote first", thread_id=str(kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(flows.dispatches, "continue_from", loses)
+    for thread_id, lost in (("race-1", 1), ("race-2", CHILD_RETRIES)):
+        assert worker.driver.start(flows.dispatches, 2, thread_id=thread_id).status == "waiting"
+        for n in range(2):  # the children end; their wake-ups of the parent are left pending
+            child = worker.driver.handle(Wakeup(f"{thread_id}~child-{n}", "squares", time.time(), "child"))
+            assert child is not None and child.status == "completed"
+        losses["left"] = lost
+        asked = time.time()
+        woken = worker.driver.handle(Wakeup(thread_id, "dispatches", asked, "child"))
+        if thread_id == "race-1":  # lost once: the retry, from the new head, completes it
+            assert woken is not None and (woken.status, woken.result) == ("completed", 0 + 1)
+        else:  # lost every time: a wake-up shortly after, so that the children are read
+            assert woken is None
+            assert flows.dispatches.get_run(thread_id=thread_id, saver=saver).status == "waiting"  # type: ignore[union-attr]
+            later = DueIndex(saver, clock=lambda: time.time() + 1)
+            again = [e.wakeup for e in later.due(limit=1000) if e.wakeup.thread_id == thread_id]
+            assert [w.reason for w in again if w.at > asked] == ["child"]  # besides the children's
+        assert losses["left"] == 0

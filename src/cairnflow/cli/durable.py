@@ -9,6 +9,8 @@
     cairnflow durable history  URL ARN
     cairnflow durable callback URL CALLBACK_ID (--success [VALUE] | --failure MESSAGE | --heartbeat)
     cairnflow durable stop     URL ARN [--reason MESSAGE]
+    cairnflow durable delete   URL ARN
+    cairnflow durable prune    URL --older-than AGE
 
 ``start`` and ``resume`` play the Lambda service in this process: they invoke
 the ``@durable_execution`` handler (in this process, or one child process per
@@ -80,11 +82,33 @@ def add_durable(sub: Sub, common: argparse.ArgumentParser) -> None:
     cb.add_argument("--error-type", default=None, help="with --failure: the error's type")
     cb.set_defaults(handler=_callback)
 
+    delete = cmds.add_parser("delete", parents=[common], help="delete a finished execution and its values")
+    delete.add_argument("url")
+    delete.add_argument("arn")
+    delete.set_defaults(handler=_delete)
+
+    prune = cmds.add_parser("prune", parents=[common], help="delete finished executions by age (retention)")
+    prune.add_argument("url")
+    prune.add_argument(
+        "--older-than", required=True, type=duration, metavar="AGE", help="e.g. 30d, 12h, 90m, 3600"
+    )
+    prune.set_defaults(handler=_prune)
+
     stop = cmds.add_parser("stop", parents=[common], help="stop an execution (STOPPED)")
     stop.add_argument("url")
     stop.add_argument("arn")
     stop.add_argument("--reason", default=None, help="recorded as the execution's error message")
     stop.set_defaults(handler=_stop)
+
+
+def duration(text: str) -> float:
+    """``30d``, ``12h``, ``90m``, ``3600``: seconds (as ``cairnflow prune`` reads them)."""
+    from cairnflow import ops
+
+    try:
+        return ops.parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _store_and_handler(p: argparse.ArgumentParser) -> None:
@@ -226,4 +250,28 @@ def _stop(args: argparse.Namespace, out: Output) -> int:
     client = _client(args.url)
     client.stop_execution(args.arn, {"ErrorMessage": args.reason} if args.reason else None)
     _report(out, client, args.arn)
+    return EXIT_OK
+
+
+def _delete(args: argparse.Namespace, out: Output) -> int:
+    from cairnflow.aws_durable.retention import delete_execution
+
+    payloads = delete_execution(_client(args.url), args.arn)
+    if out.as_json:
+        out.json({"arn": args.arn, "deleted": True, "payload_objects": payloads})
+    else:
+        out.line(f"deleted {args.arn} ({payloads} large value object(s))")
+    return EXIT_OK
+
+
+def _prune(args: argparse.Namespace, out: Output) -> int:
+    from cairnflow.aws_durable.retention import prune_executions
+
+    deleted = prune_executions(_client(args.url), older_than=args.older_than)
+    if out.as_json:
+        out.json({"deleted": deleted})
+    else:
+        for arn in deleted:
+            out.line(f"deleted {arn}")
+        out.line(f"{len(deleted)} finished execution(s) deleted")
     return EXIT_OK

@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Any, Protocol
 
 from cairnflow.core.checkpoint import CheckpointSaver
@@ -52,6 +53,9 @@ CONTINUABLE = frozenset({"running", "suspended", "waiting"})
 
 #: The statuses of a run that has ended: a child in one of them wakes its parent.
 ENDED = frozenset({"completed", "failed"})
+
+#: How often a parent woken by its child is continued again after losing the write race.
+CHILD_RETRIES = 3
 
 #: A wake-up earlier than its time by less than this is handled now (clock skew, queue jitter).
 EARLY_TOLERANCE = 1.0
@@ -125,35 +129,42 @@ class Driver:
         # Wake-ups are delivered at least once and cannot always be cancelled (a queue message
         # is out of reach once sent): continue only a run that is still unfinished. A failed
         # run is retried by its owner's explicit resume(), never by a stray wake-up.
-        head = self.saver.latest(wakeup.thread_id)
-        if head is None or head.info.kind == "tombstone":
-            return None
-        records = parse_records(head.records)
-        link = _parent_link(records.start) if parent_of(wakeup.thread_id) is not None else None
-        found = standing(head, records, wakeup.thread_id)
-        if found.status not in CONTINUABLE:
-            if found.status in ENDED and link is not None:
-                # A child whose process died between its end and waking its parent (its lease
-                # fired), or a redelivered wake-up: wake the parent again (at least once).
-                self._wake(link)
-            return found
-        try:
-            return self._drive(
-                workflow,
-                wakeup.thread_id,
-                # From the head just read: a resume would read it again (one LIST, one or two GETs).
-                lambda: workflow.continue_from(head, thread_id=wakeup.thread_id, saver=self.saver, **options),
-                link=link,
-            )
-        except ConflictError:
-            if wakeup.reason == "child":
-                # A parent woken by its child lost the race to another execution of itself
-                # (one still running, which may have read the child before it ended): try
-                # again shortly, or this child's outcome would never be read.
-                self.scheduler.schedule(replace(wakeup, at=max(self.clock(), wakeup.at + 0.01)))
-            return None  # another invocation continued the run first; it owns the next step
-        except ResumeError:
-            return None  # the run waits for an answer (interrupt): only its answer continues it
+        # A parent woken by its child that loses the write race to another execution of
+        # itself (which may have read the child before it ended) tries again from the new
+        # head: a retry that finds nothing new writes nothing, so many children ending
+        # together converge instead of rescheduling each other in waves.
+        for _ in range(CHILD_RETRIES if wakeup.reason == "child" else 1):
+            head = self.saver.latest(wakeup.thread_id)
+            if head is None or head.info.kind == "tombstone":
+                return None
+            records = parse_records(head.records)
+            link = _parent_link(records.start) if parent_of(wakeup.thread_id) is not None else None
+            found = standing(head, records, wakeup.thread_id)
+            if found.status not in CONTINUABLE:
+                if found.status in ENDED and link is not None:
+                    # A child whose process died between its end and waking its parent (its
+                    # lease fired), or a redelivered wake-up: wake the parent again (at least once).
+                    self._wake(link)
+                return found
+            try:
+                return self._drive(
+                    workflow,
+                    wakeup.thread_id,
+                    # From the head just read: resume() would read it again.
+                    partial(
+                        workflow.continue_from, head, thread_id=wakeup.thread_id, saver=self.saver, **options
+                    ),
+                    link=link,
+                )
+            except ConflictError:
+                if wakeup.reason != "child":
+                    return None  # another invocation continued the run first; it owns the next step
+            except ResumeError:
+                return None  # the run waits for an answer (interrupt): only its answer continues it
+        # Still losing to executions of the parent: try again shortly, or this child's outcome
+        # might never be read.
+        self.scheduler.schedule(replace(wakeup, at=max(self.clock(), wakeup.at) + 0.01))
+        return None
 
     def deliver(self, wakeup: Wakeup, **options: Any) -> bool:
         """Handle ``wakeup`` for a queue or worker: False means "deliver it again later".
