@@ -31,9 +31,6 @@ the previous call of this process; otherwise 1-2 GETs first).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import math
 import threading
 import time
@@ -67,7 +64,7 @@ from cairnflow.core.log import CheckpointLog
 if TYPE_CHECKING:
     from .boto import Boto3Adapter
 
-from .ids import encode_callback_id
+from .ids import decode_token, encode_callback_id, encode_token, new_execution_arn
 from .outside import OutsideCalls
 from .payloads import INLINE_LIMIT, PayloadLog
 from .state import (
@@ -157,26 +154,12 @@ class CairnflowDurableClient(OutsideCalls):
 
     # ------------------------------------------------------------------ tokens
 
-    @staticmethod
-    def _tag(arn: str) -> str:
-        return hashlib.sha256(arn.encode()).hexdigest()[:12]
-
     def token_for(self, arn: str, seq: int) -> str:
-        """The checkpoint token naming record ``seq`` of execution ``arn``.
-
-        ``"{seq}.{arn tag}"`` in standard base64: the API's ``CheckpointToken`` shape.
-        """
-        return base64.b64encode(f"{seq}.{self._tag(arn)}".encode()).decode()
+        """The checkpoint token naming record ``seq`` of execution ``arn`` (see :mod:`.ids`)."""
+        return encode_token(arn, seq)
 
     def _parse_token(self, arn: str, token: str) -> int | None:
-        try:
-            text = base64.b64decode(str(token).encode(), validate=True).decode()
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            return None
-        seq_text, dot, tag = text.partition(".")
-        if not dot or tag != self._tag(arn) or not seq_text.isdigit():
-            return None
-        return int(seq_text)
+        return decode_token(arn, token)
 
     # ------------------------------------------------------------------ reading
 
@@ -378,6 +361,7 @@ class CairnflowDurableClient(OutsideCalls):
         function: str = "local",
         name: str | None = None,
         timeout: float | None = None,
+        parent: Mapping[str, str] | None = None,
         arn: str | None = None,
     ) -> str:
         """Create an execution with ``input_payload`` (a JSON string); return its ARN.
@@ -403,6 +387,8 @@ class CairnflowDurableClient(OutsideCalls):
             update["Name"] = name
         if timeout is not None:
             update["ExecutionTimeout"] = max(1, math.ceil(timeout))
+        if parent is not None:  # {"arn", "op"}: the chained invoke waiting for this execution
+            update["Parent"] = dict(parent)
         record = self._record([update])
         view = ExecutionView(execution_id)
         apply_record(view, record, position=0, check=False)
@@ -415,12 +401,7 @@ class CairnflowDurableClient(OutsideCalls):
         self._remember(arn, head, view)
         return arn
 
-    @staticmethod
-    def new_arn(function: str, name: str | None = None) -> str:
-        """A fresh execution ARN for ``function`` (named ``name``, else by its id)."""
-        execution_id = uuid.uuid4().hex
-        base = f"arn:cairnflow:lambda:local:000000000000:function:{function}"
-        return f"{base}/durable-execution/{name or execution_id}/{execution_id}"
+    new_arn = staticmethod(new_execution_arn)
 
     def service_update(
         self,
