@@ -364,6 +364,7 @@ class CairnflowDurableClient(OutsideCalls):
         function: str = "local",
         name: str | None = None,
         timeout: float | None = None,
+        parent: Mapping[str, str] | None = None,
     ) -> str:
         """Create an execution with ``input_payload`` (a JSON string); return its ARN.
 
@@ -385,6 +386,8 @@ class CairnflowDurableClient(OutsideCalls):
             update["Name"] = name
         if timeout is not None:
             update["ExecutionTimeout"] = max(1, math.ceil(timeout))
+        if parent is not None:  # {"arn", "op"}: the chained invoke waiting for this execution
+            update["Parent"] = dict(parent)
         record = self._record([update])
         view = ExecutionView(execution_id)
         apply_record(view, record, position=0, check=False)

@@ -375,7 +375,7 @@ class LocalRunner:
             update = {"Id": op_id, "Type": "CHAINED_INVOKE", "Action": "FAIL", "Error": error}
             self.client.service_update(arn, lambda view: _if_started(view, op_id, update))
             return None
-        child = self.client.start_execution(payload, function=function)
+        child = self.client.start_execution(payload, function=function, parent={"arn": arn, "op": op_id})
         dispatch = {"Id": op_id, "Type": "CHAINED_INVOKE", "Action": "DISPATCH", "ChildArn": child}
         done = self.client.service_update(
             arn, lambda view: _if_started(view, op_id, dispatch, undispatched=True)
