@@ -10,6 +10,7 @@ delivered wake-ups invokes the handler.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -237,3 +238,43 @@ def test_chained_invokes_run_through_the_scheduler_alone() -> None:
     # caller), caller (invokes broken), broken (fails, answers), caller (invokes missing:
     # failed at dispatch, woken), caller (ends): no storm.
     assert handled == 7
+
+
+def test_eventbridge_one_time_schedules_carry_each_wakeup(s3_store: ObjectStore, s3_server_url: str) -> None:
+    # moto keeps schedules but never fires them: deliver each target input as EventBridge would.
+    pytest.importorskip("boto3")
+    from cairnflow.driver.aws import EventBridgeWakeScheduler, lambda_handler
+    from tests.aws_durable.conftest import FakeClock
+    from tests.driver.test_aws import FUNCTION, ROLE, client
+
+    @durable_execution
+    def steps(event: Any, context: DurableContext) -> int:
+        a = context.step(lambda _: 20, name="a")
+        context.wait(Duration.from_seconds(3600), name="an hour")
+        return int(context.step(lambda _: a + 22, name="b"))
+
+    clock = FakeClock()
+    scheduler = client("scheduler", s3_server_url)
+    service = CairnflowDurableClient(CheckpointLog(s3_store, prefix="eb"), clock=clock)
+    prefix = f"d{uuid.uuid4().hex[:10]}-"  # the moto server is shared: list only this test's schedules
+    wakeups = EventBridgeWakeScheduler(FUNCTION, ROLE, client=scheduler, name_prefix=prefix)
+    driver = DurableDriver(service, wakeups, {"steps": steps})
+    entry = lambda_handler(driver)
+
+    def pending() -> list[Wakeup]:
+        listed = scheduler.list_schedules(NamePrefix=prefix)["Schedules"]
+        return [Wakeup.from_json(scheduler.get_schedule(Name=s["Name"])["Target"]["Input"]) for s in listed]
+
+    arn = driver.start("steps")
+    (first,) = pending()
+    assert (first.thread_id, first.reason) == (arn, "suspended")
+    (fired,) = scheduler.list_schedules(NamePrefix=prefix)["Schedules"]
+    scheduler.delete_schedule(Name=fired["Name"])  # it fired (ActionAfterCompletion=DELETE)
+    assert entry(json.loads(first.to_json()), None)["status"] == "STARTED"
+    (timer,) = pending()  # the lease was cancelled: only the wait's end is scheduled
+    assert timer.reason == "timer" and timer.at == pytest.approx(clock.now + 3600)
+    clock.now = timer.at
+    assert entry(json.loads(timer.to_json()), None)["status"] == "SUCCEEDED"
+    assert driver.result(arn).value == 42
+    for left in scheduler.list_schedules(NamePrefix=prefix)["Schedules"]:  # the timer's, "fired"
+        scheduler.delete_schedule(Name=left["Name"])
