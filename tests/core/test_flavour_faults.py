@@ -118,6 +118,12 @@ def _quick_options(backend: str) -> dict[str, Any]:
     return {}
 
 
+def _quick_async_options(backend: str) -> dict[str, Any]:
+    """The same for the async stores: Azure's SDK retries with the sync one's waits (15 s and
+    more); aiobotocore's are short; gcloud-aio-storage does not retry."""
+    return _quick_options(backend) if backend == "azure" else {}
+
+
 @contextlib.contextmanager
 def rig_for(
     backend: str,
@@ -154,7 +160,11 @@ def rig_for(
         from cairnflow.savers import _ASYNC_SCHEMES, open_async_saver, open_saver
 
         sync_saver = open_saver(location.url, **_quick_options(backend))
-        async_saver = open_async_saver(location.url) if CLOUD_SCHEMES[backend] in _ASYNC_SCHEMES else None
+        async_saver = (
+            open_async_saver(location.url, **_quick_async_options(backend))
+            if CLOUD_SCHEMES[backend] in _ASYNC_SCHEMES
+            else None
+        )
 
         def stop_wire() -> None:
             policy.enabled = False
