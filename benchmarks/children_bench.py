@@ -1,6 +1,7 @@
 """What a child workflow costs in requests: inline, and dispatched to other invocations.
 
     .venv/bin/python -m benchmarks.children_bench          # writes benchmarks/results/children.json
+    .venv/bin/python -m benchmarks.children_bench 1000     # other sizes: prints them, writes nothing
 
 A parent fans out ``N`` children of one step each (``tests.driver.flows.squares``) and adds
 up their results; ``N`` in 1, 10, 50. Requests are counted on the store seam
@@ -106,13 +107,16 @@ def dispatched_cost(count: int) -> dict[str, Any]:
         }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    asked = [int(n) for n in (sys.argv[1:] if argv is None else argv)]
+    sizes = asked or list(SIZES)
     results = {
-        "inline": [inline_cost(n) for n in SIZES],
-        "dispatched": [dispatched_cost(n) for n in SIZES],
+        "inline": [inline_cost(n) for n in sizes],
+        "dispatched": [dispatched_cost(n) for n in sizes],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    if not asked:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     json.dump(results, sys.stdout, indent=2)
     print()
     return 0

@@ -10,6 +10,7 @@ delivered wake-ups invokes the handler.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -164,3 +165,116 @@ def test_azure_functions_with_blob_state_and_a_storage_queue(
     done = driver.result(arn)
     assert done.status == "SUCCEEDED" and done.value == {"total": 4, "verdict": "fine"}
     assert_each_step_once(service, arn)
+
+
+# ---------------------------------------------------------------------------------------- chained invokes
+
+
+@durable_execution
+def double(event: int, context: DurableContext) -> int:
+    context.wait(Duration.from_seconds(10), name="slow")  # the callee suspends: its own wake-ups
+    return int(context.step(lambda _: event * 2, name="double"))
+
+
+@durable_execution
+def broken(event: Any, context: DurableContext) -> None:
+    raise ValueError("broken on purpose")
+
+
+@durable_execution
+def caller(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
+    doubled = context.invoke("double", event["n"], name="call-double")
+    try:
+        context.invoke("broken", None, name="call-broken")
+        failed = "reached"
+    except Exception as exc:  # the callee's execution FAILED: the invoke raises
+        failed = str(exc)
+    try:
+        context.invoke("missing", 1, name="call-missing")
+        missing = "reached"
+    except Exception as exc:  # the service failed the invoke: no such function
+        missing = type(exc).__name__
+    return {"doubled": doubled, "failed": failed, "missing": missing}
+
+
+def test_chained_invokes_run_through_the_scheduler_alone() -> None:
+    from cairnflow.driver import DueIndex
+    from cairnflow.savers.memory import MemoryStore
+    from tests.aws_durable.conftest import FakeClock
+
+    clock = FakeClock()
+    saver = CheckpointLog(MemoryStore(), prefix="inv")
+    index = DueIndex(saver, clock=clock)
+    client = CairnflowDurableClient(saver, clock=clock)
+    driver = DurableDriver(client, index, {"caller": caller, "double": double, "broken": broken}, lease=600)
+
+    arn = driver.start("caller", {"n": 21})
+    handled = 0
+    for _ in range(50):  # serve the due index as `cairnflow worker` would; time moves to the next entry
+        entries = list(index.due())
+        if not entries:
+            if driver.result(arn).status != "STARTED":
+                break
+            pending = [
+                int(info.key.rsplit("/", 1)[1].split("-")[0]) for info in saver.store.list("inv/v1/due/at/")
+            ]
+            clock.now = min(pending) / 1000
+            continue
+        for entry in entries:
+            assert index.claim(entry)
+            assert driver.deliver(entry.wakeup)
+            index.done(entry)
+            handled += 1
+    done = driver.result(arn)
+    assert done.status == "SUCCEEDED", done
+    assert done.value["doubled"] == 42 and done.value["missing"] != "reached"
+    assert "broken on purpose" in done.value["failed"]
+    (callee,) = [t for t in client.log.threads() if ":function:double/" in t]
+    assert client.records(callee)[0]["u"][0]["Parent"]["arn"] == arn
+    invoked = [u for r in client.records(arn) for u in r["u"] if u["Type"] == "CHAINED_INVOKE"]
+    ends = [u["Action"] for u in invoked if u["Action"] in ("SUCCEED", "FAIL")]
+    assert ends == ["SUCCEED", "FAIL", "FAIL"]
+    # caller (invokes double), double (waits), double's timer (ends, answers and wakes the
+    # caller), caller (invokes broken), broken (fails, answers), caller (invokes missing:
+    # failed at dispatch, woken), caller (ends): no storm.
+    assert handled == 7
+
+
+def test_eventbridge_one_time_schedules_carry_each_wakeup(s3_store: ObjectStore, s3_server_url: str) -> None:
+    # moto keeps schedules but never fires them: deliver each target input as EventBridge would.
+    pytest.importorskip("boto3")
+    from cairnflow.driver.aws import EventBridgeWakeScheduler, lambda_handler
+    from tests.aws_durable.conftest import FakeClock
+    from tests.driver.test_aws import FUNCTION, ROLE, client
+
+    @durable_execution
+    def steps(event: Any, context: DurableContext) -> int:
+        a = context.step(lambda _: 20, name="a")
+        context.wait(Duration.from_seconds(3600), name="an hour")
+        return int(context.step(lambda _: a + 22, name="b"))
+
+    clock = FakeClock()
+    scheduler = client("scheduler", s3_server_url)
+    service = CairnflowDurableClient(CheckpointLog(s3_store, prefix="eb"), clock=clock)
+    prefix = f"d{uuid.uuid4().hex[:10]}-"  # the moto server is shared: list only this test's schedules
+    wakeups = EventBridgeWakeScheduler(FUNCTION, ROLE, client=scheduler, name_prefix=prefix)
+    driver = DurableDriver(service, wakeups, {"steps": steps})
+    entry = lambda_handler(driver)
+
+    def pending() -> list[Wakeup]:
+        listed = scheduler.list_schedules(NamePrefix=prefix)["Schedules"]
+        return [Wakeup.from_json(scheduler.get_schedule(Name=s["Name"])["Target"]["Input"]) for s in listed]
+
+    arn = driver.start("steps")
+    (first,) = pending()
+    assert (first.thread_id, first.reason) == (arn, "suspended")
+    (fired,) = scheduler.list_schedules(NamePrefix=prefix)["Schedules"]
+    scheduler.delete_schedule(Name=fired["Name"])  # it fired (ActionAfterCompletion=DELETE)
+    assert entry(json.loads(first.to_json()), None)["status"] == "STARTED"
+    (timer,) = pending()  # the lease was cancelled: only the wait's end is scheduled
+    assert timer.reason == "timer" and timer.at == pytest.approx(clock.now + 3600)
+    clock.now = timer.at
+    assert entry(json.loads(timer.to_json()), None)["status"] == "SUCCEEDED"
+    assert driver.result(arn).value == 42
+    for left in scheduler.list_schedules(NamePrefix=prefix)["Schedules"]:  # the timer's, "fired"
+        scheduler.delete_schedule(Name=left["Name"])

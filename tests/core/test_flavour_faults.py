@@ -105,9 +105,9 @@ class WireFaults:
         return DropAfterForward() if landed else DropBeforeForward()
 
 
-def _quick_options(backend: str) -> dict[str, Any]:
-    """Sync store options with short SDK backoffs (the defaults wait seconds per retry)."""
-    if backend == "gcs":
+def _quick_options(backend: str, flavour: str = "sync") -> dict[str, Any]:
+    """Store options with short SDK backoffs (the defaults wait seconds per retry; Azure's 15 s)."""
+    if backend == "gcs" and flavour == "sync":
         from google.cloud.storage.retry import DEFAULT_RETRY  # type: ignore[import-untyped]
 
         return {"retry": DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.05, multiplier=2.0)}
@@ -116,12 +116,6 @@ def _quick_options(backend: str) -> dict[str, Any]:
 
         return {"retry_total": 3, "client_options": FAST_RETRY}
     return {}
-
-
-def _quick_async_options(backend: str) -> dict[str, Any]:
-    """The same for the async stores: Azure's SDK retries with the sync one's waits (15 s and
-    more); aiobotocore's are short; gcloud-aio-storage does not retry."""
-    return _quick_options(backend) if backend == "azure" else {}
 
 
 @contextlib.contextmanager
@@ -160,10 +154,9 @@ def rig_for(
         from cairnflow.savers import _ASYNC_SCHEMES, open_async_saver, open_saver
 
         sync_saver = open_saver(location.url, **_quick_options(backend))
+        has_async = CLOUD_SCHEMES[backend] in _ASYNC_SCHEMES
         async_saver = (
-            open_async_saver(location.url, **_quick_async_options(backend))
-            if CLOUD_SCHEMES[backend] in _ASYNC_SCHEMES
-            else None
+            open_async_saver(location.url, **_quick_options(backend, "async")) if has_async else None
         )
 
         def stop_wire() -> None:

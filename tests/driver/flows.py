@@ -126,3 +126,9 @@ def fire_and_forget(count: int) -> str:
     for n in range(count):
         squares.start([f"ff{n}", n], dispatch=True)
     return "sent"
+
+
+@workflow
+def dispatches_twice(count: int) -> int:
+    """Two dispatched children that each dispatch ``count`` grandchildren."""
+    return sum(f.result() for f in [dispatches.start(count, dispatch=True) for _ in range(2)])

@@ -33,6 +33,7 @@ WORKFLOWS = [
     flows.survives_a_failed_child,
     flows.fails_with_its_child,
     flows.fire_and_forget,
+    flows.dispatches_twice,
 ]
 
 
@@ -179,6 +180,19 @@ def test_children_dispatched_by_a_parent_that_does_not_wait_still_run(url: str) 
     for n in range(3):
         child = flows.squares.get_run(thread_id=f"ff~child-{n}", saver=saver)
         assert child is not None and (child.status, child.result) == ("completed", n * n)
+
+
+def test_grandchildren_dispatched_by_a_dispatched_child_wake_it_and_it_wakes_its_parent(url: str) -> None:
+    saver = open_saver(url)
+    assert isinstance(saver, CheckpointLog)
+    worker = Worker(saver, WORKFLOWS)
+    assert worker.driver.start(flows.dispatches_twice, 3, thread_id="tree").status == "waiting"
+    serve_until(url, completed(saver, flows.dispatches_twice, "tree"), workers=2)
+    done = flows.dispatches_twice.get_run(thread_id="tree", saver=saver)
+    assert done is not None and (done.status, done.result) == ("completed", 2 * (0 + 1 + 4))
+    assert [r["pos"] for r in ops(saver, "tree", "child_done")] == [0, 1]
+    for n in range(2):
+        check_fan_out(saver, f"tree~child-{n}", 3)  # each grandchild's step and result once
 
 
 def test_a_dispatched_child_without_a_driver_runs_inline(url: str) -> None:
@@ -357,3 +371,17 @@ def test_a_parent_that_loses_the_write_race_to_itself_tries_again_then_reschedul
             again = [e.wakeup for e in later.due(limit=1000) if e.wakeup.thread_id == thread_id]
             assert [w.reason for w in again if w.at > asked] == ["child"]  # besides the children's
         assert losses["left"] == 0
+
+
+@pytest.mark.parametrize("durability", ["async", "exit"])
+def test_dispatching_works_in_every_durability_mode(url: str, durability: str) -> None:
+    saver = open_saver(url)
+    assert isinstance(saver, CheckpointLog)
+    worker = Worker(saver, WORKFLOWS)
+    run = worker.driver.start(flows.dispatches, 5, thread_id=durability, durability=durability)
+    assert run.status == "waiting"
+    if durability == "exit":  # nothing before the stop: the start and the 5 records in it
+        assert [info.status for info in saver.history(durability)] == ["waiting"]
+    while worker.poll().due:
+        pass
+    check_fan_out(saver, durability, 5)

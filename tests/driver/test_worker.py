@@ -126,6 +126,7 @@ def test_workflows_are_found_in_modules_by_name() -> None:
         "child_waits",
         "dies_once",
         "dispatches",
+        "dispatches_twice",
         "fails_with_its_child",
         "fans_out_to_waiting_children",
         "fire_and_forget",

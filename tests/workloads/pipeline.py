@@ -354,8 +354,9 @@ def main(argv: list[str] | None = None) -> int:
             asaver.store = AsyncFirstPutBarrierStore(asaver.store, barrier)
         return asyncio.run(_amain(args, AWORKFLOWS[args.workflow], asaver))
     op = args.op
+    loaded = saver.latest(args.thread)
     if op == "auto":
-        op = "run" if saver.latest(args.thread) is None else "resume"
+        op = "run" if loaded is None else "resume"
     try:
         if op == "run":
             run = wf.run(args.seed, thread_id=args.thread, saver=saver, durability=args.durability)
@@ -368,15 +369,28 @@ def main(argv: list[str] | None = None) -> int:
     except ResumeError as exc:
         return _outcome({"status": "resume-error", "error": str(exc)}, EXIT_RESUME_ERROR)
     return _outcome(
-        {"status": run.status, "result": run.result, "interrupt": run.interrupt, "op": op}, EXIT_OK
+        {"status": run.status, "result": run.result, "interrupt": run.interrupt, "op": op, **_found(loaded)},
+        EXIT_OK,
     )
+
+
+def _found(head: Any) -> dict[str, Any]:
+    """The task results recorded when this process loaded the thread (their ledger lines).
+
+    A write of a killed process may land after the killer read the thread (the request
+    was on the wire); what counts for "each unrecorded task runs once" is what this
+    process found.
+    """
+    records = head.records if head is not None else ()
+    return {"found": [ledger_line_of(r) for r in records if r.get("op") == "task"]}
 
 
 async def _amain(args: argparse.Namespace, wf: Any, saver: Any) -> int:
     """:func:`main`'s run or resume, with the async twin on an async saver."""
     op = args.op
+    loaded = await saver.latest(args.thread)
     if op == "auto":
-        op = "run" if await saver.latest(args.thread) is None else "resume"
+        op = "run" if loaded is None else "resume"
     try:
         if op == "run":
             run = await wf.arun(args.seed, thread_id=args.thread, saver=saver, durability=args.durability)
@@ -391,7 +405,8 @@ async def _amain(args: argparse.Namespace, wf: Any, saver: Any) -> int:
     except ResumeError as exc:
         return _outcome({"status": "resume-error", "error": str(exc)}, EXIT_RESUME_ERROR)
     return _outcome(
-        {"status": run.status, "result": run.result, "interrupt": run.interrupt, "op": op}, EXIT_OK
+        {"status": run.status, "result": run.result, "interrupt": run.interrupt, "op": op, **_found(loaded)},
+        EXIT_OK,
     )
 
 

@@ -24,7 +24,9 @@ queue's capped delay) is scheduled again for the rest. While an invocation
 runs, a *lease* wake-up stands ``lease`` seconds ahead: if the function dies
 (timeout, out of memory), the lease continues the execution, and the
 checkpoint tokens make a late twin stand down without recording anything.
-Chained invokes (``context.invoke``) are run only by :meth:`LocalRunner.drive`.
+A chained invoke (``context.invoke``) starts the callee as an execution of its
+own, woken through the same scheduler; its first record names the caller, and
+when it ends its result (or error) is recorded in the caller, which is woken.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ from cairnflow.core.wake import WakeScheduler, Wakeup
 
 from .client import CairnflowDurableClient
 from .ids import decode_callback_id
-from .runner import ExecutionResult, Handler, LocalRunner, unseen
-from .state import fold
+from .runner import ExecutionResult, Handler, LocalRunner, _if_started, unseen
+from .state import TERMINAL, fold
 
 __all__ = ["DurableDriver"]
 
@@ -119,6 +121,7 @@ class DurableDriver:
         arn = wakeup.thread_id
         records = self.client.records(arn)
         if fold(arn.rsplit("/", 1)[-1], records).done:
+            self._answer_caller(records)  # again, if a crash came between the end and the answer
             return runner.result(arn)
         due = self.client.next_due(arn)
         if not unseen(records) and (due is None or due > now):
@@ -128,10 +131,54 @@ class DurableDriver:
         lease = Wakeup(arn, runner.workflow, now + self.lease, reason="lease")
         self.scheduler.schedule(lease)
         runner.advance(arn)  # one invocation; schedules the next wake-up it needs
+        self._dispatch_invokes(runner, arn)
         cancel = getattr(self.scheduler, "cancel", None)
         if cancel is not None:
             cancel(lease)
-        return runner.result(arn)
+        result = runner.result(arn)
+        if result.status in TERMINAL:
+            self._answer_caller(self.client.records(arn))
+        return result
+
+    # ------------------------------------------------------------------ chained invokes
+
+    def _dispatch_invokes(self, runner: LocalRunner, arn: str) -> None:
+        """Start the executions ``arn``'s chained invokes call, each woken by the scheduler now.
+
+        The callee's first record names its caller (``Parent``): when it ends,
+        :meth:`_answer_caller` records its result in the caller and wakes it.
+        """
+        for op in self.client.describe(arn).operations.values():
+            if op["Type"] != "CHAINED_INVOKE" or op["Status"] != "STARTED":
+                continue
+            invoke = op.get("_invoke") or {}
+            if invoke.get("child"):
+                continue  # dispatched by an earlier invocation: its end will answer
+            function = str((invoke.get("options") or {}).get("FunctionName"))
+            child = runner._dispatch(arn, op["Id"], function, invoke.get("input"))
+            if child is None:  # no such function: the invoke failed, the caller goes on
+                self.scheduler.schedule(Wakeup(arn, runner.workflow, self.client.clock(), reason="child"))
+                continue
+            self.scheduler.schedule(Wakeup(child, _PREFIX + function, self.client.clock(), reason="child"))
+
+    def _answer_caller(self, records: list[dict[str, Any]]) -> None:
+        """Record a finished callee's outcome in the chained invoke that waits for it, and wake its caller."""
+        start = records[0]["u"][0] if records and records[0]["u"] else {}
+        parent = start.get("Parent")
+        if not isinstance(parent, dict):
+            return
+        view = fold(str(start["Id"]), records)
+        update: dict[str, Any] = {"Id": parent["op"], "Type": "CHAINED_INVOKE"}
+        if view.status == "SUCCEEDED":
+            update.update(Action="SUCCEED", Payload=view.result)
+        else:
+            error = view.error or {"ErrorType": f"Execution.{view.status}", "ErrorMessage": view.status}
+            update.update(Action="FAIL", Error=error)
+        caller = str(parent["arn"])
+        answered = self.client.service_update(caller, lambda v: _if_started(v, str(parent["op"]), update))
+        if answered is not None:
+            workflow = self._runner_of(caller).workflow
+            self.scheduler.schedule(Wakeup(caller, workflow, self.client.clock(), reason="child"))
 
     def deliver(self, wakeup: Wakeup, **options: Any) -> bool:
         """Handle ``wakeup`` for a queue: False (deliver it again later) only when the store failed."""
