@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from cairnflow.core.committer import Durability
     from cairnflow.core.executor import Workflow
 
-__all__ = ["aresume", "arun"]
+__all__ = ["acontinue_from", "aresume", "arun"]
 
 
 def _check_flavour(wf: Workflow[Any], saver: Any, call: str) -> None:
@@ -99,6 +99,28 @@ async def aresume(
     check_interrupt_id(interrupt_id)
     _check_flavour(wf, saver, "resume")
     plan = plan_resume(wf, saver, thread_id, await saver.latest(thread_id), value, interrupt_id)
+    if isinstance(plan, Run):
+        return plan
+    return await _execute(wf, saver, thread_id, plan, durability, deadline, kept, max_workers)
+
+
+async def acontinue_from(
+    wf: Workflow[Any],
+    head: Any,
+    *,
+    thread_id: str,
+    saver: Any,
+    durability: Durability,
+    deadline: float | None,
+    reserve: float | None,
+    max_workers: int,
+) -> Run:
+    """:meth:`Workflow.acontinue_from`: :func:`aresume` without an answer, from ``head`` just read."""
+    kept = check_run_args(
+        saver=saver, durability=durability, deadline=deadline, reserve=reserve, max_workers=max_workers
+    )
+    _check_flavour(wf, saver, "resume")
+    plan = plan_resume(wf, saver, thread_id, head, MISSING, None)
     if isinstance(plan, Run):
         return plan
     return await _execute(wf, saver, thread_id, plan, durability, deadline, kept, max_workers)

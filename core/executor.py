@@ -257,6 +257,25 @@ class Workflow(Generic[T]):
             durability=durability, deadline=deadline, reserve=reserve, max_workers=max_workers,
         )  # fmt: skip
 
+    async def acontinue_from(
+        self,
+        head: Checkpoint | None,
+        *,
+        thread_id: str,
+        saver: Any,
+        durability: Durability = "sync",
+        deadline: float | None = None,
+        reserve: float | None = None,
+        max_workers: int = 8,
+    ) -> Run:
+        """:meth:`continue_from` for an ``async def`` workflow, on an ``AsyncCheckpointSaver``."""
+        from cairnflow.core import aexecutor
+
+        return await aexecutor.acontinue_from(
+            self, head, thread_id=thread_id, saver=saver, durability=durability,
+            deadline=deadline, reserve=reserve, max_workers=max_workers,
+        )  # fmt: skip
+
     async def aget_run(self, *, thread_id: str, saver: Any) -> Run | None:
         """:meth:`get_run` on an ``AsyncCheckpointSaver`` (either flavour: it runs nothing)."""
         head = await saver.latest(thread_id)

@@ -43,11 +43,11 @@ def test_start_callback_resume_status_history(capsys: pytest.CaptureFixture[str]
     code, again = run(capsys, "callback", url, callback_id, "--success", "no")
     assert code == EXIT_USAGE and "already SUCCEEDED" in again
 
-    code, finished = run(capsys, "resume", "--json", url, HANDLER, arn)
+    code, finished = run(capsys, "resume", "--json", "--subprocess", url, HANDLER, arn)
     assert code == EXIT_OK
     assert finished["status"] == "SUCCEEDED"
     assert {k: finished["result"][k] for k in ("total", "verdict")} == {"total": 6, "verdict": "yes"}
-    assert finished["result"]["pid"] == os.getpid()  # in process by default
+    assert finished["result"]["pid"] != os.getpid()  # --subprocess: the invocation ran in a child
 
     code, history = run(capsys, "history", "--json", url, arn)
     assert code == EXIT_OK

@@ -166,7 +166,10 @@ def test_a_callback_to_an_invoked_function_wakes_its_caller(client: CairnflowDur
         arn = lam.invoke(FunctionName="caller", InvocationType="Event", Payload=b'"q"')["DurableExecutionArn"]
 
         def started(of: str, kind: str) -> list[dict[str, Any]]:
-            found = lam.get_durable_execution_history(DurableExecutionArn=of)["Events"]
+            try:
+                found = lam.get_durable_execution_history(DurableExecutionArn=of)["Events"]
+            except LambdaApiError:  # not started yet
+                return []
             return [e for e in found if e["EventType"] == kind]
 
         _until(lambda: started(arn, "ChainedInvokeStarted") and started(arn, "InvocationCompleted"))
@@ -206,3 +209,41 @@ def test_callback_ids_have_the_api_shape_and_old_ones_still_decode() -> None:
         assert decode_callback_id(old) == (arn, op_id)
     with pytest.raises(InvalidArgumentError):
         decode_callback_id("not a callback id")
+
+
+def test_checkpoint_tokens_have_the_api_shape(client: CairnflowDurableClient) -> None:
+    import re
+
+    arn = client.start_execution("null")
+    token, _ = client.begin_invocation(arn)
+    assert re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", token) and len(token) <= 2048, token
+    state = client.get_execution_state(durable_execution_arn=arn, checkpoint_token=token, next_marker="")
+    assert len(state.operations) == 1  # the token names the record it was issued at
+
+
+def test_an_invoke_dispatched_by_two_runners_starts_one_execution(
+    client: CairnflowDurableClient, clock: FakeClock
+) -> None:
+    @durable_execution
+    def target(event: Any, context: DurableContext) -> Any:
+        return context.wait_for_callback(lambda _cid, _ctx: None, name="hold")
+
+    @durable_execution
+    def caller(event: Any, context: DurableContext) -> Any:
+        return context.invoke("target", event, name="call")
+
+    one = LocalRunner(caller, client, sleep=clock.sleep, functions={"target": target})
+    arn = one.start("x")
+    one.invoke(arn)  # the invoke is accepted: the service names its execution at once
+    (op,) = [o for o in client.describe(arn).operations.values() if o["Type"] == "CHAINED_INVOKE"]
+    assigned = op["_invoke"]["arn"]
+    history = events(arn.rsplit("/", 1)[-1], client.records(arn))
+    (started,) = [e for e in history if e["EventType"] == "ChainedInvokeStarted"]
+    assert started["ChainedInvokeStartedDetails"]["DurableExecutionArn"] == assigned
+    # Two runners (two processes after a crash, say) dispatch the same invoke.
+    other = CairnflowDurableClient(client.saver, clock=clock)
+    two = LocalRunner(caller, other, sleep=clock.sleep, functions={"target": target})
+    assert one._dispatch(arn, op["Id"], "target", '"x"', assigned) == assigned
+    assert two._dispatch(arn, op["Id"], "target", '"x"', assigned) == assigned
+    starts = [t for t in client.log.threads() if ":function:target/" in str(t)]
+    assert len(starts) == 1  # one execution of the target, not two

@@ -371,3 +371,17 @@ def test_a_parent_that_loses_the_write_race_to_itself_tries_again_then_reschedul
             again = [e.wakeup for e in later.due(limit=1000) if e.wakeup.thread_id == thread_id]
             assert [w.reason for w in again if w.at > asked] == ["child"]  # besides the children's
         assert losses["left"] == 0
+
+
+@pytest.mark.parametrize("durability", ["async", "exit"])
+def test_dispatching_works_in_every_durability_mode(url: str, durability: str) -> None:
+    saver = open_saver(url)
+    assert isinstance(saver, CheckpointLog)
+    worker = Worker(saver, WORKFLOWS)
+    run = worker.driver.start(flows.dispatches, 5, thread_id=durability, durability=durability)
+    assert run.status == "waiting"
+    if durability == "exit":  # nothing before the stop: the start and the 5 records in it
+        assert [info.status for info in saver.history(durability)] == ["waiting"]
+    while worker.poll().due:
+        pass
+    check_fan_out(saver, durability, 5)

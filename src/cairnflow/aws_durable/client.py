@@ -15,7 +15,7 @@ create-only; the log's snapshot + delta scheme keeps reading any state at two
 GETs at most, and the saver's serializer (JSON) and cipher apply to every body.
 
 **Fencing.** A checkpoint token names the sequence number of the record its
-holder saw (``"{seq}.{arn tag}"``). ``checkpoint`` writes the whole batch of
+holder saw (``"{seq}.{arn tag}"``, base64). ``checkpoint`` writes the whole batch of
 updates as record ``seq + 1`` with one conditional create: if that record
 exists, someone else (another invocation, or the service firing a timer or
 delivering a callback) advanced the execution first, and the caller gets the
@@ -31,7 +31,6 @@ the previous call of this process; otherwise 1-2 GETs first).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import time
@@ -65,7 +64,7 @@ from cairnflow.core.log import CheckpointLog
 if TYPE_CHECKING:
     from .boto import Boto3Adapter
 
-from .ids import encode_callback_id
+from .ids import decode_token, encode_callback_id, encode_token, new_execution_arn
 from .outside import OutsideCalls
 from .payloads import INLINE_LIMIT, PayloadLog
 from .state import (
@@ -155,19 +154,12 @@ class CairnflowDurableClient(OutsideCalls):
 
     # ------------------------------------------------------------------ tokens
 
-    @staticmethod
-    def _tag(arn: str) -> str:
-        return hashlib.sha256(arn.encode()).hexdigest()[:12]
-
     def token_for(self, arn: str, seq: int) -> str:
-        """The checkpoint token naming record ``seq`` of execution ``arn``."""
-        return f"{seq}.{self._tag(arn)}"
+        """The checkpoint token naming record ``seq`` of execution ``arn`` (see :mod:`.ids`)."""
+        return encode_token(arn, seq)
 
     def _parse_token(self, arn: str, token: str) -> int | None:
-        seq_text, dot, tag = str(token).partition(".")
-        if not dot or tag != self._tag(arn) or not seq_text.isdigit():
-            return None
-        return int(seq_text)
+        return decode_token(arn, token)
 
     # ------------------------------------------------------------------ reading
 
@@ -301,6 +293,11 @@ class CairnflowDurableClient(OutsideCalls):
         """An SDK update as recorded: with what the service assigns on acceptance."""
         if update.get("Type") == "CALLBACK" and update.get("Action") == "START":
             update["CallbackId"] = encode_callback_id(arn, str(update["Id"]))
+        elif update.get("Type") == "CHAINED_INVOKE" and update.get("Action") == "START":
+            # The invoked execution's ARN is the service's from the start (the history's
+            # ChainedInvokeStarted names it), and starting it is idempotent under that ARN.
+            function = str((update.get("ChainedInvokeOptions") or {}).get("FunctionName"))
+            update["ChildArn"] = self.new_arn(function)
         return update
 
     def _recognise(self, arn: str, seq: int, own: Checkpoint | None) -> CheckpointOutput:
@@ -365,17 +362,21 @@ class CairnflowDurableClient(OutsideCalls):
         name: str | None = None,
         timeout: float | None = None,
         parent: Mapping[str, str] | None = None,
+        arn: str | None = None,
     ) -> str:
         """Create an execution with ``input_payload`` (a JSON string); return its ARN.
 
         ``timeout`` (seconds, the function's execution timeout): past it the
         service ends the execution as ``TIMED_OUT`` at its next invocation.
+        ``arn`` (from :meth:`new_arn`, e.g. the one a chained invoke was given
+        when the service accepted it) makes the start idempotent: if that
+        execution exists already, it is the one returned.
         """
         if timeout is not None and not timeout > 0:
             raise InvalidArgumentError(f"execution timeout must be positive seconds, got {timeout!r}")
-        execution_id = uuid.uuid4().hex
-        base = f"arn:cairnflow:lambda:local:000000000000:function:{function}"
-        arn = f"{base}/durable-execution/{name or execution_id}/{execution_id}"
+        given = arn is not None
+        arn = arn or self.new_arn(function, name)
+        execution_id = _execution_id(arn)
         update: dict[str, Any] = {
             "Id": execution_id,
             "Type": "EXECUTION",
@@ -391,9 +392,16 @@ class CairnflowDurableClient(OutsideCalls):
         record = self._record([update])
         view = ExecutionView(execution_id)
         apply_record(view, record, position=0, check=False)
-        head = self.log.append(arn, None, [record], status="running")
+        try:
+            head = self.log.append(arn, None, [record], status="running")
+        except ConflictError:
+            if not given:
+                raise
+            return arn  # started already (another runner dispatched the same invoke)
         self._remember(arn, head, view)
         return arn
+
+    new_arn = staticmethod(new_execution_arn)
 
     def service_update(
         self,

@@ -194,7 +194,7 @@ def _event(
                 d["TenantId"] = options["TenantId"]
             d["Input"] = _payload(payload, include_data=include_data)
             d["ExecutedVersion"] = "$LATEST"
-            d["DurableExecutionArn"] = invoke.get("child") or ""
+            d["DurableExecutionArn"] = update.get("ChildArn") or invoke.get("child") or ""
         elif action == "SUCCEED":
             d["Result"] = _payload(payload, include_data=include_data)
         else:

@@ -343,7 +343,7 @@ class LocalRunner:
             child = invoke.get("child")
             if child is None:
                 name = str((invoke.get("options") or {}).get("FunctionName"))
-                child = self._dispatch(arn, op["Id"], name, invoke.get("input"))
+                child = self._dispatch(arn, op["Id"], name, invoke.get("input"), invoke.get("arn"))
                 if child is None:
                     continue
             target = self._runner_for(child)
@@ -368,14 +368,22 @@ class LocalRunner:
             finished = True
         return finished
 
-    def _dispatch(self, arn: str, op_id: str, function: str, payload: str | None) -> str | None:
-        """Start the invoked function's execution and record its ARN in the caller (once)."""
+    def _dispatch(
+        self, arn: str, op_id: str, function: str, payload: str | None, assigned: str | None = None
+    ) -> str | None:
+        """Start the invoked function's execution and record its ARN in the caller (once).
+
+        ``assigned`` is the ARN the service gave the invoke when it accepted it: two
+        runners dispatching the same invoke then start the same execution, not two.
+        """
         if function not in self.functions:
             error = {"ErrorType": "ResourceNotFoundException", "ErrorMessage": f"no function {function!r}"}
             update = {"Id": op_id, "Type": "CHAINED_INVOKE", "Action": "FAIL", "Error": error}
             self.client.service_update(arn, lambda view: _if_started(view, op_id, update))
             return None
-        child = self.client.start_execution(payload, function=function, parent={"arn": arn, "op": op_id})
+        child = self.client.start_execution(
+            payload, function=function, parent={"arn": arn, "op": op_id}, arn=assigned
+        )
         dispatch = {"Id": op_id, "Type": "CHAINED_INVOKE", "Action": "DISPATCH", "ChildArn": child}
         done = self.client.service_update(
             arn, lambda view: _if_started(view, op_id, dispatch, undispatched=True)

@@ -175,7 +175,11 @@ def _apply(view: ExecutionView, update: dict[str, Any], t: int) -> str:
     elif kind == "CHAINED_INVOKE":
         invoke: dict[str, Any] = dict(op.get("ChainedInvokeDetails") or {})
         if action == "START":
-            op["_invoke"] = {"options": update.get("ChainedInvokeOptions"), "input": update.get("Payload")}
+            op["_invoke"] = {
+                "options": update.get("ChainedInvokeOptions"),
+                "input": update.get("Payload"),
+                "arn": update.get("ChildArn"),  # assigned on acceptance; None in older records
+            }
         if update.get("Payload") is not None and action != "START":
             invoke["Result"] = update["Payload"]
         if update.get("Error"):

@@ -23,18 +23,20 @@ Tasks run at least once; records are written exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from functools import partial
 from typing import Any, Protocol
 
-from cairnflow.core.checkpoint import CheckpointSaver
+from cairnflow.core.checkpoint import AsyncCheckpointSaver, Checkpoint, CheckpointSaver
 from cairnflow.core.children import dispatching, parent_of
 from cairnflow.core.errors import (
     ConflictError,
     InvalidArgumentError,
+    MisuseError,
     NondeterminismError,
     ResumeError,
     StoreError,
@@ -43,6 +45,7 @@ from cairnflow.core.executor import Run, Workflow
 from cairnflow.core.records import parse_records
 from cairnflow.core.runs import standing
 from cairnflow.core.wake import WakeScheduler, Wakeup
+from cairnflow.driver.aloop import AsyncSavers, AsyncSaverSource
 
 __all__ = ["CONTINUABLE", "Driver", "WakeHandler"]
 
@@ -92,6 +95,7 @@ class Driver:
         lease: float = 900.0,
         store_url: str | None = None,
         clock: Callable[[], float] = time.time,
+        async_saver: AsyncSaverSource = None,
     ) -> None:
         if lease <= 0:
             raise InvalidArgumentError(f"lease must be positive seconds, got {lease!r}")
@@ -102,10 +106,19 @@ class Driver:
         self.lease = lease
         self.store_url = store_url
         self.clock = clock
+        self.async_savers = AsyncSavers(saver, async_saver)
 
     def start(self, workflow: Workflow[Any], input: Any = None, *, thread_id: str, **options: Any) -> Run:
         """Start (or idempotently re-start) ``workflow`` on ``thread_id``; see :meth:`Workflow.run`."""
         self.workflows.setdefault(workflow.name, workflow)
+        if workflow.is_async:
+            return self._drive(
+                workflow,
+                thread_id,
+                lambda: self._on_loop(
+                    lambda asaver: workflow.arun(input, thread_id=thread_id, saver=asaver, **options)
+                ),
+            )
         return self._drive(
             workflow, thread_id, lambda: workflow.run(input, thread_id=thread_id, saver=self.saver, **options)
         )
@@ -148,13 +161,7 @@ class Driver:
                 return found
             try:
                 return self._drive(
-                    workflow,
-                    wakeup.thread_id,
-                    # From the head just read: resume() would read it again.
-                    partial(
-                        workflow.continue_from, head, thread_id=wakeup.thread_id, saver=self.saver, **options
-                    ),
-                    link=link,
+                    workflow, wakeup.thread_id, self._continuation(workflow, head, wakeup, options), link=link
                 )
             except ConflictError:
                 if wakeup.reason != "child":
@@ -182,6 +189,27 @@ class Driver:
             _log.info("thread %r failed", wakeup.thread_id, exc_info=True)
         return True
 
+    def _continuation(
+        self, workflow: Workflow[Any], head: Checkpoint, wakeup: Wakeup, options: dict[str, Any]
+    ) -> Callable[[], Run]:
+        """Continue the run from the head just read (``resume()`` would read it again)."""
+        if not workflow.is_async:
+            return partial(
+                workflow.continue_from, head, thread_id=wakeup.thread_id, saver=self.saver, **options
+            )
+        return lambda: self._on_loop(
+            lambda asaver: workflow.acontinue_from(head, thread_id=wakeup.thread_id, saver=asaver, **options)
+        )
+
+    def _on_loop(self, make: Callable[[AsyncCheckpointSaver], Awaitable[Run]]) -> Run:
+        """Run an ``async def`` workflow's call on a new event loop, with an async saver for it."""
+
+        async def call() -> Run:
+            async with self.async_savers.opened() as asaver:
+                return await make(asaver)
+
+        return asyncio.run(call())
+
     def _drive(
         self,
         workflow: Workflow[Any],
@@ -191,6 +219,8 @@ class Driver:
         link: dict[str, str] | None = None,
     ) -> Run:
         """Run ``execute`` under a lease; ``link``: the run's parent, if it is a child (else read)."""
+        if workflow.is_async:
+            _refuse_running_loop()  # before the lease: a misplaced call leaves nothing behind
         lease = Wakeup(thread_id, workflow.name, self.clock() + self.lease, "lease", self.store_url)
         self.scheduler.schedule(lease)
         # If execute() raises (the body failed, the store is unreachable, another invocation
@@ -245,6 +275,19 @@ class Driver:
         if wake_at is not None:
             return Wakeup(run.thread_id, workflow.name, float(wake_at), "timer", self.store_url)
         return None
+
+
+def _refuse_running_loop() -> None:
+    """The sync driver runs an ``async def`` workflow with ``asyncio.run``: not inside a running loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise MisuseError(
+        "Driver.start/handle/deliver continue an `async def` workflow with asyncio.run(), which cannot "
+        "run inside a running event loop: call them from a thread (await asyncio.to_thread(driver.handle, "
+        "wakeup))"
+    )
 
 
 def _parent_link(start: dict[str, Any] | None) -> dict[str, str] | None:

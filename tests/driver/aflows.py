@@ -1,0 +1,62 @@
+"""``async def`` workflows for the driver tests (importable by name for ``cairnflow worker --import``)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+
+from cairnflow.core import callback, sleep, task, workflow
+
+#: How often each (thread, step) task body ran in this process.
+EXECUTIONS: Counter[str] = Counter()
+_lock = threading.Lock()
+
+
+@task
+async def astep(thread: str, n: int) -> int:
+    with _lock:
+        EXECUTIONS[f"{thread}:{n}"] += 1
+    return n * n
+
+
+@workflow
+async def afive_steps(thread: str) -> int:
+    total = 0
+    for n in range(5):
+        total += await astep(thread, n)
+    return total
+
+
+@task
+async def afragile(marker: str, n: int) -> int:
+    # Dies (like a Lambda timeout or an OOM kill) the first time it runs step 2.
+    path = Path(marker)
+    if n == 2 and not path.exists():
+        path.write_text("died once")
+        os._exit(9)
+    return n
+
+
+@workflow
+async def adies_once(marker: str) -> int:
+    total = 0
+    for n in range(4):
+        total += await afragile(marker, n)
+    return total
+
+
+@task
+def publish(path: str, token: str) -> None:
+    # A plain task in an async workflow: hands the callback token to another process via a file.
+    Path(path).write_text(token)
+
+
+@workflow
+async def asleeps_then_waits(path: str) -> object:
+    """Sleeps ten minutes, then waits (an hour at most) for a callback completed elsewhere."""
+    await sleep(600)
+    cb = callback(timeout=3600)
+    await publish(path, cb.token)
+    return await cb.wait()

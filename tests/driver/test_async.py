@@ -1,0 +1,231 @@
+"""``async def`` workflows continued by the driver and workers alone, as plain ones are.
+
+The driver runs them with ``asyncio.run`` and an async saver derived from its own (the
+same store, prefix and serializer); leases, follow-up wake-ups and fencing are the sync
+runs'. Time is under the test's control where a timer is involved (``time.time`` is
+patched and the worker is given the same clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cairnflow.core import complete_callback
+from cairnflow.core.errors import MisuseError
+from cairnflow.core.log import CheckpointLog
+from cairnflow.core.wake import Wakeup
+from cairnflow.driver import Driver, DueIndex, Worker
+from cairnflow.savers import open_async_saver, open_saver
+from tests.driver import aflows
+from tests.emulators import StoreLocation
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(time, "time", fake.time)
+    return fake
+
+
+@pytest.fixture(params=["memory", "file"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return (
+        f"memory://adriver-{time.monotonic_ns()}" if request.param == "memory" else f"file://{tmp_path}/store"
+    )
+
+
+def ops(saver: CheckpointLog, thread_id: str, op: str) -> list[dict[str, Any]]:
+    head = saver.latest(thread_id)
+    assert head is not None
+    return [r for r in head.records if isinstance(r, dict) and r.get("op") == op]
+
+
+def flavour(saver: CheckpointLog, thread_id: str) -> object:
+    (start,) = ops(saver, thread_id, "start")
+    return start.get("flavour")
+
+
+def suspend_at_start(driver: Driver, thread_id: str) -> None:
+    # Less than `reserve` remains before the deadline: no task may start, the run suspends.
+    run = driver.start(
+        aflows.afive_steps, thread_id, thread_id=thread_id, deadline=time.time() + 5, reserve=60
+    )
+    assert run.status == "suspended"
+
+
+def test_a_suspended_async_run_is_finished_by_a_worker_alone(url: str) -> None:
+    saver = open_saver(url)
+    worker = Worker(saver, [aflows.afive_steps])
+    suspend_at_start(worker.driver, "as-1")
+    assert flavour(saver, "as-1") == "async"
+    before = aflows.EXECUTIONS.copy()
+    result = worker.poll()
+    assert (result.due, result.handled) == (1, 1)
+    run = aflows.afive_steps.get_run(thread_id="as-1", saver=saver)
+    assert run is not None and (run.status, run.result) == ("completed", 30)
+    assert [r["pos"] for r in ops(saver, "as-1", "task")] == [0, 1, 2, 3, 4]
+    assert all(aflows.EXECUTIONS[f"as-1:{n}"] - before[f"as-1:{n}"] == 1 for n in range(5))
+    assert list(worker.index.due()) == [] and worker.poll().due == 0  # the lease was cancelled
+
+
+def test_an_async_run_that_sleeps_then_waits_for_a_callback_from_another_process_completes_with_polls_only(
+    url: str, tmp_path: Path, clock: Clock
+) -> None:
+    saver = open_saver(url)
+    worker = Worker(saver, [aflows.asleeps_then_waits], clock=clock.time)
+    token_file = tmp_path / "token"
+    run = worker.driver.start(aflows.asleeps_then_waits, str(token_file), thread_id="aw1")
+    assert (run.status, run.wake_at) == ("waiting", clock.now + 600)
+    assert worker.poll().due == 0  # the lease was cancelled; the timer is not due yet
+
+    clock.now += 601
+    assert worker.poll().handled == 1  # past the timer: now waiting for the callback
+    standing = aflows.asleeps_then_waits.get_run(thread_id="aw1", saver=saver)
+    assert standing is not None and (standing.status, standing.wake_at) == ("waiting", clock.now + 3600)
+    assert worker.poll().due == 0
+
+    if url.startswith("file://"):  # a memory store lives in this process only
+        child = (
+            "import sys; from cairnflow.savers import open_saver; from cairnflow.driver import DueIndex; "
+            "from cairnflow.core import complete_callback; s = open_saver(sys.argv[1]); "
+            "complete_callback(open(sys.argv[2]).read(), 'approved', saver=s, scheduler=DueIndex(s))"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", child, url, str(token_file)], capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr
+    else:
+        complete_callback(token_file.read_text(), "approved", saver=saver, scheduler=worker.index)
+
+    assert worker.poll().handled == 1  # the callback's wake-up
+    done = aflows.asleeps_then_waits.get_run(thread_id="aw1", saver=saver)
+    assert done is not None and (done.status, done.result) == ("completed", "approved")
+    clock.now += 3600  # the timeout's wake-up still fires: it leaves the finished run alone
+    assert worker.poll().handled == 1
+    assert list(worker.index.due()) == []
+    assert [len(ops(saver, "aw1", op)) for op in ("timer", "callback", "task", "callback_done")] == [
+        1,
+        1,
+        1,
+        1,
+    ]
+
+
+def test_an_async_run_sigkilled_mid_task_is_continued_after_its_lease(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}/store"
+    marker = tmp_path / "died"
+    child = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+        "from cairnflow.savers import open_saver\n"
+        "from cairnflow.driver import Driver, DueIndex\n"
+        "from tests.driver import aflows\n"
+        f"saver = open_saver({url!r})\n"
+        "Driver(saver, DueIndex(saver), [aflows.adies_once], lease=30).start("
+        f"aflows.adies_once, {str(marker)!r}, thread_id='acrash-1')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 9, proc.stderr
+    saver = open_saver(url)
+    assert [r["pos"] for r in ops(saver, "acrash-1", "task")] == [0, 1]  # recorded before the kill
+
+    on_time = Worker(saver, [aflows.adies_once], lease=30)
+    assert on_time.poll().due == 0  # the lease has not expired: the run may still be alive
+    later = Worker(saver, [aflows.adies_once], lease=30, clock=lambda: time.time() + 31)
+    assert later.poll().handled == 1
+    run = aflows.adies_once.get_run(thread_id="acrash-1", saver=saver)
+    assert run is not None and (run.status, run.result) == ("completed", 6)
+    assert [r["pos"] for r in ops(saver, "acrash-1", "task")] == [0, 1, 2, 3]
+
+
+def worker_process(url: str, env: dict[str, str] | None = None) -> dict[str, int]:
+    command = [str(Path(sys.executable).parent / "cairnflow"), "worker", url, "--once", "--json"]
+    proc = subprocess.run(
+        [*command, "--import", "tests.driver.aflows"],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    found: dict[str, int] = json.loads(proc.stdout)
+    return found
+
+
+def test_cairnflow_worker_command_finishes_suspended_async_runs(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}/store"
+    saver = open_saver(url)
+    starter = Driver(saver, DueIndex(saver), [aflows.afive_steps])
+    for n in range(3):
+        suspend_at_start(starter, f"acli-{n}")
+    assert worker_process(url) == {"due": 3, "handled": 3, "skipped": 0}
+    for n in range(3):
+        run = aflows.afive_steps.get_run(thread_id=f"acli-{n}", saver=saver)
+        assert run is not None and (run.status, run.result) == ("completed", 30)
+        assert [r["pos"] for r in ops(saver, f"acli-{n}", "task")] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("backend", ["s3"])
+def test_a_worker_process_finishes_a_suspended_async_run_on_s3(
+    backend: str, request: pytest.FixtureRequest, use_env: Callable[[StoreLocation], StoreLocation]
+) -> None:
+    location = use_env(request.getfixturevalue(f"{backend}_location"))
+    saver = open_saver(location.url)
+    suspend_at_start(Driver(saver, DueIndex(saver), [aflows.afive_steps]), "as3-1")
+    assert worker_process(location.url, location.env) == {"due": 1, "handled": 1, "skipped": 0}
+    run = aflows.afive_steps.get_run(thread_id="as3-1", saver=saver)
+    assert run is not None and (run.status, run.result) == ("completed", 30)
+    assert [r["pos"] for r in ops(saver, "as3-1", "task")] == [0, 1, 2, 3, 4]
+
+
+def test_a_driver_given_an_async_saver_url_uses_it(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}/store"
+    saver = open_saver(url)
+    opened: list[str] = []
+
+    def factory() -> Any:
+        opened.append(url)
+        return open_async_saver(url)
+
+    driver = Driver(saver, DueIndex(saver), [aflows.afive_steps], async_saver=factory)
+    suspend_at_start(driver, "af-1")
+    (entry,) = [e for e in driver.scheduler.due() if e.wakeup.reason == "suspended"]  # type: ignore[attr-defined]
+    run = driver.handle(entry.wakeup)
+    assert run is not None and (run.status, run.result) == ("completed", 30)
+    assert opened == [url, url]  # one async saver per event loop: the start's, the wake-up's
+
+
+def test_handle_inside_a_running_event_loop_says_how_to_call_it(tmp_path: Path) -> None:
+    saver = open_saver(f"file://{tmp_path}/store")
+    driver = Driver(saver, DueIndex(saver), [aflows.afive_steps])
+    suspend_at_start(driver, "al-1")
+
+    async def inside() -> None:
+        with pytest.raises(MisuseError, match="to_thread"):
+            driver.handle(Wakeup("al-1", aflows.afive_steps.name, time.time(), "suspended"))
+
+    before = list(driver.scheduler.due())  # type: ignore[attr-defined]
+    asyncio.run(inside())
+    run = aflows.afive_steps.get_run(thread_id="al-1", saver=saver)
+    assert run is not None and run.status == "suspended"  # nothing was recorded
+    assert list(driver.scheduler.due()) == before  # type: ignore[attr-defined] # nor scheduled
