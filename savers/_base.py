@@ -378,7 +378,9 @@ class CloudMapping(abc.ABC):
             if error is not None:
                 raise error from exc
         finally:
-            _current.reset(token)
+            # Closed from another context (an abandoned coroutine, collected): not ours to restore.
+            with contextlib.suppress(ValueError):
+                _current.reset(token)
 
     def _error(
         self,
