@@ -26,6 +26,7 @@ and guarantees (both may share one directory, even across processes).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -253,14 +254,17 @@ class LocalStore(BackendStore):
 class AsyncLocalStore(AsyncBackendStore):
     """Objects stored as files below ``root``, for asyncio: a :class:`LocalStore`'s requests, awaited.
 
-    The file operations run inline on the event loop, deliberately: on a local
-    disk each is a few system calls that finish in microseconds (an ``fsync``
-    in about a millisecond on an SSD), less than handing them to a thread
-    would cost, and there is no asyncio file API to wait on instead. No
-    request waits on anything remote. (A CAS update's ``flock`` is held only
-    inside one synchronous call, so two tasks of one loop never wait on each
-    other; another process holds it for one short write at most.) Use
-    ``fsync=False`` where durability across power loss does not matter.
+    Writes and deletes run in a worker thread (``asyncio.to_thread``), as
+    aiofiles and anyio do for local files: the standard library has no
+    asynchronous file I/O, and a write fsyncs the object and its directory,
+    which takes milliseconds and would stop every other task of the loop
+    meanwhile. A write whose task is cancelled while it waits still finishes in
+    its thread (as a cloud request may land after its caller gave up); the log
+    recognises its own object on a retry. (A CAS update's ``flock`` is held inside that one thread
+    call, so it never blocks the loop; another process holds it for one short
+    write at most.) Reads and listings stay inline: with no ``fsync`` they are
+    a few system calls on cached pages, cheaper than the hand-off to a thread.
+    Use ``fsync=False`` where durability across power loss does not matter.
     """
 
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
@@ -269,9 +273,11 @@ class AsyncLocalStore(AsyncBackendStore):
         self.url = self.sync.url
 
     async def _write(self, key: str, data: bytes, op: Op, etag: str | None) -> str:
-        return self.sync._write(key, data, op, etag)
+        # The same create-only (link) / CAS (flock + replace) code as the sync store, off the loop.
+        return await asyncio.to_thread(self.sync._write, key, data, op, etag)
 
     async def _read(self, key: str) -> StoredObject:
+        # Inline: reading a small file is microseconds; a thread hand-off costs more.
         return self.sync._read(key)
 
     async def _list(
@@ -285,4 +291,5 @@ class AsyncLocalStore(AsyncBackendStore):
             yield folder
 
     async def _remove(self, key: str) -> None:
-        self.sync._remove(key)
+        # unlink and rmdir of emptied folders touch directory metadata: off the loop, as writes.
+        await asyncio.to_thread(self.sync._remove, key)
