@@ -26,7 +26,7 @@ from cairnflow.core.log import CheckpointLog
 from cairnflow.core.wake import Wakeup
 from cairnflow.driver import Driver, DueIndex, Worker
 from cairnflow.savers import open_async_saver, open_saver
-from tests.driver import aflows
+from tests.driver import aflows, flows
 from tests.emulators import StoreLocation
 
 REPO = Path(__file__).resolve().parents[2]
@@ -229,3 +229,40 @@ def test_handle_inside_a_running_event_loop_says_how_to_call_it(tmp_path: Path) 
     run = aflows.afive_steps.get_run(thread_id="al-1", saver=saver)
     assert run is not None and run.status == "suspended"  # nothing was recorded
     assert list(driver.scheduler.due()) == before  # type: ignore[attr-defined] # nor scheduled
+
+
+def test_an_asyncio_entry_point_continues_runs_on_its_own_loop(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saver = open_saver(url)
+    index = DueIndex(saver)
+    new_loop = asyncio.run
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("astart/ahandle must run an async workflow on the running loop")
+
+    async def main() -> None:
+        async with open_async_saver(url) as asaver:
+            driver = Driver(saver, index, [aflows.afive_steps, flows.five_steps], async_saver=asaver)
+            monkeypatch.setattr(asyncio, "run", refused)
+            for wf, thread_id in ((aflows.afive_steps, "ae-1"), (flows.five_steps, "ae-2")):
+                started = await driver.astart(
+                    wf, thread_id, thread_id=thread_id, deadline=time.time() + 5, reserve=60
+                )
+                assert started.status == "suspended", thread_id
+            entries = list(index.due())
+            assert sorted((e.wakeup.thread_id, e.wakeup.reason) for e in entries) == [
+                ("ae-1", "suspended"),
+                ("ae-2", "suspended"),
+            ]
+            for entry in entries:
+                run = await driver.ahandle(entry.wakeup)
+                assert run is not None and (run.status, run.result) == ("completed", 30), entry.wakeup
+                index.done(entry)
+            monkeypatch.setattr(asyncio, "run", new_loop)
+            assert await asaver.latest("ae-1") is not None  # the caller's saver is still open
+
+    new_loop(main())
+    assert list(index.due()) == []  # the leases were cancelled
+    for thread_id in ("ae-1", "ae-2"):
+        assert [r["pos"] for r in ops(saver, thread_id, "task")] == [0, 1, 2, 3, 4]
