@@ -300,3 +300,35 @@ def test_an_asyncio_entry_point_continues_runs_on_its_own_loop(
     assert list(index.due()) == []  # the leases were cancelled
     for thread_id in ("ae-1", "ae-2"):
         assert [r["pos"] for r in ops(saver, thread_id, "task")] == [0, 1, 2, 3, 4]
+
+
+class LambdaContext:
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def test_sqs_wakeups_continue_a_suspended_async_run_on_s3_through_the_lambda_handler(
+    s3_location: StoreLocation, s3_server_url: str, use_env: Callable[[StoreLocation], StoreLocation]
+) -> None:
+    pytest.importorskip("boto3")
+    import boto3.session
+
+    from cairnflow.driver.aws import SqsWakeScheduler, lambda_handler
+    from tests.emulators.s3 import ACCESS_KEY, REGION, SECRET_KEY
+
+    location = use_env(s3_location)
+    session = boto3.session.Session(
+        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION
+    )
+    sqs = session.client("sqs", endpoint_url=s3_server_url)  # type: ignore[call-overload]
+    queue = sqs.create_queue(QueueName=f"awake-{time.monotonic_ns()}")["QueueUrl"]
+    saver = open_saver(location.url)
+    driver = Driver(saver, SqsWakeScheduler(queue, client=sqs), [aflows.afive_steps], lease=600)
+    suspend_at_start(driver, "aq-1")
+    got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=10)["Messages"]
+    assert [Wakeup.from_json(m["Body"]).reason for m in got] == ["suspended"]  # the lease is 600 s away
+    event = {"Records": [{"messageId": m["MessageId"], "body": m["Body"]} for m in got]}
+    assert lambda_handler(driver)(event, LambdaContext()) == {"batchItemFailures": []}
+    run = aflows.afive_steps.get_run(thread_id="aq-1", saver=saver)
+    assert run is not None and (run.status, run.result) == ("completed", 30)
+    assert [r["pos"] for r in ops(saver, "aq-1", "task")] == [0, 1, 2, 3, 4]
