@@ -480,6 +480,51 @@ def test_concurrent_tasks_keep_their_attempts_apart() -> None:
     assert isinstance(busy, TransientStoreError) and busy.ambiguous is False
 
 
+class _CondStore(AsyncCloudStore):
+    """An honest conditional store in a dict, counting the writes it is sent (each awaits once)."""
+
+    _SDK_ERRORS = ()
+
+    def __init__(self) -> None:
+        self.url = "fake://"
+        self.objects: dict[str, bytes] = {}
+        self.sent: list[str] = []
+        self._init_probe("p/", enabled=True)
+
+    def _classify(self, exc: BaseException) -> Classified:
+        raise AssertionError("no SDK errors here")
+
+    async def _write(self, key: str, data: bytes, op: Op, etag: str | None) -> str:
+        self.sent.append(key)
+        await asyncio.sleep(0)  # let the other tasks in: the probe must still run once
+        if op is Op.CREATE and key in self.objects:
+            raise AlreadyExistsError("exists", key=key, store=self.url)
+        self.objects[key] = data
+        return "v"
+
+    async def _read(self, key: str) -> StoredObject:
+        raise NotImplementedError
+
+    async def _list(self, prefix: str, start_after: str | None, limit: int | None) -> Any:
+        raise NotImplementedError
+
+    async def _remove(self, key: str) -> None:
+        raise NotImplementedError
+
+
+def test_the_async_probe_runs_once_under_concurrent_first_writes() -> None:
+    async def main() -> _CondStore:
+        store = _CondStore()
+        await asyncio.gather(*(store.put(f"p/k{n}", b"x") for n in range(20)))
+        return store
+
+    store = asyncio.run(main())
+    probe = f"p/{PROBE_SUFFIX}"
+    # A fresh prefix: created, then refused; then the twenty writes, none before the probe.
+    assert store.sent[:2] == [probe, probe]
+    assert store.sent.count(probe) == 2 and len(store.sent) == 22
+
+
 @pytest.mark.parametrize(
     ("url", "module", "cls"),
     [
