@@ -60,3 +60,18 @@ async def asleeps_then_waits(path: str) -> object:
     cb = callback(timeout=3600)
     await publish(path, cb.token)
     return await cb.wait()
+
+
+@workflow
+async def achild_waits(path: str) -> object:
+    """A child that waits for a callback completed elsewhere."""
+    cb = callback()
+    await publish(path, cb.token)
+    return await cb.wait()
+
+
+@workflow
+async def afans_out_to_waiting_children(folder: str) -> list[object]:
+    """Three children, each waiting for its own callback."""
+    futures = [achild_waits.start(f"{folder}/token-{n}") for n in range(3)]
+    return [await f for f in futures]

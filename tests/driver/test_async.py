@@ -131,6 +131,40 @@ def test_an_async_run_that_sleeps_then_waits_for_a_callback_from_another_process
     ]
 
 
+def test_async_children_completed_by_callbacks_from_another_process_wake_their_parent(
+    tmp_path: Path, clock: Clock
+) -> None:
+    url = f"file://{tmp_path}/store"
+    saver = open_saver(url)
+    worker = Worker(saver, [aflows.afans_out_to_waiting_children, aflows.achild_waits], clock=clock.time)
+    run = worker.driver.start(aflows.afans_out_to_waiting_children, str(tmp_path), thread_id="af1")
+    assert (run.status, run.wake_at) == ("waiting", None)  # only the callbacks can continue it
+    tokens = [str(tmp_path / f"token-{n}") for n in range(3)]
+    child = (
+        "import sys; from cairnflow.savers import open_saver; from cairnflow.driver import DueIndex; "
+        "from cairnflow.core import complete_callback; s = open_saver(sys.argv[1]); "
+        "[complete_callback(open(p).read(), f'yes-{n}', saver=s, scheduler=DueIndex(s)) "
+        "for n, p in enumerate(sys.argv[2:])]"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", child, url, *tokens], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+
+    clock.now += 60  # past the child process's "now"
+    assert worker.poll().handled == 3  # each child completes and schedules its parent
+    assert worker.poll().handled >= 1  # the parent, continued once its children have ended
+    done = aflows.afans_out_to_waiting_children.get_run(thread_id="af1", saver=saver)
+    assert done is not None and (done.status, done.result) == ("completed", ["yes-0", "yes-1", "yes-2"])
+    assert [len(ops(saver, "af1", op)) for op in ("child", "child_done")] == [3, 3]
+    for n in range(3):
+        assert flavour(saver, f"af1~child-{n}") == "async"
+        assert len(ops(saver, f"af1~child-{n}", "task")) == 1
+    for _ in range(3):  # duplicate parent wake-ups (at least once) find it completed
+        worker.poll()
+    assert list(worker.index.due()) == []
+
+
 def test_an_async_run_sigkilled_mid_task_is_continued_after_its_lease(tmp_path: Path) -> None:
     url = f"file://{tmp_path}/store"
     marker = tmp_path / "died"
@@ -266,3 +300,35 @@ def test_an_asyncio_entry_point_continues_runs_on_its_own_loop(
     assert list(index.due()) == []  # the leases were cancelled
     for thread_id in ("ae-1", "ae-2"):
         assert [r["pos"] for r in ops(saver, thread_id, "task")] == [0, 1, 2, 3, 4]
+
+
+class LambdaContext:
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def test_sqs_wakeups_continue_a_suspended_async_run_on_s3_through_the_lambda_handler(
+    s3_location: StoreLocation, s3_server_url: str, use_env: Callable[[StoreLocation], StoreLocation]
+) -> None:
+    pytest.importorskip("boto3")
+    import boto3.session
+
+    from cairnflow.driver.aws import SqsWakeScheduler, lambda_handler
+    from tests.emulators.s3 import ACCESS_KEY, REGION, SECRET_KEY
+
+    location = use_env(s3_location)
+    session = boto3.session.Session(
+        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION
+    )
+    sqs = session.client("sqs", endpoint_url=s3_server_url)  # type: ignore[call-overload]
+    queue = sqs.create_queue(QueueName=f"awake-{time.monotonic_ns()}")["QueueUrl"]
+    saver = open_saver(location.url)
+    driver = Driver(saver, SqsWakeScheduler(queue, client=sqs), [aflows.afive_steps], lease=600)
+    suspend_at_start(driver, "aq-1")
+    got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=10)["Messages"]
+    assert [Wakeup.from_json(m["Body"]).reason for m in got] == ["suspended"]  # the lease is 600 s away
+    event = {"Records": [{"messageId": m["MessageId"], "body": m["Body"]} for m in got]}
+    assert lambda_handler(driver)(event, LambdaContext()) == {"batchItemFailures": []}
+    run = aflows.afive_steps.get_run(thread_id="aq-1", saver=saver)
+    assert run is not None and (run.status, run.result) == ("completed", 30)
+    assert [r["pos"] for r in ops(saver, "aq-1", "task")] == [0, 1, 2, 3, 4]
