@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 import aiohttp
+import yarl
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ServiceRequestError, ServiceRequestTimeoutError
 from azure.core.pipeline.transport import AioHttpTransport, AsyncHttpTransport
@@ -81,12 +82,21 @@ class WatchedTransport(AsyncHttpTransport):  # type: ignore[type-arg]
         attempts = current_attempts()
         await self._inner.open()  # creates the aiohttp session on first use
         without_hidden_retry(getattr(self._inner, "session", None))
+        url = request.url
+        if isinstance(url, str) and "proxies" not in kwargs:
+            # The signature covers the path exactly as the SDK quoted it; given a string,
+            # aiohttp (yarl) would requote it and send e.g. "%3D" as "=", and the service
+            # then refuses the request (403: azure-sdk-for-python#9783; every LangGraph key
+            # holds "="). A URL marked as already encoded is sent byte for byte.
+            request.url = yarl.URL(url, encoded=True)
         try:
             response = await self._inner.send(request, **kwargs)
         except AzureError as exc:
             if attempts is not None:
                 attempts.record(_async_failure(exc).kind)
             raise
+        finally:
+            request.url = url  # the SDK's policies read it as the string they built
         if attempts is not None:
             status = int(response.status_code)
             code = response.headers.get("x-ms-error-code")
