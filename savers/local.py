@@ -27,12 +27,16 @@ and guarantees (both may share one directory, even across processes).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
 import hashlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from cairnflow.core.errors import (
     AlreadyExistsError,
@@ -48,6 +52,7 @@ __all__ = ["AsyncLocalStore", "LocalStore"]
 
 _LOCK_DIR = ".locks"
 _TMP_PREFIX = ".tmp-"
+T = TypeVar("T")
 _ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.%~+=")
 
 
@@ -251,11 +256,33 @@ class LocalStore(BackendStore):
             directory = directory.parent
 
 
+_FILE_THREADS = 8  # enough to keep a disk's queue busy with fsyncs; more only adds switching
+_file_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_file_pool_lock = threading.Lock()
+
+
+async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in the file-I/O pool (as ``asyncio.to_thread``, context included)."""
+    global _file_pool
+    if _file_pool is None:
+        with _file_pool_lock:
+            if _file_pool is None:
+                # Its own pool, not the loop's default executor: plain ``def`` tasks run
+                # there, and a few blocked ones must not hold up every checkpoint write.
+                _file_pool = concurrent.futures.ThreadPoolExecutor(
+                    _FILE_THREADS, thread_name_prefix="cairnflow-file"
+                )
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(_file_pool, context.run, fn, *args)
+
+
 class AsyncLocalStore(AsyncBackendStore):
     """Objects stored as files below ``root``, for asyncio: a :class:`LocalStore`'s requests, awaited.
 
-    Writes and deletes run in a worker thread (``asyncio.to_thread``), as
-    aiofiles and anyio do for local files: the standard library has no
+    Writes and deletes run in a worker thread, as aiofiles and anyio do for
+    local files (here a small pool of the module's own, not the loop's default
+    executor, where plain ``def`` tasks run: blocked tasks there must not hold
+    up checkpoint writes): the standard library has no
     asynchronous file I/O, and a write fsyncs the object and its directory,
     which takes milliseconds and would stop every other task of the loop
     meanwhile. A write whose task is cancelled while it waits still finishes in
@@ -274,7 +301,7 @@ class AsyncLocalStore(AsyncBackendStore):
 
     async def _write(self, key: str, data: bytes, op: Op, etag: str | None) -> str:
         # The same create-only (link) / CAS (flock + replace) code as the sync store, off the loop.
-        return await asyncio.to_thread(self.sync._write, key, data, op, etag)
+        return await _off_loop(self.sync._write, key, data, op, etag)
 
     async def _read(self, key: str) -> StoredObject:
         # Inline: reading a small file is microseconds; a thread hand-off costs more.
@@ -292,4 +319,4 @@ class AsyncLocalStore(AsyncBackendStore):
 
     async def _remove(self, key: str) -> None:
         # unlink and rmdir of emptied folders touch directory metadata: off the loop, as writes.
-        await asyncio.to_thread(self.sync._remove, key)
+        await _off_loop(self.sync._remove, key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import threading
 from pathlib import Path
@@ -54,3 +55,25 @@ def test_a_write_blocked_in_fsync_lets_the_loop_run_other_tasks(
     version, loop_thread = asyncio.run(main())
     assert version
     assert fsync_threads and loop_thread not in fsync_threads
+
+
+def test_writes_do_not_wait_behind_plain_tasks_in_the_default_executor(tmp_path: Path) -> None:
+    """Plain ``def`` tasks run in the loop's default executor; a full one must not hold up writes."""
+    released = threading.Event()
+
+    def blocked() -> None:
+        released.wait(timeout=10)  # a deadlock bound: set as soon as the write has finished
+
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        pool = concurrent.futures.ThreadPoolExecutor(2)
+        loop.set_default_executor(pool)
+        hogs = [asyncio.create_task(asyncio.to_thread(blocked)) for _ in range(4)]  # all of it, and queued
+        try:
+            store = AsyncLocalStore(tmp_path)
+            return await asyncio.wait_for(store.put("t/a", b"body", CREATE), timeout=5)
+        finally:
+            released.set()
+            await asyncio.gather(*hogs)
+
+    assert asyncio.run(main())

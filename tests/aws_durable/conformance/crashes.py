@@ -15,8 +15,10 @@ crash of the service would; the history must read as if nothing had happened: a
 killed invocation leaves no ``InvocationCompleted``, a restarted service invokes
 only when something is due, and replays repeat no recorded operation.
 
-Requirements with ``CallbackActions`` are left out (their callbacks are sent by the
-package's polling validator, which this check does not run). Forking needs a process
+The requirements' ``CallbackActions`` are sent by :class:`Outside` (as the package's
+polling validator would) whenever the service waits for callbacks alone; kills are drawn
+from the requests made before that first wait. ``LEFT_OUT`` says which requirements
+this check leaves to the pipeline, and why. Forking needs a process
 with no other threads: run it as its own process::
 
     python -m tests.aws_durable.conformance.crashes [ids or suites ...] [--per 2] [--seed 1]
@@ -43,7 +45,9 @@ from typing import Any
 
 import yaml
 from aws_durable_execution_conformance_tests import validate
+from aws_durable_execution_conformance_tests.callback import CallbackAction, CallbackSender
 from aws_durable_execution_conformance_tests.history import EventHistoryMatcher
+from aws_durable_execution_conformance_tests.validate import extract_callback_events, find_matching_action
 from aws_durable_execution_conformance_tests.variables import PlaceholderContext
 
 from cairnflow.aws_durable import CairnflowDurableClient, LocalRunner
@@ -56,7 +60,7 @@ from . import registry
 from .handlers import load_all
 from .harness import requirements
 
-__all__ = ["RESULT_ONLY", "KillStore", "Verdict", "main", "run_requirement"]
+__all__ = ["LEFT_OUT", "RESULT_ONLY", "KillStore", "Outside", "Verdict", "main", "run_requirement"]
 
 _AT_MOST_ONCE = (
     "an at-most-once step whose handler crashes the process on purpose: a kill inside the step's body "
@@ -65,6 +69,14 @@ _AT_MOST_ONCE = (
 )
 #: Requirements whose history a kill may legitimately change: only their result is judged.
 RESULT_ONLY = {"1-17": _AT_MOST_ONCE, "1-18": _AT_MOST_ONCE}
+
+_REAL_TIME = (
+    "its callbacks race the service in real time (sent while a wait runs, or a heartbeat against its "
+    "timeout); the outside world here acts only once the service waits for callbacks alone, on a "
+    "virtual clock: judged by the pipeline and its --kill-rate run instead"
+)
+#: Requirements this check leaves to the pipeline.
+LEFT_OUT = {"4-5": _REAL_TIME, "4-9": _REAL_TIME, "4-10": _REAL_TIME, "7-13": _REAL_TIME}
 
 
 class KillStore(ObjectStore):
@@ -148,13 +160,49 @@ def _client(store: ObjectStore) -> CairnflowDurableClient:
     return CairnflowDurableClient(CheckpointLog(store), clock=VirtualClock())
 
 
-def _drive(handler: Any, client: CairnflowDurableClient, arn: str) -> None:
-    """Drive ``arn`` to its end (a runner returns early only while a callback is awaited)."""
+class Outside:
+    """The world outside the service: sends a requirement's ``CallbackActions`` as the package's
+    polling validator does (the first unused action whose name matches each new callback; a
+    heartbeat leaves the callback open for the next action), after the action's delay."""
+
+    def __init__(self, data: dict[str, Any], context: PlaceholderContext) -> None:
+        self.actions = [CallbackAction.from_dict(a) for a in data.get("CallbackActions") or []]
+        self.context = context
+        self.used: set[int] = set()
+        self.handled: set[str] = set()
+
+    def act(self, client: CairnflowDurableClient, arn: str) -> bool:
+        """Send what is due to the callbacks ``arn`` has opened; True if anything was sent."""
+        lam = LocalLambda(client, dict(registry.FUNCTIONS))
+        events = lam.get_durable_execution_history(DurableExecutionArn=arn, IncludeExecutionData=True)[
+            "Events"
+        ]
+        for event in extract_callback_events(events, self.handled):
+            callback_id = event["CallbackStartedDetails"]["CallbackId"]
+            action, index = find_matching_action(event, self.actions, self.used, self.context)
+            if action is None or index is None:
+                self.handled.add(callback_id)  # no action: left open (a timeout requirement)
+                continue
+            self.used.add(index)
+            if action.operation != "heartbeat":
+                self.handled.add(callback_id)
+            if isinstance(client.clock, VirtualClock):
+                client.clock.sleep(action.delay_seconds)
+            payload = self.context.substitute(action.payload)
+            CallbackSender(client=lam).send(
+                callback_id, CallbackAction(action.callback_name, action.operation, payload)
+            )
+            return True
+        return False
+
+
+def _drive(handler: Any, client: CairnflowDurableClient, arn: str, outside: Outside | None = None) -> None:
+    """Drive ``arn`` to its end; while it awaits a callback, ``outside`` sends it (without: return)."""
     clock = client.clock
     sleep = clock.sleep if isinstance(clock, VirtualClock) else time.sleep
     runner = LocalRunner(handler, client, functions=dict(registry.FUNCTIONS), sleep=sleep)
-    for _ in range(20):
-        if runner.drive(arn).status != "STARTED":
+    for _ in range(50):
+        if runner.drive(arn).status != "STARTED" or outside is None or not outside.act(client, arn):
             return
 
 
@@ -195,8 +243,10 @@ def run_requirement(rid: str, path: Path, root: Path, rng: random.Random, per: i
     clean_dir = root / f"{rid}-clean"
     arn, context = fresh_execution(clean_dir)
     counting = KillStore(LocalStore(clean_dir))
-    _drive(handler, _client(counting), arn)
+    client = _client(counting)
+    _drive(handler, client, arn)  # up to the first callback awaited, if any: the killable window
     total = counting.count
+    _drive(handler, client, arn, Outside(data, context))
     errors = _judge(data, context, _client(LocalStore(clean_dir)), arn)
     if errors:
         return [Verdict(rid, -1, total, "clean", False, errors)]
@@ -220,7 +270,7 @@ def run_requirement(rid: str, path: Path, root: Path, rng: random.Random, per: i
         errors = [] if killed or os.WEXITSTATUS(status) == 0 else [f"the killed service failed: {status}"]
         restarted = _client(LocalStore(store_dir))
         try:
-            _drive(handler, restarted, arn)
+            _drive(handler, restarted, arn, Outside(data, context))
             errors += _judge(data, context, restarted, arn, result_only=rid in RESULT_ONLY)
         except Exception as exc:  # reported as this run's verdict
             errors.append(f"restart failed: {exc!r}")
@@ -241,10 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     skipped = []
     with tempfile.TemporaryDirectory(prefix="cairnflow-crashes-") as tmp:
         for rid, case in sorted(cases.items(), key=lambda item: tuple(int(p) for p in item[0].split("-"))):
-            if (
-                yaml.safe_load(case.path.read_text()).get("CallbackActions")
-                or rid not in registry.REQUIREMENTS
-            ):
+            if rid not in registry.REQUIREMENTS or rid in LEFT_OUT:
                 skipped.append(rid)
                 continue
             rng = random.Random(f"{args.seed}:{rid}")
