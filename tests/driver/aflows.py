@@ -75,3 +75,22 @@ async def afans_out_to_waiting_children(folder: str) -> list[object]:
     """Three children, each waiting for its own callback."""
     futures = [achild_waits.start(f"{folder}/token-{n}") for n in range(3)]
     return [await f for f in futures]
+
+
+@task
+async def ahangs(marker: str, n: int) -> int:
+    # The first time it runs step 2, says so and hangs: the test SIGKILLs the process here.
+    path = Path(marker)
+    if n == 2 and not path.exists():
+        path.write_text("hung once")
+        print("IN-TASK", flush=True)
+        threading.Event().wait()
+    return n
+
+
+@workflow
+async def ahangs_once(marker: str) -> int:
+    total = 0
+    for n in range(4):
+        total += await ahangs(marker, n)
+    return total

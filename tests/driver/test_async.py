@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -189,6 +190,39 @@ def test_an_async_run_sigkilled_mid_task_is_continued_after_its_lease(tmp_path: 
     run = aflows.adies_once.get_run(thread_id="acrash-1", saver=saver)
     assert run is not None and (run.status, run.result) == ("completed", 6)
     assert [r["pos"] for r in ops(saver, "acrash-1", "task")] == [0, 1, 2, 3]
+
+
+def test_a_worker_process_sigkilled_mid_task_of_an_async_run_is_recovered_after_its_lease(
+    tmp_path: Path,
+) -> None:
+    url = f"file://{tmp_path}/store"
+    saver = open_saver(url)
+    marker = tmp_path / "hung"
+    run = Driver(saver, DueIndex(saver), [aflows.ahangs_once], lease=30).start(
+        aflows.ahangs_once, str(marker), thread_id="ak-1", deadline=time.time() + 5, reserve=60
+    )
+    assert run.status == "suspended"
+    command = [str(Path(sys.executable).parent / "cairnflow"), "worker", url, "--once", "--lease", "30"]
+    proc = subprocess.Popen(
+        [*command, "--import", "tests.driver.aflows"], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "IN-TASK"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert [r["pos"] for r in ops(saver, "ak-1", "task")] == [0, 1]  # recorded before the kill
+
+    assert Worker(saver, [aflows.ahangs_once], lease=30).poll().handled == 0  # lease and claim still held
+    later = Worker(saver, [aflows.ahangs_once], lease=30, clock=lambda: time.time() + 31)
+    # The claim expired: the suspended wake-up continues the run, the lease then finds it done.
+    polls = [later.poll() for _ in range(3)]
+    assert sum(p.handled for p in polls) == 2 and polls[-1].due == 0
+    done = aflows.ahangs_once.get_run(thread_id="ak-1", saver=saver)
+    assert done is not None and (done.status, done.result) == ("completed", 6)
+    assert [r["pos"] for r in ops(saver, "ak-1", "task")] == [0, 1, 2, 3]
+    assert list(later.index.due()) == []
 
 
 def worker_process(url: str, env: dict[str, str] | None = None) -> dict[str, int]:
