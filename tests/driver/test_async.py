@@ -366,3 +366,39 @@ def test_sqs_wakeups_continue_a_suspended_async_run_on_s3_through_the_lambda_han
     run = aflows.afive_steps.get_run(thread_id="aq-1", saver=saver)
     assert run is not None and (run.status, run.result) == ("completed", 30)
     assert [r["pos"] for r in ops(saver, "aq-1", "task")] == [0, 1, 2, 3, 4]
+
+
+def test_continuing_an_async_run_costs_the_requests_a_plain_one_does() -> None:
+    from collections import Counter
+
+    from cairnflow.core.counting import AsyncCountingStore, CountingStore
+    from cairnflow.core.log import AsyncCheckpointLog
+    from cairnflow.savers import open_async_store, open_store
+
+    def handle_one(wf: Any, url: str) -> Counter[str]:
+        counting = CountingStore(open_store(url)[0])
+        async_stores: list[AsyncCountingStore] = []
+
+        def factory() -> AsyncCheckpointLog:
+            async_stores.append(AsyncCountingStore(open_async_store(url)[0]))
+            return AsyncCheckpointLog(async_stores[-1])
+
+        saver = CheckpointLog(counting)
+        driver = Driver(saver, DueIndex(saver), [wf], async_saver=factory)
+        assert (
+            driver.start(wf, "c", thread_id="c", deadline=time.time() + 5, reserve=60).status == "suspended"
+        )
+        (entry,) = driver.scheduler.due()  # type: ignore[attr-defined]
+        counting.reset()
+        for store in async_stores:
+            store.reset()
+        run = driver.handle(entry.wakeup)
+        assert run is not None and run.status == "completed"
+        total = Counter(counting.counts)
+        for store in async_stores:
+            total.update(store.counts)
+        return total
+
+    plain = handle_one(flows.five_steps, f"memory://plain-{time.monotonic_ns()}")
+    flavoured = handle_one(aflows.afive_steps, f"memory://async-{time.monotonic_ns()}")
+    assert flavoured == plain and sum(plain.values()) > 0, (flavoured, plain)
