@@ -166,6 +166,52 @@ def test_async_children_completed_by_callbacks_from_another_process_wake_their_p
     assert list(worker.index.due()) == []
 
 
+def test_an_async_journey_sleeps_waits_for_another_process_then_fans_out_20_children_with_polls_only(
+    tmp_path: Path, clock: Clock
+) -> None:
+    url = f"file://{tmp_path}/store"
+    saver = open_saver(url)
+    worker = Worker(saver, [aflows.ajourney, aflows.aleaf], clock=clock.time)
+    token_file = tmp_path / "token"
+    assert worker.driver.start(aflows.ajourney, str(token_file), thread_id="j1").status == "waiting"
+    clock.now += 601
+    assert worker.poll().handled == 1  # past the timer: now waiting for the callback
+    child = (
+        "import sys; from cairnflow.savers import open_saver; from cairnflow.driver import DueIndex; "
+        "from cairnflow.core import complete_callback; s = open_saver(sys.argv[1]); "
+        "complete_callback(open(sys.argv[2]).read(), 'go', saver=s, scheduler=DueIndex(s))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", child, url, str(token_file)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    clock.now += 1
+    assert worker.poll().handled == 1  # the callback's wake-up: the children run inline, concurrently
+    done = aflows.ajourney.get_run(thread_id="j1", saver=saver)
+    expected = sum((n * n + 7) * 3 for n in range(20))
+    assert done is not None and (done.status, done.result) == (
+        "completed",
+        {"approval": "go", "total": expected},
+    )
+    assert [
+        len(ops(saver, "j1", op)) for op in ("timer", "callback", "callback_done", "child", "child_done")
+    ] == [
+        1,
+        1,
+        1,
+        20,
+        20,
+    ]
+    children = [str(r["thread"]) for r in ops(saver, "j1", "child")]
+    assert len(set(children)) == 20
+    for thread_id in children:
+        assert [r["pos"] for r in ops(saver, thread_id, "task")] == [0, 1], thread_id  # each step once
+    clock.now += 3600  # the callback's timeout wake-up leaves the finished run alone
+    assert worker.poll().handled >= 1
+    assert list(worker.index.due()) == []
+    assert aflows.ajourney.get_run(thread_id="j1", saver=saver) == done
+
+
 def test_an_async_run_sigkilled_mid_task_is_continued_after_its_lease(tmp_path: Path) -> None:
     url = f"file://{tmp_path}/store"
     marker = tmp_path / "died"
