@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections import Counter
@@ -94,3 +95,30 @@ async def ahangs_once(marker: str) -> int:
     for n in range(4):
         total += await ahangs(marker, n)
     return total
+
+
+@task
+async def asquare(n: int) -> int:
+    return n * n + 7
+
+
+@task
+def triple(v: int) -> int:
+    return v * 3
+
+
+@workflow
+async def aleaf(n: int) -> int:
+    """A child: an async task, then a plain one."""
+    return await triple(await asquare(n))
+
+
+@workflow
+async def ajourney(path: str) -> dict[str, object]:
+    """Issue 17's journey, async: sleep, wait for a callback, then fan out 20 children at once."""
+    await sleep(600)
+    cb = callback(timeout=3600)
+    await publish(path, cb.token)
+    approval = await cb.wait()
+    results = await asyncio.gather(*[aleaf.start(n) for n in range(20)])
+    return {"approval": approval, "total": sum(results)}

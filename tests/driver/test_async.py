@@ -166,6 +166,52 @@ def test_async_children_completed_by_callbacks_from_another_process_wake_their_p
     assert list(worker.index.due()) == []
 
 
+def test_an_async_journey_sleeps_waits_for_another_process_then_fans_out_20_children_with_polls_only(
+    tmp_path: Path, clock: Clock
+) -> None:
+    url = f"file://{tmp_path}/store"
+    saver = open_saver(url)
+    worker = Worker(saver, [aflows.ajourney, aflows.aleaf], clock=clock.time)
+    token_file = tmp_path / "token"
+    assert worker.driver.start(aflows.ajourney, str(token_file), thread_id="j1").status == "waiting"
+    clock.now += 601
+    assert worker.poll().handled == 1  # past the timer: now waiting for the callback
+    child = (
+        "import sys; from cairnflow.savers import open_saver; from cairnflow.driver import DueIndex; "
+        "from cairnflow.core import complete_callback; s = open_saver(sys.argv[1]); "
+        "complete_callback(open(sys.argv[2]).read(), 'go', saver=s, scheduler=DueIndex(s))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", child, url, str(token_file)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    clock.now += 1
+    assert worker.poll().handled == 1  # the callback's wake-up: the children run inline, concurrently
+    done = aflows.ajourney.get_run(thread_id="j1", saver=saver)
+    expected = sum((n * n + 7) * 3 for n in range(20))
+    assert done is not None and (done.status, done.result) == (
+        "completed",
+        {"approval": "go", "total": expected},
+    )
+    assert [
+        len(ops(saver, "j1", op)) for op in ("timer", "callback", "callback_done", "child", "child_done")
+    ] == [
+        1,
+        1,
+        1,
+        20,
+        20,
+    ]
+    children = [str(r["thread"]) for r in ops(saver, "j1", "child")]
+    assert len(set(children)) == 20
+    for thread_id in children:
+        assert [r["pos"] for r in ops(saver, thread_id, "task")] == [0, 1], thread_id  # each step once
+    clock.now += 3600  # the callback's timeout wake-up leaves the finished run alone
+    assert worker.poll().handled >= 1
+    assert list(worker.index.due()) == []
+    assert aflows.ajourney.get_run(thread_id="j1", saver=saver) == done
+
+
 def test_an_async_run_sigkilled_mid_task_is_continued_after_its_lease(tmp_path: Path) -> None:
     url = f"file://{tmp_path}/store"
     marker = tmp_path / "died"
@@ -366,3 +412,39 @@ def test_sqs_wakeups_continue_a_suspended_async_run_on_s3_through_the_lambda_han
     run = aflows.afive_steps.get_run(thread_id="aq-1", saver=saver)
     assert run is not None and (run.status, run.result) == ("completed", 30)
     assert [r["pos"] for r in ops(saver, "aq-1", "task")] == [0, 1, 2, 3, 4]
+
+
+def test_continuing_an_async_run_costs_the_requests_a_plain_one_does() -> None:
+    from collections import Counter
+
+    from cairnflow.core.counting import AsyncCountingStore, CountingStore
+    from cairnflow.core.log import AsyncCheckpointLog
+    from cairnflow.savers import open_async_store, open_store
+
+    def handle_one(wf: Any, url: str) -> Counter[str]:
+        counting = CountingStore(open_store(url)[0])
+        async_stores: list[AsyncCountingStore] = []
+
+        def factory() -> AsyncCheckpointLog:
+            async_stores.append(AsyncCountingStore(open_async_store(url)[0]))
+            return AsyncCheckpointLog(async_stores[-1])
+
+        saver = CheckpointLog(counting)
+        driver = Driver(saver, DueIndex(saver), [wf], async_saver=factory)
+        assert (
+            driver.start(wf, "c", thread_id="c", deadline=time.time() + 5, reserve=60).status == "suspended"
+        )
+        (entry,) = driver.scheduler.due()  # type: ignore[attr-defined]
+        counting.reset()
+        for store in async_stores:
+            store.reset()
+        run = driver.handle(entry.wakeup)
+        assert run is not None and run.status == "completed"
+        total = Counter(counting.counts)
+        for store in async_stores:
+            total.update(store.counts)
+        return total
+
+    plain = handle_one(flows.five_steps, f"memory://plain-{time.monotonic_ns()}")
+    flavoured = handle_one(aflows.afive_steps, f"memory://async-{time.monotonic_ns()}")
+    assert flavoured == plain and sum(plain.values()) > 0, (flavoured, plain)
