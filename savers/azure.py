@@ -210,6 +210,44 @@ def check_sources(
         )
 
 
+def container_client_for(
+    service_type: Any,
+    container: str,
+    *,
+    container_client: Any,
+    service_client: Any,
+    connection_string: str | None,
+    account_url: str | None,
+    credential: Any,
+    options: dict[str, Any],
+) -> tuple[Any, Any]:
+    """The container client a store talks to, and the service client it built for it (or None).
+
+    ``service_type`` is the SDK's ``BlobServiceClient``, sync or ``aio``: the one rule
+    for both stores of how the four ways of reaching an account are told apart. The
+    store closes the service client it built, never one it was given.
+    """
+    check_sources(container_client, service_client, connection_string, account_url)
+    if container_client is not None:
+        if container and container_client.container_name != container:
+            raise ValueError(
+                f"container {container!r} does not match the client's "
+                f"container {container_client.container_name!r}"
+            )
+        return container_client, None
+    owned = None
+    if service_client is None:
+        if connection_string is not None:
+            service_client = service_type.from_connection_string(
+                connection_string, credential=credential, **options
+            )
+        else:
+            assert account_url is not None
+            service_client = service_type(account_url, credential=credential, **options)
+        owned = service_client
+    return service_client.get_container_client(container), owned
+
+
 def quoted(etag: str) -> str:
     """An ETag as the service sends it in headers (listings give it without quotes)."""
     return etag if etag.startswith('"') else f'"{etag}"'
@@ -248,27 +286,17 @@ class AzureBlobStore(CloudStore):
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
-        check_sources(container_client, service_client, connection_string, account_url)
         options: dict[str, Any] = {"retry_total": retry_total, **(client_options or {})}
-        self._owned: BlobServiceClient | ContainerClient | None = None
-        if container_client is not None:
-            if container and container_client.container_name != container:
-                raise ValueError(
-                    f"container {container!r} does not match the client's "
-                    f"container {container_client.container_name!r}"
-                )
-            client = container_client
-        else:
-            if service_client is None:
-                if connection_string is not None:
-                    service_client = BlobServiceClient.from_connection_string(
-                        connection_string, credential=credential, **options
-                    )
-                else:
-                    assert account_url is not None
-                    service_client = BlobServiceClient(account_url, credential=credential, **options)
-                self._owned = service_client
-            client = service_client.get_container_client(container)
+        client, self._owned = container_client_for(
+            BlobServiceClient,
+            container,
+            container_client=container_client,
+            service_client=service_client,
+            connection_string=connection_string,
+            account_url=account_url,
+            credential=credential,
+            options=options,
+        )
         self._container = client
         self.container = client.container_name
         self.account: str | None = client.account_name

@@ -40,7 +40,7 @@ from cairnflow.savers.azure import (
     MAX_PAGE_SIZE,
     _failure,
     account_from_env,
-    check_sources,
+    container_client_for,
     quoted,
     status_failure,
 )
@@ -149,30 +149,20 @@ class AsyncAzureBlobStore(AsyncCloudStore):
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
-        check_sources(container_client, service_client, connection_string, account_url)
         options: dict[str, Any] = {"retry_total": retry_total, **(client_options or {})}
         # The SDK's defaults, which it applies only to a transport it builds itself.
         inner = options.pop("transport", None) or AioHttpTransport(connection_timeout=20, read_timeout=60)
         options["transport"] = WatchedTransport(inner)
-        self._owned: BlobServiceClient | None = None
-        if container_client is not None:
-            if container and container_client.container_name != container:
-                raise ValueError(
-                    f"container {container!r} does not match the client's "
-                    f"container {container_client.container_name!r}"
-                )
-            client = container_client
-        else:
-            if service_client is None:
-                if connection_string is not None:
-                    service_client = BlobServiceClient.from_connection_string(
-                        connection_string, credential=credential, **options
-                    )
-                else:
-                    assert account_url is not None
-                    service_client = BlobServiceClient(account_url, credential=credential, **options)
-                self._owned = service_client
-            client = service_client.get_container_client(container)
+        client, self._owned = container_client_for(
+            BlobServiceClient,
+            container,
+            container_client=container_client,
+            service_client=service_client,
+            connection_string=connection_string,
+            account_url=account_url,
+            credential=credential,
+            options=options,
+        )
         self._container = client
         self.container = client.container_name
         self.account: str | None = client.account_name
