@@ -16,4 +16,8 @@ echo "== ruff"
 echo "== mypy --strict"
 bash scripts/typecheck.sh
 echo "== pytest"
-.venv/bin/python -m pytest -m "" "$@"
+# Three workers on the 2-core CI machine: the slow tests mostly wait (leases, timers,
+# subprocesses, emulators), so a third worker still gains. --dist loadfile keeps each
+# file's tests in one worker, each worker starts its own emulators on its own ports.
+# `bash scripts/test.sh -n 0` runs in one process.
+.venv/bin/python -m pytest -m "" -n 3 --dist loadfile --durations=25 "$@"

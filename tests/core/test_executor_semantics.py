@@ -324,6 +324,7 @@ def test_5_a_different_answer_to_a_completed_thread_is_refused(saver: Checkpoint
         (time.time() - 3 * 365 * 86400, "in the past"),
         (float("nan"), "deadline"),
     ],
+    ids=["datetime", "string", "milliseconds", "past", "nan"],  # stable ids: values hold the time
 )
 def test_6_a_deadline_that_is_not_epoch_seconds_is_refused_before_any_write(
     saver: CheckpointLog, deadline: Any, match: str

@@ -45,26 +45,35 @@ def receive(sqs: Any, url: str) -> list[dict[str, Any]]:
     return got.get("Messages", [])
 
 
+def schedule_group(scheduler: Any) -> str:
+    """A fresh schedule group: moto's scheduler is shared by every test (and, under
+    pytest-xdist, by the other tests of the same worker), so listings count only ours."""
+    name = f"wake-{uuid.uuid4().hex[:12]}"
+    scheduler.create_schedule_group(Name=name)
+    return name
+
+
 def as_sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Records": [{"messageId": m["MessageId"], "body": m["Body"]} for m in messages]}
 
 
 def test_eventbridge_schedule_is_a_one_time_schedule_invoking_the_function(s3_server_url: str) -> None:
     scheduler = client("scheduler", s3_server_url)
-    wakeups = EventBridgeWakeScheduler(FUNCTION, ROLE, client=scheduler)
+    group = schedule_group(scheduler)
+    wakeups = EventBridgeWakeScheduler(FUNCTION, ROLE, client=scheduler, group=group)
     wakeup = Wakeup("order-7", "five_steps", 1_900_000_000.4, "timer")
     wakeups.schedule(wakeup)
     wakeups.schedule(wakeup)  # a retried call: still one schedule
-    listed = scheduler.list_schedules()["Schedules"]
+    listed = scheduler.list_schedules(GroupName=group)["Schedules"]
     assert len(listed) == 1
-    got = scheduler.get_schedule(Name=listed[0]["Name"])
+    got = scheduler.get_schedule(Name=listed[0]["Name"], GroupName=group)
     assert got["ScheduleExpression"] == "at(2030-03-17T17:46:41)"
     assert got["ScheduleExpressionTimezone"] == "UTC"
     assert got["Target"]["Arn"] == FUNCTION and got["Target"]["RoleArn"] == ROLE
     assert Wakeup.from_json(got["Target"]["Input"]) == wakeup
     wakeups.cancel(wakeup)
     wakeups.cancel(wakeup)  # cancelling what is gone is fine
-    assert scheduler.list_schedules()["Schedules"] == []
+    assert scheduler.list_schedules(GroupName=group)["Schedules"] == []
 
 
 def test_a_scheduled_run_continues_when_its_target_input_is_delivered(
@@ -72,12 +81,14 @@ def test_a_scheduled_run_continues_when_its_target_input_is_delivered(
 ) -> None:
     # moto stores schedules but never fires them: deliver the target input as EventBridge would.
     scheduler = client("scheduler", s3_server_url)
+    group = schedule_group(scheduler)
     saver = open_saver(f"file://{tmp_path}/store")
-    driver = Driver(saver, EventBridgeWakeScheduler(FUNCTION, ROLE, client=scheduler), [flows.five_steps])
+    wakeups = EventBridgeWakeScheduler(FUNCTION, ROLE, client=scheduler, group=group)
+    driver = Driver(saver, wakeups, [flows.five_steps])
     run = driver.start(flows.five_steps, "eb-1", thread_id="eb-1", deadline=time.time() + 5, reserve=60)
     assert run.status == "suspended"
-    (entry,) = [s for s in scheduler.list_schedules()["Schedules"]]  # the lease was cancelled
-    event = json.loads(scheduler.get_schedule(Name=entry["Name"])["Target"]["Input"])
+    (entry,) = list(scheduler.list_schedules(GroupName=group)["Schedules"])  # the lease was cancelled
+    event = json.loads(scheduler.get_schedule(Name=entry["Name"], GroupName=group)["Target"]["Input"])
     assert lambda_handler(driver)(event, None)["status"] == "completed"
     assert flows.five_steps.get_run(thread_id="eb-1", saver=saver).result == 30  # type: ignore[union-attr]
 
