@@ -90,12 +90,10 @@ class MotoServer:
 def _moto_command() -> list[str] | None:
     if importlib.util.find_spec("boto3") is None or importlib.util.find_spec("moto") is None:
         return None
-    exe = Path(sys.executable).parent / "moto_server"
-    if exe.exists():
-        return [str(exe)]
-    if importlib.util.find_spec("moto.server") is not None:
-        return [sys.executable, "-m", "moto.server"]
-    return None
+    if importlib.util.find_spec("moto.server") is None:
+        return None
+    # moto_server with S3's condition-and-write made atomic (see moto_atomic.py)
+    return [sys.executable, str(Path(__file__).with_name("moto_atomic.py"))]
 
 
 def _responds(port: int) -> bool:
