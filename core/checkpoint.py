@@ -218,10 +218,14 @@ class AsyncCheckpointSaver(abc.ABC):
         raise for a store failure.
         """
 
+    async def aopen(self) -> None:  # noqa: B027 - optional hook
+        """Create the store's client now rather than on the first request (optional)."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release the store's clients and connections (optional)."""
 
     async def __aenter__(self) -> AsyncCheckpointSaver:
+        await self.aopen()
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -152,5 +152,8 @@ class AsyncCountingStore(AsyncObjectStore):
         self._count("DELETE")
         await self.inner.delete(key)
 
+    async def aopen(self) -> None:
+        await self.inner.aopen()
+
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -232,5 +232,8 @@ class AsyncCheckpointLog(LogSteps, AsyncCheckpointSaver):
         """Tombstone the thread, then delete every checkpoint below the tombstone (as the sync log)."""
         return await self._run(self._delete_thread(thread_id, purge, expected_head))
 
+    async def aopen(self) -> None:
+        await self.store.aopen()
+
     async def aclose(self) -> None:
         await self.store.aclose()

@@ -220,10 +220,19 @@ class AsyncObjectStore(abc.ABC):
     async def delete(self, key: str) -> None:
         """Delete ``key``; idempotent: deleting a missing key succeeds."""
 
+    async def aopen(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Create the client now rather than on the first request (optional).
+
+        Makes no request. For a process that wants its one-time costs (the SDK's
+        models, the client, its HTTP session) paid before its first request, for
+        example before a timed stream starts; ``async with store`` calls it.
+        """
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release clients and connections (optional)."""
 
     async def __aenter__(self) -> AsyncObjectStore:
+        await self.aopen()
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -136,6 +136,9 @@ class AsyncGCSStore(GCSRules, AsyncCloudStore):
             self._storage = Storage(service_file=self._service_file, api_root=self._api_root)
         return self._storage
 
+    async def aopen(self) -> None:
+        self.storage()
+
     async def aclose(self) -> None:
         storage, self._storage = self._storage, None
         if storage is not None and self._owns_storage:

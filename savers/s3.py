@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import threading
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -49,6 +50,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import boto3
 import boto3.session
+import botocore.session
 from botocore import exceptions as bx
 from botocore.config import Config
 
@@ -226,6 +228,27 @@ def check_sdk_supports_conditions(client: Any) -> None:
         )
 
 
+_models_lock = threading.Lock()
+_models_loader: Any = None  # the first session's loader, shared with every later one
+
+
+def share_service_models(session: botocore.session.Session) -> None:
+    """Give ``session`` the process's one loader of botocore's service models.
+
+    Every new botocore session parses S3's model and endpoint rules again (about
+    50 ms of CPU on a small machine, blocking an event loop if it is asyncio's);
+    the loader caches what it parsed, so with one loader per process only the first
+    client pays it and a store opened per request or per test costs ~2 ms. Sessions
+    passed in by the user are left as they are: only those the stores create share.
+    """
+    global _models_loader
+    with _models_lock:
+        if _models_loader is None:
+            _models_loader = session.get_component("data_loader")
+        else:
+            session.register_component("data_loader", _models_loader)
+
+
 def default_client_config() -> Config:
     """The botocore config of clients this module builds: pooled, standard retries."""
     return Config(**CLIENT_OPTIONS)
@@ -295,7 +318,9 @@ class S3Store(CloudStore):
         self.url = f"s3://{bucket}"
         self._owns_client = client is None
         if client is None:
-            session = session if session is not None else boto3.session.Session()
+            if session is None:
+                session = boto3.session.Session()
+                share_service_models(session._session)
             client = session.client(
                 "s3", endpoint_url=endpoint_url, region_name=region_name, config=default_client_config()
             )

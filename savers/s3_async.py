@@ -25,7 +25,8 @@ Bodies are written in one ``PutObject`` (S3 takes up to 5 GiB so): checkpoints a
 small, and the multipart path of the sync backend is not repeated here.
 
 The client belongs to the event loop it is first used on (aiohttp's connections
-do); it is created on first use, so opening a store makes no request.
+do); it is created on first use, or by ``await store.aopen()``, so constructing a
+store makes no request.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from cairnflow.savers.s3 import (
     condition,
     invocation_id,
     safe_endpoint,
+    share_service_models,
 )
 
 if TYPE_CHECKING:
@@ -154,7 +156,10 @@ class AsyncS3Store(AsyncCloudStore):
         async with self._opening:  # one client, however many tasks ask for it first
             client = self._client
             if client is None:
-                session = self._session if self._session is not None else get_session()
+                session = self._session
+                if session is None:
+                    session = get_session()
+                    share_service_models(session)
                 context = session.create_client(
                     "s3",
                     endpoint_url=self._endpoint_url,
@@ -171,6 +176,9 @@ class AsyncS3Store(AsyncCloudStore):
 
     def __repr__(self) -> str:
         return f"AsyncS3Store(bucket={self.bucket!r}, endpoint={self.endpoint!r})"
+
+    async def aopen(self) -> None:
+        await self.client()
 
     async def aclose(self) -> None:
         owned, self._owned = self._owned, None

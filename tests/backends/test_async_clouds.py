@@ -546,3 +546,62 @@ def test_open_async_store_builds_each_cloud_without_a_request(
     assert type(store).__name__ == cls and type(store).__module__ == module
     assert prefix == "runs/" and store.probe_key == f"runs/{PROBE_SUFFIX}"  # type: ignore[attr-defined]
     asyncio.run(store.aclose())  # nothing was opened: nothing to close, and no request
+
+
+def test_async_with_opens_the_s3_client_without_a_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    # nothing listens on the endpoint: a request would fail, so passing proves there was none
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    store, _ = open_async_store(
+        "s3://b/runs", endpoint_url=f"http://127.0.0.1:{free_port()}", region_name="us-east-1"
+    )
+
+    assert store._client is None  # type: ignore[attr-defined]
+
+    async def enter() -> Any:
+        async with store:
+            return store._client  # type: ignore[attr-defined]
+
+    assert asyncio.run(enter()) is not None
+
+
+def test_stores_that_make_their_own_sessions_share_one_loader_of_service_models(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # botocore parses S3's model per session (~50 ms); one loader per process parses it once
+    import aiobotocore.session
+    import boto3.session
+
+    from cairnflow.savers import s3, s3_async
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    made: list[Any] = []
+
+    def recording_aio_session() -> Any:
+        made.append(aiobotocore.session.get_session())
+        return made[-1]
+
+    class RecordingSession(boto3.session.Session):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            made.append(self._session)
+
+    monkeypatch.setattr(s3_async, "get_session", recording_aio_session)
+    monkeypatch.setattr(s3.boto3.session, "Session", RecordingSession)
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    s3.S3Store("b", endpoint_url=endpoint, region_name="us-east-1", verify_conditional_writes=False)
+    s3.S3Store("b", endpoint_url=endpoint, region_name="us-east-1", verify_conditional_writes=False)
+
+    async def open_two() -> None:
+        for _ in range(2):
+            async with s3_async.AsyncS3Store("b", endpoint_url=endpoint, region_name="us-east-1"):
+                pass
+
+    asyncio.run(open_two())
+    loaders = {id(session.get_component("data_loader")) for session in made}
+    assert len(made) == 4 and len(loaders) == 1
+    # a session the user passes is left as it is
+    own = aiobotocore.session.AioSession()
+    s3_async.AsyncS3Store("b", session=own, endpoint_url=endpoint, region_name="us-east-1")
+    assert id(own.get_component("data_loader")) not in loaders

@@ -257,3 +257,23 @@ def test_from_url_opens_the_async_store_on_the_first_async_call(tmp_path: Any) -
     # the sync API reads what the async one wrote, from the same directory
     head = LangGraphSaver.from_url(f"file://{tmp_path}/store").get_tuple(config)
     assert head is not None and head.checkpoint["channel_values"]["items"] == ["x", "a", "b"]
+
+
+def test_async_with_opens_the_s3_client_before_the_first_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the asyncio form of opening a saver pays the client's cost up front, as
+    # AsyncSqliteSaver.from_conn_string does; nothing listens on the endpoint, so a
+    # request would fail: entering makes none
+    from tests.emulators import free_port
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    saver = LangGraphSaver.from_url(
+        "s3://b/lg", endpoint_url=f"http://127.0.0.1:{free_port()}", region_name="us-east-1"
+    )
+
+    async def enter() -> Any:
+        async with saver:
+            assert saver.bridged_store is not None
+            return saver.bridged_store.inner._client  # type: ignore[attr-defined]
+
+    assert saver.bridged_store is None and asyncio.run(enter()) is not None

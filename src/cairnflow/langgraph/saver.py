@@ -404,6 +404,14 @@ class LangGraphSaver(Writer, Maintenance, DeltaHistory, BaseCheckpointSaver[str]
             await self.bridged_store.inner.aclose()
 
     async def __aenter__(self) -> LangGraphSaver:
+        """Open the async store and its client now, so the first ``ainvoke`` does not pay for it.
+
+        ``async with LangGraphSaver.from_url(url) as saver:`` is the asyncio form of
+        opening a saver (as ``AsyncSqliteSaver.from_conn_string``); without it the
+        async client is created on the first a* call. Makes no request.
+        """
+        if self._async_ready() and self.bridged_store is not None:
+            await self.bridged_store.inner.aopen()
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -225,9 +225,13 @@ async def async_checkpointer(request: pytest.FixtureRequest) -> AsyncIterator[An
             yield saver
     else:
         with _sync(request.param) as saver:
-            yield saver
             if request.param.startswith("cairnflow"):
-                await saver.aclose()  # the async store from_url opened for the a* methods
+                # opened as an asyncio user opens it (as LangGraph's fixture opens
+                # AsyncSqliteSaver): the async client is made here, not in the test
+                async with saver:
+                    yield saver
+            else:
+                yield saver
 
 
 # ---------------------------------------------------------------------- selection and results
