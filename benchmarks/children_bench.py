@@ -14,6 +14,8 @@ up their results; ``N`` in 1, 10, 50. Requests are counted on the store seam
   include everything the due index costs (its LISTs, claims, deletes), as a cloud
   scheduler's would not (there the wake-ups are queue messages, counted apart as
   ``wakeups_scheduled``).
+- ``dispatched_async``: the same with ``async def`` parent and children
+  (``tests.driver.aflows``), their requests made on asyncio savers, counted alike.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from cairnflow.core import workflow
-from cairnflow.core.counting import CountingStore
-from cairnflow.core.log import CheckpointLog
+from cairnflow.core.counting import AsyncCountingStore, CountingStore
+from cairnflow.core.log import AsyncCheckpointLog, CheckpointLog
 from cairnflow.driver import Driver, DueIndex, Worker
-from cairnflow.savers import open_saver
-from tests.driver import flows
+from cairnflow.savers import open_async_store, open_saver
+from tests.driver import aflows, flows
 
 RESULTS = Path(__file__).parent / "results" / "children.json"
 SIZES = (1, 10, 50)
@@ -66,29 +69,55 @@ class _Scheduled(DueIndex):
         super().schedule(wakeup)
 
 
-def dispatched_cost(count: int) -> dict[str, Any]:
+class _AsyncRuns:
+    """The async savers a driver opens (one per event loop), counted together."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.opened: list[AsyncCountingStore] = []
+
+    def __call__(self) -> AsyncCheckpointLog:
+        self.opened.append(AsyncCountingStore(open_async_store(self.url)[0]))
+        return AsyncCheckpointLog(self.opened[-1])
+
+    def counts(self) -> Counter[str]:
+        return sum((store.counts for store in self.opened), Counter())
+
+    def reset(self) -> None:
+        self.opened.clear()
+
+
+def dispatched_cost(count: int, flavour: str = "sync") -> dict[str, Any]:
+    """A dispatched fan-out of ``count`` children; ``flavour="async"``: ``async def`` parent and children."""
     with tempfile.TemporaryDirectory() as tmp:
-        inner = open_saver(f"file://{tmp}/store").store
+        url = f"file://{tmp}/store"
+        inner = open_saver(url).store
         # Threads' requests and the due index's apart: on a cloud, the index is the queue.
         runs, due = CountingStore(inner), CountingStore(inner)
         saver, due_saver = CheckpointLog(runs), CheckpointLog(due)
-        workflows = [flows.dispatches, flows.squares]
+        aruns = _AsyncRuns(url)  # an async workflow's requests (its parent's head reads are `runs`')
+        parent, child = (
+            (aflows.adispatches, aflows.asquares) if flavour == "async" else (flows.dispatches, flows.squares)
+        )
+        workflows = [parent, child]
         _Scheduled.scheduled = 0
-        run = Driver(saver, _Scheduled(due_saver), workflows).start(flows.dispatches, count, thread_id="fan")
+        driver = Driver(saver, _Scheduled(due_saver), workflows, async_saver=aruns)
+        run = driver.start(parent, count, thread_id="fan")
         assert run.status == "waiting"
-        starting = {"threads": dict(runs.counts), "due_index": dict(due.counts)}
+        starting = {"threads": dict(runs.counts + aruns.counts()), "due_index": dict(due.counts)}
         scheduled_by_start = _Scheduled.scheduled
         runs.reset()
+        aruns.reset()
         due.reset()
-        worker = Worker(saver, workflows)
+        worker = Worker(saver, workflows, async_saver=aruns)
         worker.index = _Scheduled(due_saver, claim_seconds=worker.index.claim_seconds)
         worker.driver.scheduler = worker.index
         polls = handled = 0
         while (result := worker.poll()).due:
             polls += 1
             handled += result.handled
-        serving = {"threads": dict(runs.counts), "due_index": dict(due.counts)}
-        done = flows.dispatches.get_run(thread_id="fan", saver=CheckpointLog(inner))
+        serving = {"threads": dict(runs.counts + aruns.counts()), "due_index": dict(due.counts)}
+        done = parent.get_run(thread_id="fan", saver=CheckpointLog(inner))
         assert done is not None and done.result == sum(n * n for n in range(count)), done
         thread_total = _total(starting["threads"]) + _total(serving["threads"])
         return {
@@ -113,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "inline": [inline_cost(n) for n in sizes],
         "dispatched": [dispatched_cost(n) for n in sizes],
+        "dispatched_async": [dispatched_cost(n, "async") for n in sizes],
     }
     if not asked:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,7 @@ class AsyncRunContext(RunContext):
         self._slots = asyncio.Semaphore(self.max_workers)
         #: Records were queued that the sync executor would have written already.
         self._due = False
+        self._flushing = asyncio.Lock()
 
     # ------------------------------------------------------------- writes made due
 
@@ -69,10 +70,23 @@ class AsyncRunContext(RunContext):
             self._due = True
 
     async def flush(self) -> None:
-        """Write what is due (and wait for it), as the sync executor would have by now."""
-        if self._due:
-            self._due = False
-            await self.acommitter.commit([], wait=True)
+        """Write what is due (and wait for it), as the sync executor would have by now.
+
+        Then create and schedule the children dispatched since the last flush: their
+        records were in that write (but in exit mode), so a child never exists without
+        its parent's record of it. One flush at a time: a second one must not dispatch
+        children whose records the first is still writing.
+        """
+        async with self._flushing:
+            if self.dispatch_queue and self.committer.mode != "exit":
+                self._due = True
+            if self._due:
+                self._due = False
+                await self.acommitter.commit([], wait=True)
+            if self.dispatch_queue:
+                from cairnflow.core import achildren
+
+                await achildren.flush_dispatches(self)
 
     def settle(self, step: Callable[[], T]) -> Any:
         async def settled() -> T:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from cairnflow.core.acommitter import AsyncCommitter
 from cairnflow.core.acontext import AsyncRunContext
+from cairnflow.core.children import lost_thread
 from cairnflow.core.errors import MisuseError
 from cairnflow.core.plans import (
     Plan,
@@ -160,7 +161,9 @@ async def _execute(
                 raise
         finally:
             current_run.reset(token)
-        await ctx.close_async()  # in-flight tasks finish and are recorded
+        await ctx.close_async()  # in-flight tasks (and children) finish and are recorded
+        if lost_thread(ctx, outcome):
+            ctx.dispatch_queue.clear()  # nothing more may be written: the replay dispatches them
         if committer.error is None:
             await ctx.flush()  # what the sync executor would have written before its end
         end = conclude(wf.name, thread_id, outcome, ctx)

@@ -37,7 +37,9 @@ In an ``async def`` workflow the child must be ``async def`` too (it needs the
 parent's async saver): ``start()`` takes the position at once and runs the child
 as an asyncio task of the parent's run; ``await`` the future for its result
 (so ``asyncio.gather(a.start(1), b.start(2))`` runs children concurrently).
-Async children are not dispatched: ``dispatch=True`` is for sync workflows.
+``dispatch=True`` works there too, with the same records and rules; its asyncio
+side (creating, scheduling and reading children with awaited requests) is
+:mod:`cairnflow.core.achildren`.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from cairnflow.core.wake import WakeScheduler, Wakeup
 if TYPE_CHECKING:
     import asyncio
 
-    from cairnflow.core.acontext import AsyncRunContext
+    from cairnflow.core.checkpoint import Checkpoint
     from cairnflow.core.executor import Workflow
     from cairnflow.core.replay import RunContext
     from cairnflow.core.runs import Run
@@ -66,12 +68,20 @@ if TYPE_CHECKING:
 __all__ = [
     "CHILD_MARK",
     "ChildFuture",
+    "child_start_record",
+    "dispatcher",
     "dispatching",
+    "ended_child",
+    "ended_future",
     "flush_dispatches",
     "flush_on_stop",
+    "lost_thread",
+    "outcome_of",
     "parent_link",
     "parent_of",
+    "record_ended",
     "start_child",
+    "twin_has_ended",
 ]
 
 T = TypeVar("T")
@@ -85,7 +95,7 @@ parent_link: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Context
 )
 
 #: How many dispatched children are created and scheduled at once.
-_DISPATCHERS = 16
+DISPATCHERS = 16
 
 #: Schedules a dispatched child's thread (thread id, workflow name); set by the driver.
 _dispatch: contextvars.ContextVar[Callable[[str, str], None] | None] = contextvars.ContextVar(
@@ -111,6 +121,11 @@ def dispatching(
         yield
     finally:
         _dispatch.reset(token)
+
+
+def dispatcher() -> Callable[[str, str], None] | None:
+    """Where dispatched children are scheduled here: the driver's, or None (they run inline)."""
+    return _dispatch.get()
 
 
 def parent_of(thread_id: str) -> str | None:
@@ -181,7 +196,7 @@ def _digest(ctx_dumps: Any, value: Any) -> str:
         raise SerializationError(f"a child workflow's input cannot be serialised: {exc}") from exc
 
 
-def _ended(thread_id: str, done: dict[str, Any], name: str) -> ChildFuture[Any]:
+def ended_future(thread_id: str, done: dict[str, Any], name: str) -> ChildFuture[Any]:
     if "error" in done:
         return ChildFuture(thread_id, error=RecordedError.of(done["error"]).rebuild(f"child {name}"))
     return ChildFuture(thread_id, value=done.get("value"))
@@ -196,8 +211,7 @@ def start_child(child: Workflow[T], input: Any, *, dispatch: bool = False) -> Ch
     digest = _digest(ctx.dumps, input)
     recorded = ctx.replay.steps.get(pos)
     link = {"thread_id": parent_id, "workflow": ctx.workflow, "pos": pos}
-    # Dispatching is the sync driver's: an async child always runs inline.
-    schedule = None if child.is_async else _dispatch.get()
+    schedule = _dispatch.get()
     if recorded is not None:
         if recorded.op != "child" or recorded.name != child.name:
             raise ctx._mismatch(pos, f"{child.name}.start()", recorded.describe())
@@ -207,7 +221,7 @@ def start_child(child: Workflow[T], input: Any, *, dispatch: bool = False) -> Ch
             )
         done = ctx.replay.children.get(pos)
         if done is not None:
-            return _ended(thread_id, done, child.name)  # recorded once: the child is not read
+            return ended_future(thread_id, done, child.name)  # recorded once: the child is not read
     if child.is_async != hasattr(ctx, "acommitter"):
         parent, kind = ("an async", "`async def`") if child.is_async else ("a sync", "plain `def`")
         raise MisuseError(
@@ -216,7 +230,7 @@ def start_child(child: Workflow[T], input: Any, *, dispatch: bool = False) -> Ch
         )
     if recorded is not None:
         # The record decides, not today's argument.
-        dispatched = bool(recorded.raw.get("dispatch")) and not child.is_async
+        dispatched = bool(recorded.raw.get("dispatch"))
         head = ctx.committer.start_head
         if dispatched and schedule is not None and head is not None and head.status == "running":
             # The parent's last execution did not stop cleanly (a crash, maybe between this
@@ -237,15 +251,22 @@ def start_child(child: Workflow[T], input: Any, *, dispatch: bool = False) -> Ch
         else:
             ctx.before_task()  # the parent's start is stored before the child's thread exists
             ctx.committer.stage([record])
+    if child.is_async:
+        from cairnflow.core import achildren
+        from cairnflow.core.acontext import AsyncRunContext
+
+        assert isinstance(ctx, AsyncRunContext)
+        if dispatched:
+            # Settled as soon as the body yields: the children started until then are
+            # recorded in one write and dispatched together (AsyncRunContext.flush).
+            work = achildren.settle(ctx, child, input, pos, thread_id, link, fresh=fresh)
+        else:
+            work = achildren.run_child(ctx, child, input, pos, thread_id, link)
+        return ChildFuture(thread_id, pending=ctx.spawn(work))
     if dispatched:
         return ChildFuture(
             thread_id, settle=lambda: _settle(ctx, child, input, pos, thread_id, link, fresh=fresh)
         )
-    if child.is_async:
-        from cairnflow.core.acontext import AsyncRunContext
-
-        assert isinstance(ctx, AsyncRunContext)
-        return ChildFuture(thread_id, pending=ctx.spawn(_arun_child(ctx, child, input, pos, thread_id, link)))
     return _run_inline(ctx, child, input, pos, thread_id, link)
 
 
@@ -266,37 +287,13 @@ def _run_inline(
         run = exc
     finally:
         parent_link.reset(token)
-    future, done = _outcome(thread_id, pos, child.name, run)
+    future, done = outcome_of(thread_id, pos, child.name, run)
     if done is not None:
         ctx.committer.commit([done])
     return future
 
 
-async def _arun_child(
-    ctx: AsyncRunContext, child: Workflow[Any], input: Any, pos: int, thread_id: str, link: dict[str, Any]
-) -> ChildFuture[Any]:
-    """:func:`start_child`'s run of an async child, as an asyncio task of the parent's run."""
-    from cairnflow.core.tasks import current_run
-
-    current_run.set(None)  # this asyncio task's copy of the context: the child has its own run
-    parent_link.set(link)
-    await ctx.flush()  # the parent's start (and answer) are stored before the child's thread exists
-    run: Run | Exception
-    try:
-        run = await child.arun(
-            input, thread_id=thread_id, saver=ctx.saver, deadline=ctx.deadline, reserve=ctx.reserve
-        )
-    except (ConflictError, NondeterminismError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - the child failed (recorded in its thread): record it here
-        run = exc
-    future, done = _outcome(thread_id, pos, child.name, run)
-    if done is not None:
-        await ctx.acommitter.commit([done])
-    return future
-
-
-def _outcome(
+def outcome_of(
     thread_id: str, pos: int, name: str, run: Run | Exception
 ) -> tuple[ChildFuture[Any], dict[str, Any] | None]:
     """What the parent sees of the child's run (or failure), and the ``child_done`` record to commit."""
@@ -305,7 +302,7 @@ def _outcome(
         if builtin_exception(error["type"]) is type(run):
             error["args"] = list(run.args)
         done = {"op": "child_done", "pos": pos, "error": error}
-        return _ended(thread_id, done, name), done
+        return ended_future(thread_id, done, name), done
     if run.status != "completed":
         if run.status == "interrupted":
             run = type(run)(thread_id, "waiting", run.checkpoint_id)  # its answer continues it
@@ -323,6 +320,22 @@ def _dispatch_child(
     schedule: Callable[[str, str], None],
 ) -> None:
     """Create the child's thread (create-only) and schedule it; a twin of an earlier attempt is one."""
+    start = child_start_record(ctx, child, input, link)
+    try:
+        head = ctx.saver.append(thread_id, None, [start], status="suspended", workflow=child.name)
+    except ConflictError:
+        if twin_has_ended(ctx.saver.latest(thread_id), start, thread_id, link):
+            return  # it has ended: the parent's next result() reads it, nothing to run
+    else:
+        ctx.saver.index_stop(head, None)  # listed as suspended until a worker picks it up
+    schedule(thread_id, child.name)
+
+
+def child_start_record(
+    ctx: RunContext, child: Workflow[Any], input: Any, link: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``start`` record of a dispatched child's thread, as its own ``run()`` would write it."""
+    from cairnflow.core.plans import ASYNC
     from cairnflow.core.runs import digest
 
     start = {
@@ -332,22 +345,38 @@ def _dispatch_child(
         "input_digest": digest(ctx.saver, input),
         "parent": link,
     }
-    try:
-        head = ctx.saver.append(thread_id, None, [start], status="suspended", workflow=child.name)
-    except ConflictError:
-        existing = ctx.saver.latest(thread_id)
-        found = parse_records(existing.records).start if existing is not None else None
-        if found is None or any(found.get(k) != start[k] for k in ("workflow", "input_digest", "parent")):
-            raise ConflictError(
-                f"thread {thread_id!r} exists but is not child {link['pos']} ({child.name}) of thread "
-                f"{link['thread_id']!r}: delete it, or start the parent on a new thread id",
-                thread_id=thread_id,
-            ) from None
-        if existing is not None and existing.status in ("completed", "failed"):
-            return  # it has ended: the parent's next result() reads it, nothing to run
-    else:
-        ctx.saver.index_stop(head, None)  # listed as suspended until a worker picks it up
-    schedule(thread_id, child.name)
+    if child.is_async:
+        start["flavour"] = ASYNC
+    return start
+
+
+def twin_has_ended(
+    existing: Checkpoint | None, start: dict[str, Any], thread_id: str, link: dict[str, Any]
+) -> bool:
+    """After the child's create lost: is the thread there this very child, and has it ended?
+
+    ``ConflictError`` if it is another thread (another workflow, input, parent or
+    flavour): it is never taken over.
+    """
+    found = parse_records(existing.records).start if existing is not None else None
+    keys = ("workflow", "input_digest", "parent", "flavour")
+    if existing is None or found is None or any(found.get(k) != start.get(k) for k in keys):
+        raise ConflictError(
+            f"thread {thread_id!r} exists but is not child {link['pos']} ({start['workflow']}) of thread "
+            f"{link['thread_id']!r}: delete it, or start the parent on a new thread id",
+            thread_id=thread_id,
+        )
+    return existing.status in ("completed", "failed")
+
+
+def ended_child(head: Checkpoint, pos: int) -> dict[str, Any] | None:
+    """The ``child_done`` record for the child whose head this is, or None while it has not ended."""
+    if head.status not in ("completed", "failed"):
+        return None
+    end = parse_records(head.records).end or {}
+    if head.status == "completed":
+        return {"op": "child_done", "pos": pos, "value": end.get("value")}
+    return {"op": "child_done", "pos": pos, "error": end.get("error")}
 
 
 def flush_dispatches(ctx: RunContext) -> None:
@@ -356,7 +385,7 @@ def flush_dispatches(ctx: RunContext) -> None:
     The records go first (waited for, except in exit mode), so that a child never
     exists without its parent's record of it, but for a crash in exit mode, which
     replays the parent from its start (it finds the child it creates again).
-    Up to ``_DISPATCHERS`` children are created and scheduled at once.
+    Up to ``DISPATCHERS`` children are created and scheduled at once.
     """
     batch = list(ctx.dispatch_queue)
     ctx.dispatch_queue.clear()
@@ -365,16 +394,21 @@ def flush_dispatches(ctx: RunContext) -> None:
         _dispatch_child(ctx, *batch[0])
         return
     with concurrent.futures.ThreadPoolExecutor(
-        max_workers=min(_DISPATCHERS, len(batch)), thread_name_prefix="cairnflow-dispatch"
+        max_workers=min(DISPATCHERS, len(batch)), thread_name_prefix="cairnflow-dispatch"
     ) as pool:
         for _ in pool.map(lambda item: _dispatch_child(ctx, *item), batch):
             pass  # the first failure is raised, once every dispatch has ended
 
 
+def lost_thread(ctx: RunContext, outcome: tuple[str, Any] | None) -> bool:
+    """Whether the run may write nothing more (another writer has the thread, or a write failed)."""
+    lost = outcome is not None and isinstance(outcome[1], (ConflictError, NondeterminismError))
+    return lost or ctx.committer.error is not None
+
+
 def flush_on_stop(ctx: RunContext, outcome: tuple[str, Any] | None) -> None:
     """At the body's end: dispatch the children still queued, unless the run lost its thread."""
-    lost = outcome is not None and isinstance(outcome[1], (ConflictError, NondeterminismError))
-    if lost or ctx.committer.error is not None:
+    if lost_thread(ctx, outcome):
         ctx.dispatch_queue.clear()  # nothing more may be written: the replay dispatches them
         return
     flush_dispatches(ctx)
@@ -398,7 +432,7 @@ def _settle(
     """
     done = ctx.replay.children.get(pos)
     if done is not None:
-        return _ended(thread_id, done, child.name)
+        return ended_future(thread_id, done, child.name)
     if ctx.dispatch_queue:
         flush_dispatches(ctx)
     if fresh:
@@ -414,15 +448,18 @@ def _settle(
     if head is None or head.info.kind == "tombstone":
         _dispatch_child(ctx, child, input, thread_id, link, schedule)  # never created (a crash)
         raise Waiting(None)
-    if head.status not in ("completed", "failed"):
+    done = ended_child(head, pos)
+    if done is None:
         raise Waiting(None)  # its end schedules a "child" wake-up for this parent
-    end = parse_records(head.records).end or {}
-    if head.status == "completed":
-        done = {"op": "child_done", "pos": pos, "value": end.get("value")}
-    else:
-        done = {"op": "child_done", "pos": pos, "error": end.get("error")}
+    return record_ended(ctx, pos, done, thread_id, child.name)
+
+
+def record_ended(
+    ctx: RunContext, pos: int, done: dict[str, Any], thread_id: str, name: str
+) -> ChildFuture[Any]:
+    """Stage a dispatched child's ``child_done``; its outcome, as the parent's future gives it."""
     # Staged: it goes out with the parent's next write. A crash before then reads the
     # child again on replay, which has ended and so says the same.
     ctx.committer.stage([done])
     ctx.replay.children[pos] = done
-    return _ended(thread_id, done, child.name)
+    return ended_future(thread_id, done, name)

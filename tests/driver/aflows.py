@@ -122,3 +122,52 @@ async def ajourney(path: str) -> dict[str, object]:
     approval = await cb.wait()
     results = await asyncio.gather(*[aleaf.start(n) for n in range(20)])
     return {"approval": approval, "total": sum(results)}
+
+
+@workflow
+async def asquares(tagged: list[object]) -> int:
+    """A dispatched async child: one step, its square."""
+    tag, n = str(tagged[0]), int(str(tagged[1]))
+    return await astep(tag, n)
+
+
+@workflow
+async def adispatches(count: int) -> int:
+    """Fans out ``count`` async children to other invocations, then adds up their results."""
+    futures = [asquares.start([f"d{n}", n], dispatch=True) for n in range(count)]
+    return sum(await asyncio.gather(*futures))
+
+
+@task
+async def adeclined(thread: str) -> int:
+    with _lock:
+        EXECUTIONS[f"{thread}:declined"] += 1
+    raise ValueError("card declined")
+
+
+@workflow
+async def aalways_fails(thread: str) -> int:
+    return await adeclined(thread)
+
+
+@workflow
+async def asurvives_a_failed_child(thread: str) -> str:
+    """A dispatched child that fails; the parent sees its exception."""
+    try:
+        return str(await aalways_fails.start(thread, dispatch=True))
+    except ValueError as exc:
+        return f"caught {exc}"
+
+
+@workflow
+async def afire_and_forget(count: int) -> str:
+    """Dispatches children and ends without waiting for them."""
+    for n in range(count):
+        asquares.start([f"aff{n}", n], dispatch=True)
+    return "sent"
+
+
+@workflow
+async def adispatches_twice(count: int) -> int:
+    """Two dispatched children that each dispatch ``count`` grandchildren."""
+    return sum(await asyncio.gather(*[adispatches.start(count, dispatch=True) for _ in range(2)]))

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +51,15 @@ def ops(saver: CheckpointLog, thread_id: str, op: str) -> list[dict[str, Any]]:
 
 
 def serve_until(
-    url: str, done: Callable[[], bool], *, workers: int = 3, clock: Callable[[], float] = time.time
+    url: str,
+    done: Callable[[], bool],
+    *,
+    workers: int = 3,
+    clock: Callable[[], float] = time.time,
+    workflows: Sequence[Any] = WORKFLOWS,
 ) -> list[int]:
     """Run ``workers`` workers (threads, one saver each) until ``done()``; wake-ups each handled."""
-    pool = [Worker(open_saver(url), WORKFLOWS, worker_id=f"w{n}", clock=clock) for n in range(workers)]
+    pool = [Worker(open_saver(url), workflows, worker_id=f"w{n}", clock=clock) for n in range(workers)]
     barrier = threading.Barrier(workers)
     stop = threading.Event()
     handled = [0] * workers

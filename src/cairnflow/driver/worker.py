@@ -22,6 +22,7 @@ from typing import Any
 from cairnflow.core.errors import InvalidArgumentError
 from cairnflow.core.executor import Workflow
 from cairnflow.core.log import CheckpointLog
+from cairnflow.driver.aloop import AsyncSaverSource
 from cairnflow.driver.driver import Driver
 from cairnflow.driver.due import DueIndex
 
@@ -51,7 +52,11 @@ class PollResult:
 
 
 class Worker:
-    """Continues the runs of ``workflows`` that come due in ``saver``'s store."""
+    """Continues the runs of ``workflows`` that come due in ``saver``'s store.
+
+    ``async_saver`` is the :class:`~cairnflow.driver.Driver`'s: where ``async def``
+    workflows get their asyncio saver (by default one opened from ``saver``'s URL).
+    """
 
     def __init__(
         self,
@@ -62,9 +67,10 @@ class Worker:
         batch: int = 100,
         clock: Callable[[], float] = time.time,
         worker_id: str | None = None,
+        async_saver: AsyncSaverSource = None,
     ) -> None:
         self.index = DueIndex(saver, claim_seconds=lease, worker_id=worker_id, clock=clock)
-        self.driver = Driver(saver, self.index, workflows, lease=lease, clock=clock)
+        self.driver = Driver(saver, self.index, workflows, lease=lease, clock=clock, async_saver=async_saver)
         self.batch = batch
 
     def poll(self) -> PollResult:
