@@ -1,11 +1,12 @@
 """Issue 17's end-to-end scenario: the workflow, and the processes that drive it.
 
 ``journey`` sleeps, then waits for a callback completed from another process, then
-fans out 20 ``leaf`` children (inline, or dispatched to other workers); nothing but
+fans out 20 ``leaf`` children (inline, or dispatched to other workers); ``ajourney``
+and ``aleaf`` are the same as ``async def`` workflows (``--flavour async``); nothing but
 workers (or a cloud queue feeding the cloud entry points) continues it. Each process
 role is started by the tests as::
 
-    python -m tests.driver.scenario start URL THREAD FOLDER NAP PACE DISPATCH [options]
+    python -m tests.driver.scenario start URL THREAD FOLDER NAP PACE DISPATCH [--flavour async] [options]
     python -m tests.driver.scenario worker URL [options]
     python -m tests.driver.scenario complete URL TOKEN_FILE VALUE [options]
 
@@ -22,6 +23,7 @@ continued elsewhere. ``--via`` names what carries the wake-ups (see
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -31,15 +33,15 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from cairnflow.core import callback, complete_callback, sleep, task, workflow
-from cairnflow.core.log import CheckpointLog
-from cairnflow.core.store import CREATE, ObjectInfo, ObjectStore, PutMode
+from cairnflow.core.log import AsyncCheckpointLog, CheckpointLog
+from cairnflow.core.store import CREATE, AsyncObjectStore, ObjectInfo, ObjectStore, PutMode
 from cairnflow.core.wake import WakeScheduler
-from tests.support.forwarding import ForwardingStore
+from tests.support.forwarding import AsyncForwardingStore, ForwardingStore
 
 #: How many children ``journey`` fans out to.
 CHILDREN = 20
@@ -94,6 +96,28 @@ def journey(plan: dict[str, Any]) -> dict[str, Any]:
     return {"approval": approval, "total": sum(f.result() for f in futures)}
 
 
+@workflow
+async def aleaf(job: dict[str, Any]) -> int:
+    """``leaf`` as an ``async def`` child: the same two (plain) tasks, awaited."""
+    return await triple(await square(job["n"], job["pace"]))
+
+
+@workflow
+async def ajourney(plan: dict[str, Any]) -> dict[str, Any]:
+    """``journey`` as an ``async def`` workflow: the same records, its children gathered."""
+    await sleep(float(plan["nap"]))
+    cb = callback(timeout=3600)
+    await publish(plan["token_file"], cb.token)
+    approval = await cb.wait()
+    dispatch = bool(plan.get("dispatch"))
+    futures = [aleaf.start({"n": n, "pace": plan["pace"]}, dispatch=dispatch) for n in range(CHILDREN)]
+    return {"approval": approval, "total": sum(await asyncio.gather(*futures))}
+
+
+#: The scenario's workflows by flavour: (parent, child).
+FLAVOURS = {"sync": (journey, leaf), "async": (ajourney, aleaf)}
+
+
 def expected_result(approval: object) -> dict[str, Any]:
     return {"approval": approval, "total": sum(leaf_value(n) for n in range(CHILDREN))}
 
@@ -146,11 +170,38 @@ class KillStore(ForwardingStore):
         return self.inner.list(prefix, start_after=start_after, limit=limit)
 
 
-def open_killable(url: str, kill_at: int | None, side: str) -> CheckpointLog:
-    from cairnflow.savers import open_store
+class AsyncKillStore(AsyncForwardingStore):
+    """:class:`KillStore` for the async saver of ``async def`` runs: the same count of writes."""
+
+    def __init__(self, inner: AsyncObjectStore, killer: KillStore) -> None:
+        super().__init__(inner)
+        self.killer = killer
+
+    async def put(self, key: str, data: bytes, mode: PutMode = CREATE) -> str:
+        n = self.killer._count()
+        etag = await self.inner.put(key, data, mode)
+        self.killer._after(n)
+        return etag
+
+    async def delete(self, key: str) -> None:
+        n = self.killer._count()
+        await self.inner.delete(key)
+        self.killer._after(n)
+
+
+def open_killable(
+    url: str, kill_at: int | None, side: str
+) -> tuple[CheckpointLog, Callable[[], AsyncCheckpointLog]]:
+    """The process's saver, and a factory of async savers (one per event loop) counted with it."""
+    from cairnflow.savers import open_async_store, open_store
 
     store, prefix = open_store(url)
-    return CheckpointLog(KillStore(store, kill_at, side), prefix=prefix)
+    killer = KillStore(store, kill_at, side)
+
+    def async_saver() -> AsyncCheckpointLog:
+        return AsyncCheckpointLog(AsyncKillStore(open_async_store(url)[0], killer), prefix=prefix)
+
+    return CheckpointLog(killer, prefix=prefix), async_saver
 
 
 # --------------------------------------------------------------------------- wake-ups
@@ -305,19 +356,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--via", default="due")
     parser.add_argument("--id", default=None)
+    parser.add_argument("--flavour", choices=sorted(FLAVOURS), default="sync")
     args = parser.parse_args(argv)
 
     from cairnflow.core.errors import ConflictError
     from cairnflow.driver import Driver, Worker
 
-    saver = open_killable(args.url, args.kill, args.side)
+    saver, async_saver = open_killable(args.url, args.kill, args.side)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    workflows = [wf for pair in FLAVOURS.values() for wf in pair]
     if args.role == "worker" and args.via == "due":
-        worker = Worker(saver, [journey, leaf], lease=args.lease, worker_id=args.id)
+        worker = Worker(saver, workflows, lease=args.lease, worker_id=args.id, async_saver=async_saver)
         worker.run(interval=args.interval, stop=stop)
         return 0
-    driver = Driver(saver, scheduler_from(args.via, saver), [journey, leaf], lease=args.lease)
+    scheduler = scheduler_from(args.via, saver)
+    driver = Driver(saver, scheduler, workflows, lease=args.lease, async_saver=async_saver)
     if args.role == "worker":
         serve(args.via, driver, lease=args.lease, interval=args.interval, stop=stop)
         return 0
@@ -330,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             "dispatch": dispatch == "1",
         }
         try:
-            run = driver.start(journey, plan, thread_id=thread)
+            run = driver.start(FLAVOURS[args.flavour][0], plan, thread_id=thread)
         except ConflictError:
             # A retried start found a worker continuing the run (its first start died):
             # the run is in hand; what the client does is nothing.

@@ -52,6 +52,8 @@ class Plan:
     runs: int
     workers: int
     kills: int
+    #: ``sync`` (``journey``) or ``async`` (``ajourney``: the same records, ``async def``).
+    flavour: str = "sync"
     starter_kills: dict[str, tuple[int, str] | None] = field(default_factory=dict)
     worker_kills: list[tuple[int, str]] = field(default_factory=list)
 
@@ -72,7 +74,7 @@ class Plan:
 
     def __str__(self) -> str:
         return (
-            f"seed {self.seed} ({self.runs} runs, {self.workers} workers); starters die at "
+            f"seed {self.seed} ({self.runs} {self.flavour} runs, {self.workers} workers); starters die at "
             f"{self.starter_kills}; worker incarnations die at {self.worker_kills} (K-th write, side)"
         )
 
@@ -95,7 +97,7 @@ class Fleet:
         self._spawned += 1
         log = self.folder / f"{self._spawned:03d}-{role}.log"
         command = [sys.executable, "-m", "tests.driver.scenario", role, self.url, *args]
-        command += ["--lease", str(self.lease), "--via", self.via]
+        command += ["--lease", str(self.lease), "--via", self.via, "--flavour", self.plan.flavour]
         if kill is not None:
             command += ["--kill", str(kill[0]), "--side", kill[1]]
         with log.open("w") as out:
@@ -180,7 +182,7 @@ def run_scenario(
             while len(done) < plan.runs:
                 assert time.monotonic() < deadline, (
                     f"not all runs completed in {DEADLINE:.0f} s: "
-                    + ", ".join(f"{t}: {standing(saver, t)}" for t in plan.threads)
+                    + ", ".join(f"{t}: {standing(saver, t, plan.flavour)}" for t in plan.threads)
                 )
                 for n, (proc, kill) in enumerate(workers):
                     if proc.poll() is not None:
@@ -211,7 +213,7 @@ def run_scenario(
                         fleet.ended(proc_c, None, f"completer of {thread}")
                         completers[thread] = None
                 for thread in plan.threads:
-                    if thread not in done and standing(saver, thread) == "completed":
+                    if thread not in done and standing(saver, thread, plan.flavour) == "completed":
                         done.add(thread)
                 time.sleep(POLL)  # a poll interval; the loop waits on the store's state, with a deadline
         finally:
@@ -220,14 +222,15 @@ def run_scenario(
     return saver, fleet
 
 
-def standing(saver: CheckpointLog, thread: str) -> str:
-    run = scenario.journey.get_run(thread_id=thread, saver=saver)
+def standing(saver: CheckpointLog, thread: str, flavour: str = "sync") -> str:
+    run = scenario.FLAVOURS[flavour][0].get_run(thread_id=thread, saver=saver)
     return "absent" if run is None else run.status
 
 
-def check_records(saver: CheckpointLog, thread: str) -> None:
+def check_records(saver: CheckpointLog, thread: str, flavour: str = "sync") -> None:
     """Each step recorded once, exactly the expected steps, the recorded values right."""
-    run = scenario.journey.get_run(thread_id=thread, saver=saver)
+    parent, leaf = scenario.FLAVOURS[flavour]
+    run = parent.get_run(thread_id=thread, saver=saver)
     assert run is not None and run.status == "completed", (thread, run)
     assert run.result == scenario.expected_result(f"approved-{thread}"), run.result
     records = records_of(saver, thread)
@@ -245,7 +248,7 @@ def check_records(saver: CheckpointLog, thread: str) -> None:
             record["thread"],
             tasks,
         )
-        child = scenario.leaf.get_run(thread_id=record["thread"], saver=saver)
+        child = leaf.get_run(thread_id=record["thread"], saver=saver)
         assert child is not None and (child.status, child.result) == ("completed", scenario.leaf_value(n))
 
 
@@ -264,7 +267,7 @@ def records_of(saver: CheckpointLog, thread: str) -> list[dict[str, Any]]:
 def check_all(saver: CheckpointLog, plan: Plan, fleet: Fleet) -> None:
     with naming(plan, fleet):
         for thread in plan.threads:
-            check_records(saver, thread)
+            check_records(saver, thread, plan.flavour)
         if plan.kills:
             assert fleet.killed, "the plan's kills never fired: the scenario did not test recovery"
 
@@ -283,28 +286,32 @@ def location(
     return use_env(found)
 
 
+@pytest.mark.parametrize("flavour", ["sync", "async"])
 @pytest.mark.parametrize("dispatch", [False, True], ids=["inline", "dispatched"])
 @pytest.mark.parametrize("backend", ["local"])
 def test_a_journey_completes_with_only_a_worker_running(
-    location: StoreLocation, tmp_path: Path, dispatch: bool
+    location: StoreLocation, tmp_path: Path, dispatch: bool, flavour: str
 ) -> None:
-    plan = Plan(seed=0, runs=1, workers=1, kills=0)
+    plan = Plan(seed=0, runs=1, workers=1, kills=0, flavour=flavour)
     saver, fleet = run_scenario(location, tmp_path, plan, dispatch=dispatch)
     check_all(saver, plan, fleet)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("backend", "seed", "dispatch"),
-    [("local", seed, dispatch) for seed in SEEDS for dispatch in (False, True)]
-    + [(cloud, SEEDS[0], True) for cloud in ("s3", "gcs", "azure")],
+    ("backend", "seed", "dispatch", "flavour"),
+    [("local", seed, dispatch, "sync") for seed in SEEDS for dispatch in (False, True)]
+    + [(cloud, SEEDS[0], True, "sync") for cloud in ("s3", "gcs", "azure")]
+    + [("local", seed, True, "async") for seed in SEEDS]
+    + [(cloud, SEEDS[1], True, "async") for cloud in ("s3", "gcs", "azure")],
 )
 def test_sigkilled_workers_and_runs_still_complete_every_journey_with_each_step_recorded_once(
-    location: StoreLocation, tmp_path: Path, seed: int, dispatch: bool
+    location: StoreLocation, tmp_path: Path, seed: int, dispatch: bool, flavour: str
 ) -> None:
     # Dispatched: the 20 children are runs of their own, spread over the workers, each
-    # killed and recovered like its parent.
-    plan = Plan(seed=seed, runs=2, workers=2, kills=3)
+    # killed and recovered like its parent. Async: the kills count the writes of the
+    # async saver too (the parent's and children's records, the children's creation).
+    plan = Plan(seed=seed, runs=2, workers=2, kills=3, flavour=flavour)
     saver, fleet = run_scenario(location, tmp_path, plan, dispatch=dispatch)
     check_all(saver, plan, fleet)
 
