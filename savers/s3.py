@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import boto3
 import boto3.session
+import botocore.loaders
 import botocore.session
 from botocore import exceptions as bx
 from botocore.config import Config
@@ -229,7 +230,7 @@ def check_sdk_supports_conditions(client: Any) -> None:
 
 
 _models_lock = threading.Lock()
-_models_loader: Any = None  # the first session's loader, shared with every later one
+_models_loader: botocore.loaders.Loader | None = None  # the first session's, shared with every later one
 
 
 def share_service_models(session: botocore.session.Session) -> None:

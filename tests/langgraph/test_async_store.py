@@ -248,8 +248,11 @@ def test_from_url_opens_the_async_store_on_the_first_async_call(tmp_path: Any) -
     config: Any = {"configurable": {"thread_id": "u"}}
 
     async def run() -> Any:
-        async with saver:
+        try:  # not `async with saver`, which opens the async store on entering
             return await graph.ainvoke({"items": ["x"]}, config)
+        finally:
+            assert isinstance(saver.bridged_store, BridgedStore)  # opened by the call itself
+            await saver.aclose()
 
     assert asyncio.run(run()) == {"items": ["x", "a", "b"]}
     assert isinstance(saver.bridged_store, BridgedStore)
