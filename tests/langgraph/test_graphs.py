@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -36,10 +37,11 @@ def snap(s: StateSnapshot) -> dict[str, Any]:
     return {
         "values": s.values,
         "next": s.next,
-        "source": metadata.get("source"),
-        "step": metadata.get("step"),
-        "parents": sorted(metadata.get("parents", {})),
-        "has_parent": s.parent_config is not None,
+        # the whole metadata and the configs' keys: nothing of ours may show (ids differ per run)
+        "metadata": {k: sorted(v) if k == "parents" else v for k, v in metadata.items() if k != "run_id"},
+        "has_run_id": "run_id" in metadata,
+        "config": config_keys(s.config),
+        "parent_config": config_keys(s.parent_config),
         "tasks": [
             (
                 t.name,
@@ -52,6 +54,10 @@ def snap(s: StateSnapshot) -> dict[str, Any]:
         ],
         "interrupts": [i.value for i in s.interrupts],
     }
+
+
+def config_keys(config: Any) -> dict[str, list[str]] | None:
+    return None if config is None else {k: sorted(v) for k, v in config.items()}
 
 
 def history(app: Any, config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -388,3 +394,63 @@ def test_graph_matches_in_memory_saver(name: str, saver: LangGraphSaver) -> None
 @pytest.mark.parametrize("name", ON_S3)
 def test_graph_matches_in_memory_saver_on_s3(name: str, saver: LangGraphSaver) -> None:
     assert_same_as_in_memory(name, saver)
+
+
+#: Event fields that differ between any two runs (times are clocks); ids are blanked wherever they are.
+_PER_RUN = {"timestamp", "run_id"}
+#: Checkpoint and task ids (uuids) and interrupt ids (32 hex digits hashed from them).
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b[0-9a-f]{32}\b")
+
+
+def _blank_ids(value: Any) -> Any:
+    """``value`` with checkpoint, task and interrupt ids (also in namespaces and keys) and times blanked."""
+    if isinstance(value, dict):
+        return {_blank_ids(k): "*" if k in _PER_RUN else _blank_ids(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_blank_ids(v) for v in value]
+    if isinstance(value, str):
+        return _UUID.sub("<id>", value)
+    return value if isinstance(value, (int, float, bool, type(None))) else repr(value)
+
+
+def streamed_events(saver: Any) -> list[Any]:
+    """Every debug event (checkpoints with their configs and metadata, tasks) of an
+    interrupted subgraph run and its resumption, streamed with ``astream``."""
+    sub = StateGraph(Acc)
+    sub.add_node("s1", lambda s: {"items": ["s1"]})
+    sub.add_node("s2", lambda s: {"items": [f"s2:{interrupt('approve?')}"]})
+    sub.add_edge(START, "s1")
+    sub.add_edge("s1", "s2")
+    sub.add_edge("s2", END)
+    g = StateGraph(Acc)
+    g.add_node("pre", lambda s: {"items": ["pre"]})
+    g.add_node("child", sub.compile())
+    g.add_edge(START, "pre")
+    g.add_edge("pre", "child")
+    g.add_edge("child", END)
+    app = g.compile(checkpointer=saver)
+    c = cfg("events")
+
+    async def run() -> list[Any]:
+        events = []
+        for value in ({"items": ["x"]}, Command(resume="yes")):
+            async for event in app.astream(value, c, stream_mode="debug", subgraphs=True):
+                events.append(event)
+        return events
+
+    return _blank_ids(asyncio.run(run()))  # type: ignore[no-any-return]
+
+
+def test_streamed_events_configs_and_metadata_are_those_of_in_memory_saver(tmp_path: Any) -> None:
+    # Through the async store (`async with` a from_url saver): the events LangGraph streams,
+    # with their configs and metadata, carry nothing of ours.
+    expected = streamed_events(InMemorySaver())
+
+    async def opened() -> LangGraphSaver:
+        return await LangGraphSaver.from_url(f"file://{tmp_path}/store").__aenter__()
+
+    saver = asyncio.run(opened())
+    assert saver.bridged_store is not None  # the a* methods go through the async store
+    assert streamed_events(saver) == expected
+    kinds = {e[1]["type"] for e in expected}
+    assert {"checkpoint", "task", "task_result"} <= kinds, kinds  # configs, metadata and tasks compared
